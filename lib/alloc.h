@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.h - the fast paths of malloc and free, inlined into every entry point
+ * (rtalloc_malloc, malloc, operator new...).
+ *
+ * Each is a pop or a push on the calling thread's list for the size class,
+ * with one unlikely branch to a noinline slow path (tcache.c) that handles
+ * everything else: first use, empty or full lists, huge blocks, size 0,
+ * foreign, invalid and already freed pointers.  No loop, no lock, no system
+ * call, no test of initialisation (a thread's zeroed cache sends its first
+ * calls to the slow path).
+ */
+#ifndef RT_ALLOC_H
+#define RT_ALLOC_H
+
+#include "rt.h"
+
+static inline void *rt_malloc_fast(size_t n)
+{
+	unsigned c = rt_class_of(n); /* > RT_NCLASS for 0 and huge sizes */
+	if (rt_likely(c <= RT_NCLASS)) {
+		struct rt_bin *bin = &rt_tc.bin[c];
+		uint32_t count = bin->count;
+		if (rt_likely(count != 0)) {
+			void **p = bin->head;
+			void *next = p[0];
+			/* Validate the link before it becomes the head: inside the
+			 * space and aligned to the class (the last block's link is
+			 * never used and not checked). */
+			uintptr_t off = (uintptr_t)next - rt_g.base;
+			if (rt_unlikely((off >= rt_g.span || (off & (rt_class_size(c) - 1))) &&
+					count > 1))
+				rt_list_corrupt(p);
+			bin->head = next;
+			bin->count = count - 1;
+			p[1] = NULL; /* a live block never carries the free stamp */
+			rt_tc.st.mallocs++;
+			return p;
+		}
+	}
+	return rt_malloc_slow(n);
+}
+
+static inline void rt_free_fast(void *ptr, const char *call)
+{
+	uintptr_t off = (uintptr_t)ptr - rt_g.base;
+	if (rt_likely(off < rt_g.span)) {
+		const struct rt_page *pg = &rt_g.pages[off >> RT_PAGE_SHIFT];
+		unsigned c = rt_load(&pg->cls);
+		struct rt_bin *bin = &rt_tc.bin[c];
+		uintptr_t in_page = off & (RT_PAGE_SIZE - 1);
+		void **p = ptr;
+		/* A block start of its class, in the carved part of its page, not
+		 * stamped as free, and room in this thread's list (the limit is 0
+		 * for "no class", huge blocks and threads not set up yet). */
+		if (rt_likely(bin->count < bin->limit && (in_page & (rt_class_size(c) - 1)) == 0 &&
+			      in_page < rt_load(&pg->carved) && p[1] != (void *)rt_g.key)) {
+			p[0] = bin->head;
+			p[1] = (void *)rt_g.key;
+			bin->head = p;
+			bin->count++;
+			rt_tc.st.frees++;
+			return;
+		}
+	}
+	rt_free_slow(ptr, call);
+}
+
+#endif /* RT_ALLOC_H */

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bucket.c - McKusick-Karels size classes over the buddy allocator, per arena.
+ *
+ * Small classes (16 B .. 2 KiB) are carved from single pages.  A page's free
+ * blocks are threaded through the blocks (word 0: next, word 1: rt_g.key) and
+ * counted in its descriptor; pages with free blocks sit on their class's
+ * partial list.  A page is carved lazily: `carved` bytes have been handed out
+ * at least once, the rest is untouched.  Cached classes (4 .. 32 KiB) are
+ * buddy blocks of their own.  Huge blocks are buddy blocks not cached.
+ *
+ * Threads move blocks in batches: refill takes up to `want` blocks, flush
+ * returns a chain of n blocks.  Both hold one arena lock (priority
+ * inheriting) for at most one batch:
+ *   refill  <= want blocks, each O(1), plus at most want pages from the buddy
+ *           (each <= top_order splits) and at most one growth;
+ *   flush   <= n blocks, each O(1), plus at most one page released to the
+ *           buddy (<= top_order merges).  Other pages that become empty stay
+ *           on their partial list and are reused first.
+ * want and n are at most the largest tcache batch (see tcache.c).
+ *
+ * No OS call here: the arena's grow hook is the only way out, and the unit
+ * tests run all of this on a static array.
+ */
+#include <errno.h>
+
+#include "rt.h"
+
+static inline unsigned blocks_per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
+
+void rt_arena_lock(struct rt_arena *a)
+{
+	int e = pthread_mutex_lock(&a->lock);
+	if (rt_unlikely(e != 0))
+		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
+}
+
+void rt_arena_unlock(struct rt_arena *a) { pthread_mutex_unlock(&a->lock); }
+
+int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, uint32_t committed,
+		  uint32_t limit)
+{
+	pthread_mutexattr_t at;
+	int e = pthread_mutexattr_init(&at);
+	if (!e)
+		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	if (!e)
+		e = pthread_mutex_init(&a->lock, &at);
+	pthread_mutexattr_destroy(&at);
+	if (e)
+		return e;
+	a->index = index;
+	a->node = node;
+	a->grow = NULL;
+	for (unsigned c = 0; c <= RT_NSMALL; c++)
+		a->partial[c] = RT_NIL;
+	rt_buddy_init(&a->buddy, rt_g.pages, first, (uintptr_t)rt_page_addr(first), limit, index);
+	rt_buddy_add(&a->buddy, committed);
+	return 0;
+}
+
+/* A block of the buddy, growing the arena once if allowed.  Lock held. */
+static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
+{
+	uint32_t idx = rt_buddy_alloc(&a->buddy, order);
+	if (idx == RT_NIL && a->grow && !*grown) { /* *grown starts true when growth is not allowed */
+		*grown = true;
+		if (a->grow(a, order) == 0) {
+			a->grows++;
+			idx = rt_buddy_alloc(&a->buddy, order);
+		}
+	}
+	if (idx == RT_NIL)
+		a->failed++;
+	return idx;
+}
+
+static void partial_push(struct rt_arena *a, unsigned c, uint32_t idx)
+{
+	struct rt_page *pg = &rt_g.pages[idx];
+	pg->prev = RT_NIL;
+	pg->next = a->partial[c];
+	if (pg->next != RT_NIL)
+		rt_g.pages[pg->next].prev = idx;
+	a->partial[c] = idx;
+}
+
+static void partial_unlink(struct rt_arena *a, unsigned c, uint32_t idx)
+{
+	struct rt_page *pg = &rt_g.pages[idx];
+	if (pg->prev != RT_NIL)
+		rt_g.pages[pg->prev].next = pg->next;
+	else
+		a->partial[c] = pg->next;
+	if (pg->next != RT_NIL)
+		rt_g.pages[pg->next].prev = pg->prev;
+	pg->next = pg->prev = RT_NIL;
+}
+
+/* Is b a block start of class c inside the carved part of page pg? */
+static inline bool small_block_ok(const struct rt_page *pg, const void *b, unsigned c)
+{
+	uintptr_t off = (uintptr_t)b & (RT_PAGE_SIZE - 1);
+	return pg->cls == c && pg->state == RT_PS_USED && (off & (rt_class_size(c) - 1)) == 0 &&
+	       off < pg->carved;
+}
+
+static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void **head,
+			     bool may_grow)
+{
+	size_t size = rt_class_size(c);
+	bool grown = !may_grow;
+	void *chain = NULL;
+	unsigned n = 0;
+	while (n < want) { /* bound: want blocks; each round takes one or ends */
+		uint32_t idx = a->partial[c];
+		if (idx == RT_NIL) {
+			idx = buddy_get(a, 0, &grown);
+			if (idx == RT_NIL)
+				break;
+			struct rt_page *np = &rt_g.pages[idx];
+			np->carved = 0;
+			np->nfree = (uint16_t)blocks_per_page(c);
+			np->free = NULL;
+			rt_store(&np->cls, (uint8_t)c);
+			partial_push(a, c, idx);
+		}
+		struct rt_page *pg = &rt_g.pages[idx];
+		void **b = pg->free;
+		if (b) {
+			if (rt_unlikely((uintptr_t)b - (uintptr_t)rt_page_addr(idx) >= RT_PAGE_SIZE ||
+					!small_block_ok(pg, b, c)))
+				rt_fatal("malloc", "heap corruption: a page's free list points to", b);
+			pg->free = b[0];
+		} else {
+			b = (void **)((char *)rt_page_addr(idx) + pg->carved);
+			rt_store(&pg->carved, (uint16_t)(pg->carved + size));
+		}
+		if (--pg->nfree == 0)
+			partial_unlink(a, c, idx);
+		b[0] = chain;
+		b[1] = (void *)rt_g.key;
+		chain = b;
+		n++;
+	}
+	*head = chain;
+	return n;
+}
+
+static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, void **head,
+			      bool may_grow)
+{
+	unsigned order = c - RT_NSMALL - 1;
+	bool grown = !may_grow;
+	void *chain = NULL;
+	unsigned n = 0;
+	while (n < want) { /* bound: want buddy allocations */
+		uint32_t idx = buddy_get(a, order, &grown);
+		if (idx == RT_NIL)
+			break;
+		struct rt_page *pg = &rt_g.pages[idx];
+		pg->carved = (uint16_t)RT_PAGE_SIZE;
+		rt_store(&pg->cls, (uint8_t)c);
+		void **b = rt_page_addr(idx);
+		b[0] = chain;
+		b[1] = (void *)rt_g.key;
+		chain = b;
+		n++;
+	}
+	*head = chain;
+	return n;
+}
+
+unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **head,
+			  bool may_grow)
+{
+	rt_arena_lock(a);
+	unsigned n = c <= RT_NSMALL ? refill_small(a, c, want, head, may_grow)
+				    : refill_cached(a, c, want, head, may_grow);
+	a->refills++;
+	rt_arena_unlock(a);
+	return n;
+}
+
+/* Return one block to its page (lock of its arena held).  Releases the page
+ * to the buddy when it became empty, it is not the last partial page of the
+ * class, and no page was released yet in this batch. */
+static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c,
+			bool *released)
+{
+	uint32_t idx = (uint32_t)(pg - rt_g.pages);
+	b[0] = pg->free;
+	pg->free = b;
+	if (++pg->nfree == 1)
+		partial_push(a, c, idx);
+	if (pg->nfree == blocks_per_page(c) && !*released &&
+	    (pg->prev != RT_NIL || pg->next != RT_NIL)) {
+		*released = true;
+		partial_unlink(a, c, idx);
+		pg->free = NULL;
+		pg->nfree = 0;
+		rt_store(&pg->carved, 0);
+		rt_buddy_free(&a->buddy, idx);
+	}
+}
+
+void rt_bucket_flush(unsigned c, void *head, unsigned n)
+{
+	struct rt_arena *held = NULL;
+	bool released = false;
+	void **b = head;
+	for (unsigned i = 0; i < n; i++) { /* bound: n, the batch */
+		struct rt_page *pg = rt_page_of(b);
+		if (rt_unlikely(!pg))
+			rt_fatal("free", "heap corruption: a thread cache list points to", b);
+		struct rt_arena *a = &rt_g.arenas[pg->arena];
+		if (a != held) {
+			if (held) {
+				held->flushes++;
+				rt_arena_unlock(held);
+			}
+			rt_arena_lock(a);
+			held = a;
+			released = false;
+		}
+		void **next = b[0];
+		if (c <= RT_NSMALL) {
+			if (rt_unlikely(!small_block_ok(pg, b, c)))
+				rt_fatal("free", "heap corruption: a thread cache list points to", b);
+			flush_small(a, pg, b, c, &released);
+		} else {
+			if (rt_unlikely(pg->cls != c || pg->state != RT_PS_USED ||
+					b != rt_page_addr((uint32_t)(pg - rt_g.pages))))
+				rt_fatal("free", "heap corruption: a thread cache list points to", b);
+			rt_buddy_free(&a->buddy, (uint32_t)(pg - rt_g.pages));
+		}
+		b = next;
+	}
+	if (held) {
+		held->flushes++;
+		rt_arena_unlock(held);
+	}
+}
+
+void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
+{
+	bool grown = !may_grow;
+	rt_arena_lock(a);
+	uint32_t idx = buddy_get(a, order, &grown);
+	if (idx != RT_NIL) {
+		rt_store(&rt_g.pages[idx].cls, (uint8_t)RT_CLS_HUGE);
+		rt_g.pages[idx].carved = (uint16_t)RT_PAGE_SIZE;
+		a->huge_allocs++;
+	}
+	rt_arena_unlock(a);
+	return idx == RT_NIL ? NULL : rt_page_addr(idx);
+}
+
+/* pg is the descriptor of p's page; the checks are redone under the lock, so
+ * two threads freeing the same huge block cannot both succeed. */
+void rt_bucket_huge_free(void *p, struct rt_page *pg)
+{
+	struct rt_arena *a = &rt_g.arenas[pg->arena];
+	uint32_t idx = (uint32_t)(pg - rt_g.pages);
+	rt_arena_lock(a);
+	if (rt_unlikely(pg->cls != RT_CLS_HUGE || pg->state != RT_PS_USED || p != rt_page_addr(idx))) {
+		rt_arena_unlock(a);
+		rt_fatal("free", "invalid pointer or double free", p);
+	}
+	rt_buddy_free(&a->buddy, idx);
+	a->huge_frees++;
+	rt_arena_unlock(a);
+}
+
+/* Invariants S1, S2 and B3 for one arena, then the buddy's.  Lock held by caller. */
+static const char *check_locked(struct rt_arena *a)
+{
+	const char *why = rt_buddy_check(&a->buddy);
+	if (why)
+		return why;
+	const struct rt_buddy *bd = &a->buddy;
+	uint32_t partial_pages[RT_NSMALL + 1] = {0};
+	for (uint32_t r = bd->skew; r < bd->committed;) {
+		const struct rt_page *pg = &rt_g.pages[bd->first + r - bd->skew];
+		unsigned c = pg->cls;
+		if (pg->state == RT_PS_USED && c >= 1 && c <= RT_NSMALL) {
+			if (pg->order != 0)
+				return "bucket: a small-class page is not a single page (B3)";
+			unsigned cap = blocks_per_page(c), carved = pg->carved / (unsigned)rt_class_size(c);
+			if (pg->carved % rt_class_size(c) || carved > cap)
+				return "bucket: carved count is not a whole number of blocks (S1)";
+			unsigned listed = 0;
+			for (void **b = pg->free; b; b = b[0]) {
+				if (rt_page_of(b) != pg || !small_block_ok(pg, b, c))
+					return "bucket: a page's free list holds a foreign block";
+				if ((uintptr_t)b[1] != rt_g.key)
+					return "bucket: a free block lost its free stamp (use after free?)";
+				if (++listed > cap)
+					return "bucket: a page's free list is longer than the page (cycle?)";
+			}
+			if (listed + (cap - carved) != pg->nfree)
+				return "bucket: nfree differs from the free and uncarved blocks (S1)";
+			if (pg->nfree)
+				partial_pages[c]++;
+		} else if (pg->state == RT_PS_USED && c > RT_NSMALL && c <= RT_NCLASS) {
+			if (pg->order != c - RT_NSMALL - 1)
+				return "bucket: a cached block's order does not match its class (B3)";
+		} else if (pg->state == RT_PS_USED && c != RT_CLS_HUGE) {
+			return "bucket: an allocated block has no class (B3)";
+		}
+		r += 1u << pg->order;
+	}
+	for (unsigned c = 1; c <= RT_NSMALL; c++) {
+		uint32_t n = 0;
+		for (uint32_t i = a->partial[c]; i != RT_NIL; i = rt_g.pages[i].next) {
+			const struct rt_page *pg = &rt_g.pages[i];
+			if (pg->cls != c || pg->nfree == 0)
+				return "bucket: partial list holds a full page or one of another class (S2)";
+			if (++n > partial_pages[c])
+				return "bucket: partial list longer than its pages (cycle?)";
+		}
+		if (n != partial_pages[c])
+			return "bucket: a page with free blocks is missing from its partial list (S2)";
+	}
+	return NULL;
+}
+
+const char *rt_bucket_check(struct rt_arena *a)
+{
+	rt_arena_lock(a);
+	const char *why = check_locked(a);
+	rt_arena_unlock(a);
+	return why;
+}

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - where librtalloc's memory comes from: reservation, pre-faulting,
+ * locking, NUMA placement, growth, stack pre-faulting, fork; and the
+ * initialisation sequence.
+ *
+ * Layout of an OS pool
+ *   data         one reservation, aligned to a slot of 2^k pages, holding one
+ *                slot per arena (one arena per NUMA node, usually one).  Arena
+ *                i's first pool_size/narenas bytes are committed: read-write,
+ *                bound to its node, pre-faulted and locked.  The rest of the
+ *                slot up to pool_max/narenas stays PROT_NONE until the arena
+ *                grows.
+ *   descriptors  a separate mapping, sizeof(struct rt_page) per page of the
+ *                whole reservation.  Readable everywhere (never-committed parts
+ *                read as zero: "no block here", so a wild free reads a clean
+ *                zero and aborts with a message), writable and pre-faulted
+ *                where the data is committed.
+ * A pool handed in by the caller (rtalloc_config.memory) holds its own
+ * descriptors at its start; librtalloc makes no system call on it.
+ *
+ * Initialisation (rt_init) runs once, at the library's constructor or at the
+ * first allocation, whichever comes first.  It calls no malloc, stdio, getenv
+ * or dlsym: options come from environ (options.c), messages are written with
+ * write(2) (glue.c).  Order: options, reservation, commit + pre-fault, stack
+ * pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
+ * is really locked).
+ */
+#include <malloc.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "glue.h"
+
+struct rt_global rt_g;
+
+extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
+
+static inline size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
+
+/* ---- NUMA ----------------------------------------------------------------- */
+
+/* Nodes from /sys/devices/system/node/online ("0", "0-1", "0,2-3").  Returns
+ * their number (0 when unknown) and a mask of them. */
+static unsigned numa_nodes(unsigned long *mask)
+{
+	char buf[256];
+	*mask = 0;
+	if (rt_os_read_file("/sys/devices/system/node/online", buf, sizeof(buf)) <= 0)
+		return 0;
+	unsigned n = 0;
+	for (char *p = buf; *p >= '0' && *p <= '9';) { /* bound: the 256-byte buffer */
+		unsigned lo = 0, hi;
+		while (*p >= '0' && *p <= '9')
+			lo = lo * 10 + (unsigned)(*p++ - '0');
+		hi = lo;
+		if (*p == '-') {
+			hi = 0;
+			for (p++; *p >= '0' && *p <= '9';)
+				hi = hi * 10 + (unsigned)(*p++ - '0');
+		}
+		for (unsigned i = lo; i <= hi && i < 64; i++, n++)
+			*mask |= 1UL << i;
+		if (*p == ',')
+			p++;
+	}
+	return n;
+}
+
+/* ---- committing memory ------------------------------------------------------ */
+
+/* Descriptor bytes of pages [from, to), widened to whole OS pages. */
+static void desc_range(uint32_t from, uint32_t to, char **p, size_t *len)
+{
+	uintptr_t lo = (uintptr_t)&rt_g.pages[from] & ~(RT_PAGE_SIZE - 1);
+	uintptr_t hi = page_round((uintptr_t)&rt_g.pages[to]);
+	*p = (char *)lo;
+	*len = hi - lo;
+}
+
+/* Make pages [from, to) of arena a usable: bound to its node, read-write,
+ * pre-faulted and, when the process is locked, locked.  Returns 0 or errno. */
+static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
+{
+	char *data = rt_page_addr(from);
+	size_t len = (size_t)(to - from) << RT_PAGE_SHIFT;
+	char *dp;
+	size_t dlen;
+	desc_range(from, to, &dp, &dlen);
+	if (a->node >= 0)
+		rt_os_mbind(data, len, a->node, 0);
+	else if (rt_g.opt.numa == RTALLOC_NUMA_INTERLEAVE && rt_g.nnodes > 1)
+		rt_os_mbind(data, len, -1, rt_g.node_mask);
+	if (rt_os_commit(data, len) != 0 || rt_os_commit(dp, dlen) != 0)
+		return errno;
+	int e = rt_os_populate(data, len);
+	if (!e)
+		e = rt_os_populate(dp, dlen);
+	if (e)
+		return e;
+	if (rt_g.locked && (rt_os_mlock(data, len) != 0 || rt_os_mlock(dp, dlen) != 0))
+		rt_say("cannot lock %zu bytes of pool growth (%s): they are pre-faulted but not locked",
+		       len, strerrorname_np(errno));
+	return 0;
+}
+
+/* ---- growth ----------------------------------------------------------------- */
+
+/* The arena's grow hook (lock held): commit enough of the reservation for a
+ * free block of `order`, at least one growth quantum (pool_size/narenas). */
+int rt_pool_grow(struct rt_arena *a, unsigned order)
+{
+	struct rt_buddy *b = &a->buddy;
+	if (rt_g.opt.on_exhaust != RTALLOC_EXHAUST_GROW || rt_g.user_memory)
+		return -1;
+	uint64_t need = 1ULL << order;
+	uint64_t start = (b->committed + need - 1) & ~(need - 1);
+	uint64_t end = start + need;
+	uint64_t quantum = (page_round(rt_g.opt.pool_size) >> RT_PAGE_SHIFT) / rt_g.narenas;
+	if (end < b->committed + quantum)
+		end = b->committed + quantum;
+	if (end > b->limit)
+		end = b->limit;
+	if (end < start + need)
+		return -1; /* pool_max reached */
+	uint32_t from = b->committed - b->skew, to = (uint32_t)end - b->skew;
+	if (commit(a, b->first + from, b->first + to) != 0)
+		return -1;
+	rt_buddy_add(b, to);
+	__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
+	a->last_grow_ns = rt_os_now_ns();
+	return 0;
+}
+
+/* ---- setting the pool up ------------------------------------------------------ */
+
+static int setup_user_memory(void *mem, size_t size)
+{
+	uintptr_t start = page_round((uintptr_t)mem);
+	uintptr_t end = ((uintptr_t)mem + size) & ~(RT_PAGE_SIZE - 1);
+	if (!mem || end <= start || (end - start) >> RT_PAGE_SHIFT < 4 ||
+	    (end - start) >> RT_PAGE_SHIFT > RT_NIL / 2)
+		return EINVAL;
+	size_t total = (end - start) >> RT_PAGE_SHIFT;
+	/* d descriptor pages describe total - d data pages. */
+	size_t d = (total * sizeof(struct rt_page) + RT_PAGE_SIZE + sizeof(struct rt_page) - 1) /
+		   (RT_PAGE_SIZE + sizeof(struct rt_page));
+	memset((void *)start, 0, d << RT_PAGE_SHIFT);
+	rt_g.pages = (struct rt_page *)start;
+	rt_g.base = start + (d << RT_PAGE_SHIFT);
+	rt_g.span = (total - d) << RT_PAGE_SHIFT;
+	rt_g.user_memory = true;
+	rt_g.narenas = 1;
+	rt_g.pool_bytes = rt_g.span;
+	rt_g.opt.pool_size = rt_g.opt.pool_max = rt_g.span;
+	return rt_arena_init(&rt_g.arenas[0], 0, -1, 0, (uint32_t)(total - d), (uint32_t)(total - d));
+}
+
+static int setup_os_memory(void)
+{
+	unsigned long mask = 0;
+	unsigned nodes = numa_nodes(&mask);
+	rt_g.nnodes = nodes;
+	rt_g.node_mask = mask;
+	unsigned n = 1;
+	if (rt_g.opt.numa == RTALLOC_NUMA_LOCAL && nodes > 1)
+		n = nodes > RT_MAX_ARENAS ? RT_MAX_ARENAS : nodes;
+	size_t pool = page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
+	size_t max = page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
+	size_t slot = (size_t)1 << (64 - __builtin_clzll(max - 1)); /* pages, power of two */
+	if (slot * n > RT_NIL / 2) {
+		rt_say("RTALLOC_POOL_MAX of %zu bytes is beyond what one process can address", rt_g.opt.pool_max);
+		return EINVAL;
+	}
+	size_t span = (slot * n) << RT_PAGE_SHIFT, align = slot << RT_PAGE_SHIFT;
+	char *raw = rt_os_reserve(span + align);
+	if (!raw)
+		return ENOMEM;
+	uintptr_t base = ((uintptr_t)raw + align - 1) & ~(align - 1);
+	if (base > (uintptr_t)raw)
+		rt_os_unmap(raw, base - (uintptr_t)raw);
+	if ((uintptr_t)raw + span + align > base + span)
+		rt_os_unmap((void *)(base + span), (uintptr_t)raw + align - base);
+	size_t dbytes = page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+	void *desc = mmap(NULL, dbytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (desc == MAP_FAILED) {
+		rt_os_unmap((void *)base, span);
+		return ENOMEM;
+	}
+	rt_g.base = base;
+	rt_g.pages = desc;
+	rt_g.narenas = n;
+	int node = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct rt_arena *a = &rt_g.arenas[i];
+		while (n > 1 && node < 64 && !(mask & (1UL << node))) /* bound: 64 node numbers */
+			node++;
+		a->node = n > 1 ? node++ : -1; /* bound to a node only when there are several arenas */
+		uint32_t first = (uint32_t)(i * slot);
+		int e = commit(a, first, first + (uint32_t)pool);
+		if (e) {
+			rt_say("cannot pre-fault a pool of %zu bytes (%s)", rt_g.opt.pool_size,
+			       strerrorname_np(e));
+			return e;
+		}
+		e = rt_arena_init(a, i, a->node, first, (uint32_t)pool, (uint32_t)max);
+		if (e)
+			return e;
+		a->grow = rt_pool_grow;
+	}
+	rt_g.span = span; /* last: from now on, pointers in the space are ours */
+	rt_g.pool_bytes = (pool * n) << RT_PAGE_SHIFT;
+	return 0;
+}
+
+/* After mlockall: unlock what is only reserved, so VmLck is the real pool. */
+static void unlock_reserve(void)
+{
+	for (unsigned i = 0; i < rt_g.narenas; i++) {
+		struct rt_buddy *b = &rt_g.arenas[i].buddy;
+		uint32_t from = b->first + (b->committed - b->skew), to = b->first + (b->limit - b->skew);
+		if (to <= from)
+			continue;
+		rt_os_munlock(rt_page_addr(from), (size_t)(to - from) << RT_PAGE_SHIFT);
+		char *dp;
+		size_t dlen;
+		desc_range(from, to, &dp, &dlen);
+		if (dlen > 2 * RT_PAGE_SIZE) /* keep the page shared with committed descriptors */
+			rt_os_munlock(dp + RT_PAGE_SIZE, dlen - 2 * RT_PAGE_SIZE);
+	}
+}
+
+/* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
+static int lock_memory(int mode)
+{
+	if (mode == RTALLOC_MLOCK_OFF || rt_g.locked)
+		return 0;
+	if (rt_os_mlockall() == 0) {
+		rt_g.locked = true;
+		if (!rt_g.user_memory)
+			unlock_reserve();
+		return 0;
+	}
+	int e = errno;
+	struct rlimit rl = {0, 0};
+	getrlimit(RLIMIT_MEMLOCK, &rl);
+	rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
+	       "be paged out. Fix: ulimit -l unlimited (memlock in /etc/security/limits.conf), or the "
+	       "CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
+	       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10));
+	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
+}
+
+/* ---- the stack ---------------------------------------------------------------- */
+
+/* Touch `bytes` of the calling thread's stack below the current frame, so the
+ * real-time loop does not fault it in.  Capped to half the room the stack has. */
+RT_NOINLINE void rt_pool_stack_prefault(size_t bytes)
+{
+	if (!bytes)
+		return;
+	size_t room;
+	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+		getrlimit(RLIMIT_STACK, &rl);
+		room = rl.rlim_cur == RLIM_INFINITY ? ((size_t)64 << 20) : (size_t)rl.rlim_cur;
+	} else {
+		/* Another thread: its stack's bounds (pthread_getattr_np may allocate:
+		 * never called during initialisation, which runs on the main thread). */
+		pthread_attr_t at;
+		void *lo = NULL;
+		size_t sz = 0;
+		if (pthread_getattr_np(pthread_self(), &at) != 0)
+			return;
+		pthread_attr_getstack(&at, &lo, &sz);
+		pthread_attr_destroy(&at);
+		room = (size_t)((char *)__builtin_frame_address(0) - (char *)lo);
+	}
+	if (bytes > room / 2)
+		bytes = room / 2;
+	volatile char *buf = __builtin_alloca(bytes);
+	for (size_t i = 0; i < bytes; i += RT_PAGE_SIZE) /* bound: bytes / page */
+		buf[i] = 0;
+	buf[bytes - 1] = 0;
+}
+
+/* ---- threads and fork --------------------------------------------------------- */
+
+struct rt_arena *rt_pool_arena_for_thread(void)
+{
+	if (rt_g.narenas == 1)
+		return &rt_g.arenas[0];
+	int node = rt_os_node();
+	for (unsigned i = 0; i < rt_g.narenas; i++)
+		if (rt_g.arenas[i].node == node)
+			return &rt_g.arenas[i];
+	return &rt_g.arenas[0];
+}
+
+void rt_pool_fork_prepare(void)
+{
+	for (unsigned i = 0; i < rt_g.narenas; i++)
+		rt_arena_lock(&rt_g.arenas[i]);
+}
+
+void rt_pool_fork_parent(void)
+{
+	for (unsigned i = rt_g.narenas; i-- > 0;)
+		rt_arena_unlock(&rt_g.arenas[i]);
+}
+
+/* The child has one thread; the locks were held by the parent's forking
+ * thread, which is this one under another TID: make them anew.  mlockall is
+ * not inherited; it is applied again at the child's next slow path (a child
+ * that only execs never pays for locking its copy of the pool). */
+void rt_pool_fork_child(void)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	for (unsigned i = 0; i < rt_g.narenas; i++)
+		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
+	pthread_mutexattr_destroy(&at);
+	if (rt_g.locked) {
+		rt_g.locked = false;
+		rt_g.relock_child = true;
+	}
+}
+
+void rt_pool_relock_child(void)
+{
+	rt_g.relock_child = false;
+	lock_memory(rt_g.opt.mlock == RTALLOC_MLOCK_OFF ? RTALLOC_MLOCK_TRY : rt_g.opt.mlock);
+}
+
+/* ---- initialisation -------------------------------------------------------------- */
+
+/* A later rtalloc_init(): apply what can change on a live pool. */
+static int reconfigure(const struct rtalloc_config *cfg)
+{
+	int e = 0;
+	if (cfg) {
+		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
+			rt_g.opt.on_exhaust = cfg->on_exhaust;
+		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
+			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
+			for (unsigned i = 0; i < rt_g.narenas; i++) {
+				struct rt_arena *a = &rt_g.arenas[i];
+				struct rt_buddy *b = &a->buddy;
+				rt_arena_lock(a);
+				uint64_t to = b->committed - b->skew + (want >> RT_PAGE_SHIFT);
+				if (to > b->limit - b->skew)
+					to = b->limit - b->skew;
+				uint32_t from = b->committed - b->skew;
+				if (to > from && commit(a, b->first + from, b->first + (uint32_t)to) == 0) {
+					rt_buddy_add(b, (uint32_t)to);
+					__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
+							   __ATOMIC_RELAXED);
+				} else if (to > from) {
+					e = ENOMEM;
+				}
+				rt_arena_unlock(a);
+			}
+		}
+		if (cfg->mlock == RTALLOC_MLOCK_OFF && rt_g.locked) {
+			munlockall();
+			rt_g.locked = false;
+		} else if (cfg->mlock == RTALLOC_MLOCK_TRY || cfg->mlock == RTALLOC_MLOCK_REQUIRE) {
+			int l = lock_memory(cfg->mlock);
+			e = e ? e : l;
+		}
+		if (cfg->mlock >= RTALLOC_MLOCK_OFF && cfg->mlock <= RTALLOC_MLOCK_REQUIRE)
+			rt_g.opt.mlock = cfg->mlock;
+	}
+	size_t stack = rt_g.opt.stack_prefault;
+	if (cfg && cfg->stack_prefault)
+		stack = cfg->stack_prefault == RTALLOC_STACK_PREFAULT_NONE ? 0 : cfg->stack_prefault;
+	rt_pool_stack_prefault(stack);
+	return e;
+}
+
+int rt_init(const struct rtalloc_config *cfg)
+{
+	int expected = RT_INIT_NONE;
+	if (!__atomic_compare_exchange_n(&rt_g.init_state, &expected, RT_INIT_BUSY, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+		/* Another thread initialises: only possible if threads exist before
+		 * the first allocation (thread creation itself allocates, so in
+		 * practice never).  Wait for it without holding anything. */
+		while (__atomic_load_n(&rt_g.init_state, __ATOMIC_ACQUIRE) == RT_INIT_BUSY)
+			sched_yield();
+		if (!rt_ready())
+			return ENOMEM;
+		return cfg ? reconfigure(cfg) : 0;
+	}
+	int saved = errno;
+	if (cfg && cfg->size && cfg->size < offsetof(struct rtalloc_config, memory)) {
+		__atomic_store_n(&rt_g.init_state, RT_INIT_NONE, __ATOMIC_RELEASE);
+		return EINVAL;
+	}
+	rt_options_read(&rt_g.opt, cfg);
+	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
+	int e = pthread_key_create(&rt_g.thread_key, rt_tcache_thread_exit);
+	if (!e) {
+		if (cfg && cfg->memory)
+			e = setup_user_memory(cfg->memory, cfg->memory_size);
+		else
+			e = setup_os_memory();
+	}
+	if (e) {
+		__atomic_store_n(&rt_g.init_state, RT_INIT_FAILED, __ATOMIC_RELEASE);
+		errno = saved;
+		return e;
+	}
+	/* Whatever still reaches glibc's own allocator never trims nor maps. */
+	__libc_mallopt(M_TRIM_THRESHOLD, -1);
+	__libc_mallopt(M_MMAP_MAX, 0);
+	rt_pool_stack_prefault(rt_g.opt.stack_prefault);
+	int lk = lock_memory(rt_g.opt.mlock);
+	rt_g.init_ns = rt_os_now_ns();
+	__atomic_store_n(&rt_g.init_state, RT_INIT_DONE, __ATOMIC_RELEASE);
+	pthread_atfork(rt_pool_fork_prepare, rt_pool_fork_parent, rt_pool_fork_child);
+	errno = saved;
+	return lk;
+}
+
+int rt_init_lazy(void)
+{
+	int e = rt_init(NULL);
+	if (e == EPERM) {
+		rt_say("RTALLOC_MLOCK=require: cannot run without locked memory; aborting");
+		abort();
+	}
+	return e;
+}

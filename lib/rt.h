@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rt.h - librtalloc's internal types, constants and invariants.
+ *
+ * Glossary
+ *   space     The one address range librtalloc manages: [rt_g.base, rt_g.base
+ *             + rt_g.span).  A pointer is ours iff it falls inside it (one
+ *             subtraction and one compare).  It is split into arenas.
+ *   page      RT_PAGE_SIZE bytes of the space.  Every page has a descriptor
+ *             (struct rt_page) in rt_g.pages, indexed by page number; the
+ *             descriptors live in memory apart from user blocks (4.4BSD's
+ *             kmemusage, musl's out-of-band meta).
+ *   arena     A part of the space with its own buddy allocator, partial-page
+ *             lists and lock; one per NUMA node (usually just one).
+ *   buddy     Page-granular power-of-two blocks of order 0 .. RT_ORDER_MAX
+ *             (2^order pages), naturally aligned relative to the arena base,
+ *             which is aligned to its largest block.
+ *   class     A McKusick-Karels power-of-two bucket: class c holds blocks of
+ *             rt_class_size(c) = 8 << c bytes, c = 1 .. RT_NCLASS.  Classes
+ *             1 .. RT_NSMALL are carved from single pages; the larger cached
+ *             classes are buddy blocks of order c - RT_NSMALL - 1.  Larger
+ *             requests are "huge": a buddy block of their own, not cached.
+ *   block     What malloc returns.  Blocks carry no header.  Every block is
+ *             aligned to its size, so alignment requests are a rounding.
+ *   free list A singly linked list through free blocks: word 0 is the next
+ *             pointer, word 1 holds rt_g.key while the block is free (the
+ *             double-free stamp).  Live blocks never hold the key in word 1
+ *             (it is cleared when the block is handed out).
+ *   tcache    A thread's free lists, one per class, with bounded length.  Any
+ *             thread may free any block into its own tcache; overflow is
+ *             flushed, underflow refilled, in bounded batches, to/from the
+ *             arena of the block's page.
+ *
+ * Layers (one file each): pool.c (OS memory, locking, NUMA, growth)
+ *   -> buddy.c (pages) -> bucket.c (classes in an arena, huge blocks)
+ *   -> tcache.c (per-thread caches, slow paths) -> alloc.h/alloc.c (the
+ *   malloc family's semantics) -> interpose.c (the exported libc names).
+ *   options.c reads RTALLOC_*; stats.c sums counters; glue.h is the only
+ *   place that knows about system calls.  buddy.c and bucket.c make no OS
+ *   call: the unit tests run them on a static array.
+ */
+#ifndef RT_H
+#define RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "rtalloc.h"
+
+#define RT_HIDDEN __attribute__((visibility("hidden")))
+#define RT_EXPORT __attribute__((visibility("default")))
+#define RT_NOINLINE __attribute__((noinline))
+#define RT_COLD __attribute__((cold, noinline))
+#define RT_NORETURN __attribute__((noreturn))
+#define rt_likely(x) __builtin_expect(!!(x), 1)
+#define rt_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Invariants are asserted in debug builds (meson -Ddebug_checks=true), and
+ * the checks that guard against corruption by the user stay on always. */
+#ifdef RT_DEBUG
+#define rt_assert(x) ((x) ? (void)0 : rt_assert_fail(#x, __FILE__, __LINE__))
+#else
+#define rt_assert(x) ((void)0)
+#endif
+
+/* Relaxed atomics for fields written under a lock and read without one. */
+#define rt_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define rt_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+/* ---- layout constants ---------------------------------------------------- */
+
+#define RT_PAGE_SHIFT 12
+#define RT_PAGE_SIZE ((size_t)1 << RT_PAGE_SHIFT)
+#define RT_MIN_SHIFT 4 /* smallest block: 16 bytes = two words */
+#define RT_NSMALL 8    /* classes 1..8: 16 B .. 2 KiB, carved from one page */
+#define RT_NCLASS 12   /* classes 9..12: 4 KiB .. 32 KiB, buddy orders 0..3 */
+#define RT_CLS_HUGE (RT_NCLASS + 1) /* a buddy block not cached */
+#define RT_CACHE_MAX ((size_t)8 << RT_NCLASS) /* largest cached size: 32 KiB */
+#define RT_ORDER_MAX 31 /* 2^31 pages (8 TiB): page indices are 32-bit */
+#define RT_NORDERS (RT_ORDER_MAX + 1)
+#define RT_MAX_ARENAS 8 /* NUMA nodes served by their own arena */
+#define RT_NIL UINT32_MAX /* end of a page-index list */
+#define RT_MAX_ALIGN ((size_t)1 << 40) /* beyond: ENOMEM/EINVAL, not a block */
+
+_Static_assert(((size_t)8 << 1) == ((size_t)1 << RT_MIN_SHIFT), "class 1 is 16 bytes");
+_Static_assert(((size_t)8 << RT_NSMALL) * 2 == RT_PAGE_SIZE,
+	       "the largest small class is half a page: every small page holds >= 2 blocks");
+_Static_assert(((size_t)8 << (RT_NSMALL + 1)) == RT_PAGE_SIZE,
+	       "the first cached buddy class is one page");
+_Static_assert(RT_NCLASS < 16, "class numbers fit the descriptor's byte");
+_Static_assert(RT_PAGE_SIZE <= UINT16_MAX, "rt_page.carved counts bytes of a page in 16 bits");
+
+static inline size_t rt_class_size(unsigned c) { return (size_t)8 << c; }
+
+/* Class of a request of n bytes, 1 <= n <= RT_CACHE_MAX (BUCKETINDX).
+ * n = 0 or n > RT_CACHE_MAX give a value > RT_NCLASS: the caller's slow path. */
+static inline unsigned rt_class_of(size_t n)
+{
+	return 64 - (unsigned)__builtin_clzll((n - 1) | 15) - 3;
+}
+
+/* Buddy order of the block that holds n bytes (n > 0). */
+static inline unsigned rt_order_of(size_t n)
+{
+	size_t pages = (n + RT_PAGE_SIZE - 1) >> RT_PAGE_SHIFT;
+	return pages <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(pages - 1);
+}
+
+/* ---- page descriptors ------------------------------------------------------
+ *
+ * One per page of the space, zero-initialised (= a tail page, no class).
+ *
+ * Invariants (checked by rt_buddy_check / rt_bucket_check):
+ *   B1  every page is either the head of exactly one buddy block (state FREE
+ *       or USED) or a tail (state TAIL, cls 0) inside the block of a head;
+ *   B2  a FREE head of order k is on free list k of its arena and is not
+ *       coalescable: its buddy is not a FREE head of order k;
+ *   B3  a USED head with cls = c in 1..RT_NSMALL is a small page (order 0);
+ *       with cls in RT_NSMALL+1..RT_NCLASS a cached block of order
+ *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block;
+ *   S1  small page: carved = blocks handed out at least once * size,
+ *       nfree = blocks on its free list + (blocks per page - carved/size),
+ *       0 <= nfree <= blocks per page;
+ *   S2  small page with nfree > 0 is on its arena's partial list of its class.
+ *   Cached classes (medium) keep carved = RT_PAGE_SIZE so the free path's
+ *   "inside the carved part" test passes for their (page-aligned) blocks.
+ */
+enum { RT_PS_TAIL = 0, RT_PS_FREE = 1, RT_PS_USED = 2 };
+
+struct rt_page {
+	uint8_t cls;     /* 0, 1..RT_NCLASS or RT_CLS_HUGE; read without lock */
+	uint8_t state;   /* RT_PS_* */
+	uint8_t order;   /* order of the buddy block this page heads */
+	uint8_t arena;   /* index in rt_g.arenas */
+	uint16_t carved; /* small: bytes of the page handed out at least once; read without lock */
+	uint16_t nfree;  /* small: blocks the arena holds of this page */
+	void *free;      /* small: free blocks of this page held by the arena */
+	uint32_t next;   /* buddy free list, or partial-page list (page indices) */
+	uint32_t prev;
+};
+_Static_assert(sizeof(struct rt_page) == 24, "descriptor layout");
+
+/* ---- buddy allocator ----------------------------------------------------- */
+
+/* Positions v = idx - first + skew; v = 0 is aligned to 2^top_order pages in
+ * the address space.  Usable now: v in [skew, committed); ever: [skew, limit).
+ *   free_pages = sum over FREE heads of 2^order;  nonempty bit k <=> list k nonempty. */
+struct rt_buddy {
+	struct rt_page *pages; /* the whole descriptor array (global page indices) */
+	uint32_t first;        /* page index of the first usable page */
+	uint32_t skew;         /* its position: first's page offset from an aligned address */
+	uint32_t committed;    /* end position of the pages usable now (grows) */
+	uint32_t limit;        /* end position it may grow to */
+	uint8_t top_order;     /* largest order: 2^top_order <= limit, alignment of first */
+	uint8_t arena;         /* index stamped into the descriptors it hands out */
+	uint64_t nonempty;     /* bit k set iff head[k] != RT_NIL */
+	uint32_t head[RT_NORDERS];
+	size_t free_pages;
+	size_t min_free_pages; /* lowest free_pages ever (the high-water mark of use) */
+};
+
+/* ---- arenas ---------------------------------------------------------------
+ *
+ * Synchronization: every field is protected by lock, except the descriptor
+ * fields cls and carved, which are written under the lock and read by any
+ * thread's free path (relaxed loads; a thread only frees blocks it obtained
+ * after they were carved, so it sees the values of that time).  The lock is
+ * PTHREAD_PRIO_INHERIT: a real-time thread that waits for it boosts the
+ * holder.  The lock is held for at most one bounded batch (see bucket.c).
+ */
+struct rt_arena {
+	pthread_mutex_t lock;
+	struct rt_buddy buddy;
+	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with nfree > 0 */
+	/* Called with lock held when the buddy has no block of the order asked;
+	 * returns 0 when it added pages.  NULL: the arena cannot grow. */
+	int (*grow)(struct rt_arena *a, unsigned order);
+	unsigned index;
+	int node; /* NUMA node, -1 when none */
+	/* statistics, under lock, only grow */
+	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
+	uint64_t last_grow_ns;
+};
+
+/* ---- thread caches ----------------------------------------------------- */
+
+struct rt_bin {
+	void *head;     /* free list of this class */
+	uint32_t count; /* blocks on it */
+	uint32_t limit; /* flush when count reaches limit; 0 until the thread is set up */
+};
+
+/* Per-thread counters: written only by their thread, read (summed) by others. */
+struct rt_tstats {
+	uint64_t mallocs, frees, slow_mallocs, slow_frees, refills, flushes, failed;
+};
+
+enum { RT_TC_NEW = 0, RT_TC_LIVE, RT_TC_DEAD };
+
+/* Zero-initialised TLS is the "empty" cache: every count is 0 and every limit
+ * is 0, so the first malloc and the first free of a thread take the slow path,
+ * which sets the thread up.  The fast paths never test for initialisation. */
+struct rt_tcache {
+	/* bin[0] and bin[RT_CLS_HUGE] keep limit 0 forever, so a free whose page
+	 * has no cached class falls to the slow path without a test of its own. */
+	struct rt_bin bin[RT_CLS_HUGE + 1];
+	struct rt_tstats st;
+	uint8_t state; /* RT_TC_* */
+	uint8_t arena; /* arena of this thread's node */
+};
+
+extern __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
+
+/* ---- the process ------------------------------------------------------- */
+
+struct rt_options {
+	size_t pool_size;
+	size_t pool_max;
+	size_t stack_prefault;
+	int mlock;      /* enum rtalloc_mlock, never UNSET once resolved */
+	int on_exhaust; /* enum rtalloc_exhaust */
+	int numa;       /* enum rtalloc_numa */
+	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
+};
+
+enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };
+
+struct rt_global {
+	/* hot: read by every free */
+	uintptr_t base;        /* start of the space */
+	uintptr_t span;        /* its length in bytes; 0 before init: nothing is ours */
+	struct rt_page *pages; /* descriptors of the space */
+	uintptr_t key;         /* double-free stamp, random per process */
+	/* cold */
+	unsigned narenas;
+	struct rt_arena arenas[RT_MAX_ARENAS];
+	struct rt_options opt;
+	int init_state;        /* RT_INIT_*, atomic */
+	bool user_memory;      /* the pool is caller memory: no OS calls on it */
+	bool locked;           /* mlockall succeeded */
+	bool relock_child;     /* forked child: mlockall again at the next slow path */
+	unsigned nnodes;       /* NUMA nodes online (0: unknown) */
+	unsigned long node_mask;
+	size_t pool_bytes;     /* committed bytes over all arenas */
+	uint64_t init_ns;      /* CLOCK_MONOTONIC when init finished */
+	pthread_key_t thread_key;
+};
+
+extern struct rt_global rt_g RT_HIDDEN;
+
+static inline struct rt_page *rt_page_of(const void *p)
+{
+	uintptr_t off = (uintptr_t)p - rt_g.base;
+	if (rt_unlikely(off >= rt_g.span))
+		return NULL;
+	return &rt_g.pages[off >> RT_PAGE_SHIFT];
+}
+
+static inline void *rt_page_addr(uint32_t idx)
+{
+	return (void *)(rt_g.base + ((uintptr_t)idx << RT_PAGE_SHIFT));
+}
+
+static inline uint32_t rt_page_index(const void *p)
+{
+	return (uint32_t)(((uintptr_t)p - rt_g.base) >> RT_PAGE_SHIFT);
+}
+
+/* ---- buddy.c ------------------------------------------------------------- */
+/* Pages first .. first + limit - 1 (descriptors in pages[]), the first one at
+ * address addr; none usable until rt_buddy_add. */
+RT_HIDDEN void rt_buddy_init(struct rt_buddy *b, struct rt_page *pages, uint32_t first,
+			     uintptr_t addr, uint32_t limit, unsigned arena);
+/* Make the first `pages` pages usable (grows only). */
+RT_HIDDEN void rt_buddy_add(struct rt_buddy *b, uint32_t pages);
+RT_HIDDEN uint32_t rt_buddy_alloc(struct rt_buddy *b, unsigned order);
+RT_HIDDEN void rt_buddy_free(struct rt_buddy *b, uint32_t idx);
+RT_HIDDEN const char *rt_buddy_check(const struct rt_buddy *b);
+
+/* ---- bucket.c ------------------------------------------------------------ */
+RT_HIDDEN int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first,
+			    uint32_t committed, uint32_t limit);
+RT_HIDDEN unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want,
+				    void **head, bool may_grow);
+RT_HIDDEN void rt_bucket_flush(unsigned c, void *head, unsigned n);
+RT_HIDDEN void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow);
+RT_HIDDEN void rt_bucket_huge_free(void *p, struct rt_page *pg);
+RT_HIDDEN const char *rt_bucket_check(struct rt_arena *a);
+RT_HIDDEN void rt_arena_lock(struct rt_arena *a);
+RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
+
+/* ---- tcache.c ------------------------------------------------------------ */
+RT_HIDDEN void *rt_malloc_slow(size_t n);
+RT_HIDDEN void rt_free_slow(void *p, const char *call);
+RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
+RT_HIDDEN RT_NORETURN RT_COLD void rt_list_corrupt(const void *p);
+RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
+RT_HIDDEN int rt_tcache_prepare(void);
+RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
+RT_HIDDEN void rt_tcache_thread_exit(void *arg);
+RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
+
+/* ---- pool.c -------------------------------------------------------------- */
+RT_HIDDEN int rt_init(const struct rtalloc_config *cfg);
+RT_HIDDEN int rt_init_lazy(void); /* rt_init(NULL), fatal when mlock is required and fails */
+RT_HIDDEN int rt_pool_grow(struct rt_arena *a, unsigned order);
+RT_HIDDEN void rt_pool_stack_prefault(size_t bytes);
+RT_HIDDEN void rt_pool_fork_prepare(void);
+RT_HIDDEN void rt_pool_fork_parent(void);
+RT_HIDDEN void rt_pool_fork_child(void);
+RT_HIDDEN void rt_pool_relock_child(void);
+RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
+
+static inline bool rt_ready(void)
+{
+	return __atomic_load_n(&rt_g.init_state, __ATOMIC_ACQUIRE) == RT_INIT_DONE;
+}
+
+/* ---- options.c ----------------------------------------------------------- */
+RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg);
+RT_HIDDEN bool rt_parse_size(const char *s, size_t *out);
+
+/* ---- glue.c (errors) ----------------------------------------------------- */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
+RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);
+
+#endif /* RT_H */

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcache.c - per-thread caches and the slow paths of malloc and free.
+ *
+ * Each thread has one bounded list per class (struct rt_tcache, initial-exec
+ * TLS).  The fast paths (alloc.h) pop and push; everything else lands here:
+ *   malloc: the thread's first call, an empty list (refill a batch from its
+ *           arena), size 0, huge sizes (a buddy block of their own);
+ *   free:   NULL, foreign pointers, huge blocks, invalid or double frees
+ *           (abort with the call's name), a full list (flush a batch), a
+ *           thread not set up yet or already exited.
+ *
+ * Bounds: a refill or flush moves at most RT_BATCH_MAX blocks (bucket.c
+ * bounds each); a flush here first walks at most RT_BATCH_MAX links to cut
+ * the batch; thread exit flushes at most RT_NCLASS lists of at most
+ * rt_tcache_limit(c) blocks.
+ *
+ * Synchronization: a tcache is touched only by its own thread (the counters
+ * in st are read by other threads for statistics, see stats.c).  A thread
+ * exit destructor returns the cache and marks it dead: afterwards (other TLS
+ * destructors may still allocate) every call goes straight to the arenas.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "glue.h"
+
+__thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
+
+/* Blocks kept per class: about 16 KiB or less of small blocks, 64 KiB of the
+ * cached buddy classes; a thread holds at most ~220 KiB.  A refill or flush
+ * moves half the limit. */
+static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
+	0,                              /* no class */
+	64, 64, 64, 64, 32, 16, 16, 8,  /* 16 B .. 2 KiB */
+	8, 4, 2, 2,                     /* 4 KiB .. 32 KiB */
+	0,                              /* huge: never cached */
+};
+#define RT_BATCH_MAX 32
+_Static_assert(RT_NCLASS == 12, "tc_limit has one entry per class");
+
+unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0; }
+static inline unsigned batch_of(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
+
+void rt_list_corrupt(const void *p)
+{
+	rt_fatal("malloc", "heap corruption (use after free or overflow?): bad free-list link in block", p);
+}
+
+void rt_tcache_thread_exit(void *arg)
+{
+	struct rt_tcache *tc = arg;
+	rt_tcache_flush_all(tc);
+	tc->state = RT_TC_DEAD;
+}
+
+void rt_tcache_flush_all(struct rt_tcache *tc)
+{
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS lists */
+		struct rt_bin *bin = &tc->bin[c];
+		if (bin->count)
+			rt_bucket_flush(c, bin->head, bin->count);
+		bin->head = NULL;
+		bin->count = 0;
+		bin->limit = 0;
+	}
+}
+
+/* The arena a thread refills from: its node's, chosen once. */
+static inline struct rt_arena *home(const struct rt_tcache *tc) { return &rt_g.arenas[tc->arena]; }
+
+/* Set the calling thread up: 0, or ENOMEM when the allocator cannot start. */
+static int thread_setup(struct rt_tcache *tc)
+{
+	if (rt_unlikely(!rt_ready()) && rt_init_lazy() != 0)
+		return ENOMEM;
+	if (rt_unlikely(rt_g.relock_child))
+		rt_pool_relock_child();
+	if (tc->state != RT_TC_NEW)
+		return 0;
+	struct rt_arena *a = rt_pool_arena_for_thread();
+	tc->arena = (uint8_t)a->index;
+	for (unsigned c = 1; c <= RT_NCLASS; c++)
+		tc->bin[c].limit = tc_limit[c];
+	tc->state = RT_TC_LIVE;
+	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
+	return 0;
+}
+
+/* Refill n blocks of class c: the home arena, then the others, then growth. */
+static unsigned refill(struct rt_tcache *tc, unsigned c, unsigned want, void **head)
+{
+	struct rt_arena *a = home(tc);
+	if (rt_g.narenas == 1)
+		return rt_bucket_refill(a, c, want, head, true);
+	unsigned n = rt_bucket_refill(a, c, want, head, false);
+	for (unsigned i = 0; !n && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
+		if (&rt_g.arenas[i] != a)
+			n = rt_bucket_refill(&rt_g.arenas[i], c, want, head, false);
+	return n ? n : rt_bucket_refill(a, c, want, head, true);
+}
+
+static void *huge_alloc(struct rt_tcache *tc, unsigned order)
+{
+	struct rt_arena *a = home(tc);
+	if (rt_g.narenas == 1)
+		return rt_bucket_huge_alloc(a, order, true);
+	void *p = rt_bucket_huge_alloc(a, order, false);
+	for (unsigned i = 0; !p && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
+		if (&rt_g.arenas[i] != a)
+			p = rt_bucket_huge_alloc(&rt_g.arenas[i], order, false);
+	return p ? p : rt_bucket_huge_alloc(a, order, true);
+}
+
+static void *out_of_memory(struct rt_tcache *tc, size_t n)
+{
+	tc->st.failed++;
+	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
+		rt_say("out of memory: a request of %zu bytes cannot be met (RTALLOC_ON_EXHAUST=abort)", n);
+		abort();
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+void *rt_malloc_slow(size_t n)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	tc->st.slow_mallocs++;
+	if (n == 0)
+		n = 1; /* malloc(0) returns a unique pointer */
+	if (rt_unlikely(n > PTRDIFF_MAX))
+		return out_of_memory(tc, n);
+	unsigned c = rt_class_of(n);
+	if (c > RT_NCLASS) {
+		unsigned order = rt_order_of(n);
+		void *p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
+		if (!p)
+			return out_of_memory(tc, n);
+		tc->st.mallocs++;
+		return p;
+	}
+	struct rt_bin *bin = &tc->bin[c];
+	if (bin->count == 0) {
+		/* A dead thread takes single blocks and caches nothing. */
+		unsigned want = tc->state == RT_TC_DEAD ? 1 : batch_of(c);
+		void *head;
+		unsigned got = refill(tc, c, want, &head);
+		if (!got)
+			return out_of_memory(tc, n);
+		tc->st.refills++;
+		if (tc->state == RT_TC_DEAD) {
+			((void **)head)[1] = NULL;
+			tc->st.mallocs++;
+			return head;
+		}
+		bin->head = head;
+		bin->count = got;
+	}
+	return rt_malloc_fast(n);
+}
+
+/* Validate p as a live block and return its size; abort naming call if it
+ * is not one.  p must be inside the space. */
+static size_t live_block_size(const void *p, const struct rt_page *pg, const char *call)
+{
+	unsigned c = rt_load(&pg->cls);
+	uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
+	if (c == RT_CLS_HUGE) {
+		if (in_page || pg->state != RT_PS_USED)
+			rt_fatal(call, "invalid pointer (inside a large block)", p);
+		return RT_PAGE_SIZE << pg->order;
+	}
+	if (c == 0 || c > RT_NCLASS)
+		rt_fatal(call, "invalid pointer (not a block, or already freed)", p);
+	if ((in_page & (rt_class_size(c) - 1)) != 0 || in_page >= rt_load(&pg->carved))
+		rt_fatal(call, "invalid pointer (not the start of a block)", p);
+	if (((void *const *)p)[1] == (void *)rt_g.key)
+		rt_fatal(call, "double free (block already freed)", p);
+	return rt_class_size(c);
+}
+
+size_t rt_block_size(const void *p, const char *call)
+{
+	const struct rt_page *pg = rt_page_of(p);
+	return pg ? live_block_size(p, pg, call) : 0;
+}
+
+/* A pointer librtalloc did not hand out (ld.so's early allocator, memory from
+ * before interposition): never taken into a free list, only counted. */
+static uint64_t foreign_frees;
+
+void rt_free_slow(void *ptr, const char *call)
+{
+	if (!ptr)
+		return;
+	int saved = errno; /* free preserves errno */
+	struct rt_tcache *tc = &rt_tc;
+	struct rt_page *pg = rt_page_of(ptr);
+	if (!pg) {
+		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
+		goto out;
+	}
+	size_t size = live_block_size(ptr, pg, call);
+	tc->st.slow_frees++;
+	tc->st.frees++;
+	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
+		rt_bucket_huge_free(ptr, pg);
+		goto out;
+	}
+	unsigned c = rt_class_of(size);
+	void **p = ptr;
+	if (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD) {
+		p[1] = (void *)rt_g.key;
+		rt_bucket_flush(c, p, 1);
+		goto out;
+	}
+	struct rt_bin *bin = &tc->bin[c];
+	if (bin->count >= bin->limit) {
+		/* Flush the newest batch; the list keeps count - batch blocks. */
+		unsigned n = batch_of(c);
+		void **cut = bin->head;
+		for (unsigned i = 1; i < n; i++) { /* bound: RT_BATCH_MAX links */
+			cut = cut[0];
+			if (rt_unlikely(!rt_page_of(cut)))
+				rt_list_corrupt(cut);
+		}
+		void *flushed = bin->head;
+		bin->head = cut[0];
+		rt_bucket_flush(c, flushed, n);
+		bin->count -= n;
+		tc->st.flushes++;
+	}
+	p[0] = bin->head;
+	p[1] = (void *)rt_g.key;
+	bin->head = p;
+	bin->count++;
+out:
+	errno = saved;
+}
+
+uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
+
+int rt_tcache_prepare(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (thread_setup(tc) != 0)
+		return ENOMEM;
+	if (tc->state != RT_TC_LIVE)
+		return 0;
+	/* Half-fill every list: the loop's first mallocs and frees of any class
+	 * then stay on the fast path. */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) {
+		struct rt_bin *bin = &tc->bin[c];
+		unsigned want = batch_of(c);
+		if (bin->count >= want)
+			continue;
+		void *head;
+		unsigned got = refill(tc, c, want - bin->count, &head);
+		if (!got)
+			return ENOMEM;
+		void **last = head;
+		for (unsigned i = 1; i < got; i++) /* bound: RT_BATCH_MAX */
+			last = last[0];
+		last[0] = bin->head;
+		bin->head = head;
+		bin->count += got;
+	}
+	return 0;
+}
