@@ -25,11 +25,11 @@ static inline void *rt_malloc_fast(size_t n)
 			void **p = bin->head;
 			void *next = p[0];
 			/* Validate the link before it becomes the head: inside the
-			 * space and aligned to the class (the last block's link is
-			 * never used and not checked). */
+			 * space and aligned to the class.  Lists end with the
+			 * sentinel rt_g.base, which passes (count says where a list
+			 * ends; the sentinel is never dereferenced). */
 			uintptr_t off = (uintptr_t)next - rt_g.base;
-			if (rt_unlikely((off >= rt_g.span || (off & (rt_class_size(c) - 1))) &&
-					count > 1))
+			if (rt_unlikely(off >= rt_g.span || (off & bin->mask)))
 				rt_list_corrupt(p);
 			bin->head = next;
 			bin->count = count - 1;
@@ -48,13 +48,13 @@ static inline void rt_free_fast(void *ptr, const char *call)
 		const struct rt_page *pg = &rt_g.pages[off >> RT_PAGE_SHIFT];
 		unsigned c = rt_load(&pg->cls);
 		struct rt_bin *bin = &rt_tc.bin[c];
-		uintptr_t in_page = off & (RT_PAGE_SIZE - 1);
 		void **p = ptr;
-		/* A block start of its class, in the carved part of its page, not
-		 * stamped as free, and room in this thread's list (the limit is 0
-		 * for "no class", huge blocks and threads not set up yet). */
-		if (rt_likely(bin->count < bin->limit && (in_page & (rt_class_size(c) - 1)) == 0 &&
-			      in_page < rt_load(&pg->carved) && p[1] != (void *)rt_g.key)) {
+		/* Room in this thread's list (the limit is 0 for "no class", huge
+		 * blocks and threads not set up yet), a block start of its class
+		 * (blocks are aligned to their size), and not stamped as free (a
+		 * freed or never handed out block). */
+		if (rt_likely(bin->count < bin->limit && (off & bin->mask) == 0 &&
+			      p[1] != (void *)rt_g.key)) {
 			p[0] = bin->head;
 			p[1] = (void *)rt_g.key;
 			bin->head = p;

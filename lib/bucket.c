@@ -105,12 +105,22 @@ static inline bool small_block_ok(const struct rt_page *pg, const void *b, unsig
 	       off < pg->carved;
 }
 
+/* Stamp every block of a fresh page as free (S1): word 1 of each block.
+ * Bound: blocks per page, at most 256 stores, unrolled. */
+static void stamp_page(char *page, size_t size)
+{
+	uintptr_t key = rt_g.key;
+#pragma GCC unroll 8
+	for (size_t off = sizeof(void *); off < RT_PAGE_SIZE; off += size)
+		*(uintptr_t *)(page + off) = key;
+}
+
 static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void **head,
 			     bool may_grow)
 {
 	size_t size = rt_class_size(c);
 	bool grown = !may_grow;
-	void *chain = NULL;
+	void *chain = (void *)rt_g.base; /* the thread lists' sentinel */
 	unsigned n = 0;
 	while (n < want) { /* bound: want blocks; each round takes one or ends */
 		uint32_t idx = a->partial[c];
@@ -119,7 +129,8 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 			if (idx == RT_NIL)
 				break;
 			struct rt_page *np = &rt_g.pages[idx];
-			np->carved = 0;
+			stamp_page(rt_page_addr(idx), size);
+			rt_store(&np->carved, 0);
 			np->nfree = (uint16_t)blocks_per_page(c);
 			np->free = NULL;
 			rt_store(&np->cls, (uint8_t)c);
@@ -152,14 +163,14 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 {
 	unsigned order = c - RT_NSMALL - 1;
 	bool grown = !may_grow;
-	void *chain = NULL;
+	void *chain = (void *)rt_g.base; /* the thread lists' sentinel */
 	unsigned n = 0;
 	while (n < want) { /* bound: want buddy allocations */
 		uint32_t idx = buddy_get(a, order, &grown);
 		if (idx == RT_NIL)
 			break;
 		struct rt_page *pg = &rt_g.pages[idx];
-		pg->carved = (uint16_t)RT_PAGE_SIZE;
+		rt_store(&pg->carved, (uint16_t)RT_PAGE_SIZE);
 		rt_store(&pg->cls, (uint8_t)c);
 		void **b = rt_page_addr(idx);
 		b[0] = chain;
@@ -249,7 +260,7 @@ void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
 	uint32_t idx = buddy_get(a, order, &grown);
 	if (idx != RT_NIL) {
 		rt_store(&rt_g.pages[idx].cls, (uint8_t)RT_CLS_HUGE);
-		rt_g.pages[idx].carved = (uint16_t)RT_PAGE_SIZE;
+		rt_store(&rt_g.pages[idx].carved, (uint16_t)RT_PAGE_SIZE);
 		a->huge_allocs++;
 	}
 	rt_arena_unlock(a);

@@ -122,7 +122,9 @@ static inline unsigned rt_order_of(size_t n)
  *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block;
  *   S1  small page: carved = blocks handed out at least once * size,
  *       nfree = blocks on its free list + (blocks per page - carved/size),
- *       0 <= nfree <= blocks per page;
+ *       0 <= nfree <= blocks per page; every block not handed out (free
+ *       or never carved) carries the free stamp in word 1, so the free fast
+ *       path's double-free test also rejects never-allocated blocks;
  *   S2  small page with nfree > 0 is on its arena's partial list of its class.
  *   Cached classes (medium) keep carved = RT_PAGE_SIZE so the free path's
  *   "inside the carved part" test passes for their (page-aligned) blocks.
@@ -186,11 +188,16 @@ struct rt_arena {
 
 /* ---- thread caches ----------------------------------------------------- */
 
+/* Invariant: the list from head has exactly count blocks, and the last
+ * block's link is the sentinel (void *)rt_g.base (once the thread is set up). */
 struct rt_bin {
 	void *head;     /* free list of this class */
 	uint32_t count; /* blocks on it */
 	uint32_t limit; /* flush when count reaches limit; 0 until the thread is set up */
+	uintptr_t mask; /* rt_class_size(c) - 1: block starts have these bits clear */
+	uintptr_t pad;
 };
+_Static_assert(sizeof(struct rt_bin) == 32, "a bin is indexed with one shift");
 
 /* Per-thread counters: written only by their thread, read (summed) by others. */
 struct rt_tstats {

@@ -81,8 +81,11 @@ static int thread_setup(struct rt_tcache *tc)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
 	tc->arena = (uint8_t)a->index;
-	for (unsigned c = 1; c <= RT_NCLASS; c++)
+	for (unsigned c = 1; c <= RT_NCLASS; c++) {
+		tc->bin[c].head = (void *)rt_g.base; /* the sentinel */
 		tc->bin[c].limit = tc_limit[c];
+		tc->bin[c].mask = rt_class_size(c) - 1;
+	}
 	tc->state = RT_TC_LIVE;
 	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
 	return 0;
