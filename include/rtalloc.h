@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,6 +130,62 @@ void *rtalloc_pvalloc(size_t size);
 size_t rtalloc_malloc_usable_size(void *ptr);
 void rtalloc_free_sized(void *ptr, size_t size);
 void rtalloc_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+/* ------------------------------------------------------------------------
+ * Statistics (see rtalloc-stat(1) for the same figures from outside)
+ * ------------------------------------------------------------------------ */
+
+#define RTALLOC_STATS_VERSION 1
+#define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] huge */
+#define RTALLOC_STATS_ARENAS 8
+
+struct rtalloc_stats {
+	uint32_t size;    /* in: sizeof(struct rtalloc_stats) as the caller knows it;
+			     out: the bytes filled in */
+	uint32_t version; /* out: RTALLOC_STATS_VERSION */
+	/* the pool */
+	uint64_t pool_bytes;       /* pre-faulted (and locked) now, over all arenas */
+	uint64_t pool_max_bytes;   /* what it may grow to */
+	uint64_t free_bytes;       /* in the page allocator */
+	uint64_t in_use_bytes;     /* pool_bytes - free_bytes: blocks, caches, partial pages */
+	uint64_t min_free_bytes;   /* lowest free_bytes ever (FreeRTOS's "minimum ever free") */
+	uint64_t high_water_bytes; /* pool_bytes - min_free_bytes */
+	/* non-real-time events; times are CLOCK_MONOTONIC nanoseconds */
+	uint64_t grows, last_grow_ns;
+	uint64_t failed_allocs, last_failure_ns;
+	uint64_t foreign_frees; /* frees of pointers librtalloc did not hand out (ignored) */
+	/* thread counters, summed over live and exited threads (as of each
+	 * thread's last slow path or real-time section end) */
+	uint64_t mallocs, frees, slow_mallocs, slow_frees, refills, flushes;
+	uint64_t rt_sections, rt_minflt, rt_majflt, rt_slow;
+	/* the process's page faults since initialisation ended */
+	uint64_t minflt_since_init, majflt_since_init;
+	uint64_t init_ns, init_duration_ns;
+	uint32_t threads; /* live threads that have allocated */
+	uint32_t narenas;
+	uint32_t locked;   /* mlockall succeeded */
+	uint32_t exported; /* rtalloc-stat can read this process */
+	/* per class: small classes (16 B .. 2 KiB) count pages, larger ones blocks */
+	uint64_t class_units[RTALLOC_STATS_CLASSES];
+	uint64_t arena_pool_bytes[RTALLOC_STATS_ARENAS], arena_free_bytes[RTALLOC_STATS_ARENAS];
+	int32_t arena_node[RTALLOC_STATS_ARENAS]; /* NUMA node, -1 when not bound */
+};
+
+/* Fill *stats (set stats->size first).  Never blocks an allocating thread.
+ * Returns 0, or EINVAL when stats is NULL or its size too small. */
+int rtalloc_stats(struct rtalloc_stats *stats);
+
+/* The same, for humans (stderr when f is NULL). */
+void rtalloc_stats_print(FILE *f);
+
+/*
+ * Mark the calling thread's real-time section (a cycle of its loop, or the
+ * whole loop): page faults and slow-path entries between begin and end are
+ * counted apart, in this process's statistics and in rtalloc-stat.  Each
+ * call reads the thread's fault counters (one getrusage system call).
+ */
+void rtalloc_rt_begin(void);
+void rtalloc_rt_end(void);
 
 #ifdef __cplusplus
 }

@@ -135,6 +135,7 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 			np->free = NULL;
 			rt_store(&np->cls, (uint8_t)c);
 			partial_push(a, c, idx);
+			a->class_units[c]++;
 		}
 		struct rt_page *pg = &rt_g.pages[idx];
 		void **b = pg->free;
@@ -172,6 +173,7 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 		struct rt_page *pg = &rt_g.pages[idx];
 		rt_store(&pg->carved, (uint16_t)RT_PAGE_SIZE);
 		rt_store(&pg->cls, (uint8_t)c);
+		a->class_units[c]++;
 		void **b = rt_page_addr(idx);
 		b[0] = chain;
 		b[1] = (void *)rt_g.key;
@@ -189,6 +191,7 @@ unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **
 	unsigned n = c <= RT_NSMALL ? refill_small(a, c, want, head, may_grow)
 				    : refill_cached(a, c, want, head, may_grow);
 	a->refills++;
+	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
 	return n;
 }
@@ -212,6 +215,7 @@ static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsign
 		pg->nfree = 0;
 		rt_store(&pg->carved, 0);
 		rt_buddy_free(&a->buddy, idx);
+		a->class_units[c]--;
 	}
 }
 
@@ -228,6 +232,7 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 		if (a != held) {
 			if (held) {
 				held->flushes++;
+				rt_stats_publish_arena(held);
 				rt_arena_unlock(held);
 			}
 			rt_arena_lock(a);
@@ -244,11 +249,13 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 					b != rt_page_addr((uint32_t)(pg - rt_g.pages))))
 				rt_fatal("free", "heap corruption: a thread cache list points to", b);
 			rt_buddy_free(&a->buddy, (uint32_t)(pg - rt_g.pages));
+			a->class_units[c]--;
 		}
 		b = next;
 	}
 	if (held) {
 		held->flushes++;
+		rt_stats_publish_arena(held);
 		rt_arena_unlock(held);
 	}
 }
@@ -262,7 +269,9 @@ void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
 		rt_store(&rt_g.pages[idx].cls, (uint8_t)RT_CLS_HUGE);
 		rt_store(&rt_g.pages[idx].carved, (uint16_t)RT_PAGE_SIZE);
 		a->huge_allocs++;
+		a->class_units[RT_CLS_HUGE]++;
 	}
+	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
 	return idx == RT_NIL ? NULL : rt_page_addr(idx);
 }
@@ -280,6 +289,8 @@ void rt_bucket_huge_free(void *p, struct rt_page *pg)
 	}
 	rt_buddy_free(&a->buddy, idx);
 	a->huge_frees++;
+	a->class_units[RT_CLS_HUGE]--;
+	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
 }
 

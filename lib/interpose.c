@@ -17,7 +17,6 @@
 #include "alloc.h"
 #include "alloc_api.h"
 #include "glue.h"
-#include "stats.h"
 
 #define PUBLIC RT_EXPORT
 
@@ -105,3 +104,7 @@ __attribute__((constructor)) static void rt_constructor(void)
 	if (!rt_ready())
 		rt_init_lazy();
 }
+
+/* The statistics file goes with the process (the memory stays: later
+ * destructors may still allocate and free). */
+__attribute__((destructor)) static void rt_destructor(void) { rt_stats_remove(); }

@@ -110,7 +110,7 @@ static bool parse_choice(const struct choice *w, const char *s, int *out)
 /* Before libc sets environ, read the initial environment from /proc. */
 static char proc_env[32768];
 
-static const char *lookup(const char *name)
+const char *rt_options_env(const char *name)
 {
 	size_t len = strlen(name);
 	if (environ) {
@@ -143,7 +143,7 @@ void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg)
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const struct option *t = &table[i];
-		const char *s = lookup(t->name);
+		const char *s = rt_options_env(t->name);
 		if (!s)
 			continue;
 		char *field = (char *)o + t->offset;

@@ -131,6 +131,9 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 	rt_buddy_add(b, to);
 	__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
 	a->last_grow_ns = rt_os_now_ns();
+	rt_say("pool of arena %u grew by %zu KiB to %zu KiB (a non-real-time event: consider a larger "
+	       "RTALLOC_POOL_SIZE)", a->index, (size_t)(to - from) << (RT_PAGE_SHIFT - 10),
+	       (size_t)(to - b->skew) << (RT_PAGE_SHIFT - 10));
 	return 0;
 }
 
@@ -327,6 +330,7 @@ void rt_pool_fork_child(void)
 		rt_g.locked = false;
 		rt_g.relock_child = true;
 	}
+	rt_stats_fork_child();
 }
 
 void rt_pool_relock_child(void)
@@ -356,6 +360,7 @@ static int reconfigure(const struct rtalloc_config *cfg)
 				uint32_t from = b->committed - b->skew;
 				if (to > from && commit(a, b->first + from, b->first + (uint32_t)to) == 0) {
 					rt_buddy_add(b, (uint32_t)to);
+					rt_stats_publish_arena(a);
 					__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
 							   __ATOMIC_RELAXED);
 				} else if (to > from) {
@@ -396,6 +401,7 @@ int rt_init(const struct rtalloc_config *cfg)
 		return cfg ? reconfigure(cfg) : 0;
 	}
 	int saved = errno;
+	uint64_t started = rt_os_now_ns();
 	if (cfg && cfg->size && cfg->size < offsetof(struct rtalloc_config, memory)) {
 		__atomic_store_n(&rt_g.init_state, RT_INIT_NONE, __ATOMIC_RELEASE);
 		return EINVAL;
@@ -414,12 +420,14 @@ int rt_init(const struct rtalloc_config *cfg)
 		errno = saved;
 		return e;
 	}
+	rt_stats_init();
 	/* Whatever still reaches glibc's own allocator never trims nor maps. */
 	__libc_mallopt(M_TRIM_THRESHOLD, -1);
 	__libc_mallopt(M_MMAP_MAX, 0);
 	rt_pool_stack_prefault(rt_g.opt.stack_prefault);
 	int lk = lock_memory(rt_g.opt.mlock);
 	rt_g.init_ns = rt_os_now_ns();
+	rt_stats_init_done(started);
 	__atomic_store_n(&rt_g.init_state, RT_INIT_DONE, __ATOMIC_RELEASE);
 	pthread_atfork(rt_pool_fork_prepare, rt_pool_fork_parent, rt_pool_fork_child);
 	errno = saved;

@@ -48,6 +48,7 @@
 #include <pthread.h>
 
 #include "rtalloc.h"
+#include "stats.h"
 
 #define RT_HIDDEN __attribute__((visibility("hidden")))
 #define RT_EXPORT __attribute__((visibility("default")))
@@ -181,9 +182,10 @@ struct rt_arena {
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
-	/* statistics, under lock, only grow */
+	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena) */
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
+	uint64_t class_units[RT_STATS_CLASSES];
 };
 
 /* ---- thread caches ----------------------------------------------------- */
@@ -199,10 +201,6 @@ struct rt_bin {
 };
 _Static_assert(sizeof(struct rt_bin) == 32, "a bin is indexed with one shift");
 
-/* Per-thread counters: written only by their thread, read (summed) by others. */
-struct rt_tstats {
-	uint64_t mallocs, frees, slow_mallocs, slow_frees, refills, flushes, failed;
-};
 
 enum { RT_TC_NEW = 0, RT_TC_LIVE, RT_TC_DEAD };
 
@@ -213,9 +211,12 @@ struct rt_tcache {
 	/* bin[0] and bin[RT_CLS_HUGE] keep limit 0 forever, so a free whose page
 	 * has no cached class falls to the slow path without a test of its own. */
 	struct rt_bin bin[RT_CLS_HUGE + 1];
-	struct rt_tstats st;
+	struct rt_tcounters st;       /* only this thread touches them; published to slot */
+	struct rt_stats_slot *slot;   /* this thread's slot in the stats region, or NULL */
+	uint64_t rt_minflt, rt_majflt; /* the thread's faults when its real-time section began */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
+	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 };
 
 extern __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
@@ -305,6 +306,7 @@ RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
 RT_HIDDEN int rt_tcache_prepare(void);
+RT_HIDDEN int rt_tcache_setup(void); /* set the calling thread up: 0 or ENOMEM */
 RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
 RT_HIDDEN void rt_tcache_thread_exit(void *arg);
 RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
@@ -325,9 +327,29 @@ static inline bool rt_ready(void)
 	return __atomic_load_n(&rt_g.init_state, __ATOMIC_ACQUIRE) == RT_INIT_DONE;
 }
 
+/* ---- stats.c ------------------------------------------------------------- */
+struct rt_totals {
+	size_t pool_bytes;     /* committed pool over all arenas */
+	size_t free_bytes;     /* in the buddy allocators */
+	size_t min_free_bytes; /* lowest free ever, summed over arenas */
+	uint64_t grows, huge_allocs, foreign_frees;
+};
+RT_HIDDEN void rt_stats_totals(struct rt_totals *t);
+RT_HIDDEN void rt_stats_init(void); /* after the pool is set up, before init is published */
+RT_HIDDEN void rt_stats_init_done(uint64_t started_ns);
+RT_HIDDEN void rt_stats_publish_arena(struct rt_arena *a); /* arena lock held */
+RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
+RT_HIDDEN void rt_stats_publish_thread(struct rt_tcache *tc);
+RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
+RT_HIDDEN void rt_stats_fork_child(void);
+RT_HIDDEN void rt_stats_remove(void); /* at exit: unlink the region's file */
+RT_HIDDEN void rt_stats_failure(void);
+extern struct rt_stats_region *rt_stats RT_HIDDEN;
+
 /* ---- options.c ----------------------------------------------------------- */
 RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg);
 RT_HIDDEN bool rt_parse_size(const char *s, size_t *out);
+RT_HIDDEN const char *rt_options_env(const char *name); /* environ without getenv */
 
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);

@@ -1,28 +1,453 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stats.c - figures for readers: sums of counters that only grow (4.4BSD's
- * kmemstats).  Readers take each arena's lock in turn; writers never wait for
- * a reader longer than one arena's summing.
+ * stats.c - the statistics region (layout and synchronization: stats.h),
+ * rtalloc_stats(), rtalloc_stats_print() and real-time sections.
+ *
+ * Writers publish with a seqlock they alone own (a thread its slot, an arena
+ * lock holder its arena record); readers copy and retry.  Nothing here runs
+ * on the malloc/free fast path.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
-#include "rt.h"
-#include "stats.h"
+#include "glue.h"
+
+struct rt_stats_region *rt_stats;
+static char region_path[256];
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
+
+/* ---- seqlock writers ----------------------------------------------------------- */
+
+static inline void seq_begin(uint32_t *seq)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void seq_end(uint32_t *seq) { __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); }
+
+#define PUT(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
+
+/* ---- the region ---------------------------------------------------------------- */
+
+static size_t region_bytes(void) { return (sizeof(struct rt_stats_region) + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
+
+static void fmt(char *buf, size_t len, const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	rt_vfmt(buf, len, f, ap);
+	va_end(ap);
+}
+
+/* The region as a file others can map, or NULL.  O_EXCL|O_NOFOLLOW: never
+ * opens what someone else put at the path.  A file of ours with our pid is a
+ * dead process's (pids are reused): removed and created anew, once. */
+static struct rt_stats_region *create_file(void)
+{
+	const char *dir = rt_options_env("XDG_RUNTIME_DIR");
+	if (!dir || dir[0] != '/' || strlen(dir) > 200)
+		dir = "/dev/shm";
+	fmt(region_path, sizeof(region_path), "%s/rtalloc-%u-%d.stats", dir, (unsigned)getuid(), (int)getpid());
+	int fd = -1;
+	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) { /* bound: 2 */
+		fd = open(region_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		struct stat st;
+		if (fd < 0 && errno == EEXIST && attempt == 0 && lstat(region_path, &st) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == getuid())
+			unlink(region_path);
+	}
+	if (fd < 0) {
+		rt_say("cannot create the statistics file %s (%s): rtalloc-stat will not see this process",
+		       region_path, strerrorname_np(errno));
+		region_path[0] = '\0';
+		return NULL;
+	}
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)region_bytes()) == 0)
+		p = mmap(NULL, region_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		unlink(region_path);
+		region_path[0] = '\0';
+		return NULL;
+	}
+	return p;
+}
+
+void rt_stats_init(void)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&exit_lock, &at);
+	pthread_mutexattr_destroy(&at);
+
+	struct rt_stats_region *r = rt_g.opt.stats && !rt_g.user_memory ? create_file() : NULL;
+	uint32_t flags = r ? RT_STATS_F_EXPORTED : 0;
+	if (!r)
+		r = rt_os_map(region_bytes());
+	if (!r) { /* no memory even for statistics: keep a static one */
+		static struct rt_stats_region fallback;
+		r = &fallback;
+	} else {
+		rt_os_populate(r, region_bytes());
+	}
+	r->version = RT_STATS_VERSION;
+	r->size = sizeof(*r);
+	r->pid = getpid();
+	r->nslots = RT_STATS_SLOTS;
+	r->narenas = rt_g.narenas;
+	r->flags = flags | (rt_g.user_memory ? RT_STATS_F_USER_MEMORY : 0);
+	r->pool_size = rt_g.opt.pool_size;
+	r->pool_max = rt_g.opt.pool_max;
+	rt_stats = r;
+	for (unsigned i = 0; i < rt_g.narenas; i++) {
+		rt_arena_lock(&rt_g.arenas[i]);
+		rt_stats_publish_arena(&rt_g.arenas[i]);
+		rt_arena_unlock(&rt_g.arenas[i]);
+	}
+}
+
+/* The end of initialisation: lock state, the clock and the fault baseline. */
+void rt_stats_init_done(uint64_t started_ns)
+{
+	struct rt_stats_region *r = rt_stats;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	r->init_minflt = (uint64_t)ru.ru_minflt;
+	r->init_majflt = (uint64_t)ru.ru_majflt;
+	r->init_ns = rt_g.init_ns;
+	r->init_duration_ns = rt_g.init_ns - started_ns;
+	if (rt_g.locked)
+		r->flags |= RT_STATS_F_LOCKED;
+	__atomic_store_n(&r->magic, RT_STATS_MAGIC, __ATOMIC_RELEASE);
+}
+
+void rt_stats_remove(void)
+{
+	if (region_path[0] && rt_stats && rt_stats->pid == getpid())
+		unlink(region_path);
+	region_path[0] = '\0';
+}
+
+/* The child of fork must not write into its parent's region: it keeps a
+ * private copy with only the forking thread's slot, and exports nothing. */
+void rt_stats_fork_child(void)
+{
+	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
+	if (!old || !r)
+		return;
+	memcpy(r, old, sizeof(*r));
+	struct rt_tcache *tc = &rt_tc;
+	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
+		if (tc->slot == &old->slots[i]) {
+			tc->slot = &r->slots[i];
+			continue;
+		}
+		memset(&r->slots[i], 0, sizeof(r->slots[i]));
+		r->slot_map[i / 64] &= ~(1ULL << (i % 64));
+	}
+	r->pid = getpid();
+	r->flags &= ~(uint32_t)RT_STATS_F_EXPORTED;
+	rt_stats = r;
+	if (old->flags & RT_STATS_F_EXPORTED)
+		munmap(old, region_bytes());
+	region_path[0] = '\0';
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&exit_lock, &at);
+	pthread_mutexattr_destroy(&at);
+}
+
+/* ---- writers ---------------------------------------------------------------------- */
+
+void rt_stats_publish_arena(struct rt_arena *a)
+{
+	struct rt_stats_region *r = rt_stats;
+	if (!r)
+		return;
+	struct rt_stats_arena *s = &r->arenas[a->index];
+	const struct rt_buddy *b = &a->buddy;
+	seq_begin(&s->seq);
+	PUT(s->node, a->node);
+	PUT(s->pool_bytes, (uint64_t)(b->committed - b->skew) << RT_PAGE_SHIFT);
+	PUT(s->max_bytes, (uint64_t)(b->limit - b->skew) << RT_PAGE_SHIFT);
+	PUT(s->free_bytes, (uint64_t)b->free_pages << RT_PAGE_SHIFT);
+	PUT(s->min_free_bytes, (uint64_t)b->min_free_pages << RT_PAGE_SHIFT);
+	PUT(s->grows, a->grows);
+	PUT(s->last_grow_ns, a->last_grow_ns);
+	PUT(s->failed, a->failed);
+	PUT(s->refills, a->refills);
+	PUT(s->flushes, a->flushes);
+	PUT(s->huge_allocs, a->huge_allocs);
+	PUT(s->huge_frees, a->huge_frees);
+	for (unsigned c = 0; c < RT_STATS_CLASSES; c++)
+		PUT(s->class_units[c], a->class_units[c]);
+	seq_end(&s->seq);
+}
+
+void rt_stats_thread_start(struct rt_tcache *tc)
+{
+	struct rt_stats_region *r = rt_stats;
+	tc->slot = NULL;
+	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
+		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
+		for (int tries = 0; m != ~0ULL && tries < 64; tries++) { /* bound: 64 CAS attempts */
+			unsigned bit = (unsigned)__builtin_ctzll(~m);
+			if (__atomic_compare_exchange_n(&r->slot_map[w], &m, m | (1ULL << bit), false,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+				tc->slot = &r->slots[w * 64 + bit];
+				break;
+			}
+		}
+	}
+	if (!tc->slot) {
+		__atomic_fetch_add(&r->threads_unslotted, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	struct rt_stats_slot *s = tc->slot;
+	seq_begin(&s->seq);
+	PUT(s->tid, (int32_t)syscall(SYS_gettid));
+	seq_end(&s->seq);
+	rt_stats_publish_thread(tc);
+}
+
+void rt_stats_publish_thread(struct rt_tcache *tc)
+{
+	struct rt_stats_slot *s = tc->slot;
+	if (!s)
+		return;
+	seq_begin(&s->seq);
+	PUT(s->in_rt, tc->in_rt);
+#define RT_X_PUT(name, text) PUT(s->c.name, tc->st.name);
+	RT_TCOUNTERS(RT_X_PUT)
+#undef RT_X_PUT
+	seq_end(&s->seq);
+}
+
+/* A thread leaves its totals behind and frees its slot.  Both inside one
+ * exit_seq window, so a reader summing slots and totals never counts twice. */
+void rt_stats_thread_exit(struct rt_tcache *tc)
+{
+	struct rt_stats_region *r = rt_stats;
+	if (!r)
+		return;
+	pthread_mutex_lock(&exit_lock);
+	seq_begin(&r->exit_seq);
+#define RT_X_ADD(name, text) PUT(r->exited.name, r->exited.name + tc->st.name);
+	RT_TCOUNTERS(RT_X_ADD)
+#undef RT_X_ADD
+	PUT(r->threads_exited, r->threads_exited + 1);
+	struct rt_stats_slot *s = tc->slot;
+	if (s) {
+		seq_begin(&s->seq);
+		PUT(s->tid, 0);
+		PUT(s->in_rt, 0);
+#define RT_X_ZERO(name, text) PUT(s->c.name, 0);
+		RT_TCOUNTERS(RT_X_ZERO)
+#undef RT_X_ZERO
+		seq_end(&s->seq);
+	}
+	seq_end(&r->exit_seq);
+	pthread_mutex_unlock(&exit_lock);
+	if (s) {
+		unsigned i = (unsigned)(s - r->slots);
+		__atomic_fetch_and(&r->slot_map[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELEASE);
+		tc->slot = NULL;
+	}
+}
+
+void rt_stats_failure(void)
+{
+	if (rt_stats)
+		__atomic_store_n(&rt_stats->last_failure_ns, rt_os_now_ns(), __ATOMIC_RELAXED);
+}
+
+/* ---- readers ------------------------------------------------------------------------ */
 
 void rt_stats_totals(struct rt_totals *t)
 {
 	memset(t, 0, sizeof(*t));
-	if (!rt_ready())
+	if (!rt_ready() || !rt_stats)
 		return;
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		struct rt_arena *a = &rt_g.arenas[i];
-		rt_arena_lock(a);
-		t->pool_bytes += (size_t)(a->buddy.committed - a->buddy.skew) << RT_PAGE_SHIFT;
-		t->free_bytes += a->buddy.free_pages << RT_PAGE_SHIFT;
-		t->min_free_bytes += a->buddy.min_free_pages << RT_PAGE_SHIFT;
-		t->grows += a->grows;
-		t->huge_allocs += a->huge_allocs;
-		rt_arena_unlock(a);
+		struct rt_stats_arena a = {0};
+		rt_seq_read(&rt_stats->arenas[i].seq, &a, &rt_stats->arenas[i], sizeof(a));
+		t->pool_bytes += a.pool_bytes;
+		t->free_bytes += a.free_bytes;
+		t->min_free_bytes += a.min_free_bytes;
+		t->grows += a.grows;
+		t->huge_allocs += a.huge_allocs;
 	}
 	t->foreign_frees = rt_tcache_foreign_frees();
+}
+
+/* Thread counters of every live thread plus those left by exited threads. */
+static uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
+{
+	uint32_t live = 0;
+	for (int tries = 0; tries < 100; tries++) { /* bound: 100 retries */
+		uint32_t e1 = __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE);
+		if (e1 & 1)
+			continue;
+		rt_seq_read(&r->exit_seq, sum, &r->exited, sizeof(*sum));
+		live = 0;
+		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: the slots */
+			struct rt_stats_slot s = {0};
+			rt_seq_read(&r->slots[i].seq, &s, &r->slots[i], sizeof(s));
+			if (!s.tid)
+				continue;
+			live++;
+#define RT_X_SUM(name, text) sum->name += s.c.name;
+			RT_TCOUNTERS(RT_X_SUM)
+#undef RT_X_SUM
+		}
+		if (__atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
+			break;
+	}
+	return live;
+}
+
+RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
+{
+	if (!out || out->size < offsetof(struct rtalloc_stats, pool_bytes))
+		return EINVAL;
+	struct rtalloc_stats st;
+	memset(&st, 0, sizeof(st));
+	st.size = (uint32_t)sizeof(st);
+	st.version = RTALLOC_STATS_VERSION;
+	const struct rt_stats_region *r = rt_stats;
+	if (rt_ready() && r) {
+		st.narenas = rt_g.narenas;
+		st.locked = rt_g.locked;
+		st.exported = !!(r->flags & RT_STATS_F_EXPORTED);
+		st.init_ns = r->init_ns;
+		st.init_duration_ns = r->init_duration_ns;
+		st.pool_max_bytes = 0;
+		for (unsigned i = 0; i < rt_g.narenas && i < RTALLOC_STATS_ARENAS; i++) {
+			struct rt_stats_arena a = {0};
+			rt_seq_read(&r->arenas[i].seq, &a, &r->arenas[i], sizeof(a));
+			st.arena_node[i] = a.node;
+			st.arena_pool_bytes[i] = a.pool_bytes;
+			st.arena_free_bytes[i] = a.free_bytes;
+			st.pool_bytes += a.pool_bytes;
+			st.pool_max_bytes += a.max_bytes;
+			st.free_bytes += a.free_bytes;
+			st.min_free_bytes += a.min_free_bytes;
+			st.grows += a.grows;
+			if (a.last_grow_ns > st.last_grow_ns)
+				st.last_grow_ns = a.last_grow_ns;
+			for (unsigned c = 0; c < RTALLOC_STATS_CLASSES; c++)
+				st.class_units[c] += a.class_units[c];
+		}
+		st.in_use_bytes = st.pool_bytes - st.free_bytes;
+		st.high_water_bytes = st.pool_bytes - st.min_free_bytes;
+		struct rt_tcounters t;
+		st.threads = sum_threads(r, &t);
+		st.mallocs = t.mallocs;
+		st.frees = t.frees;
+		st.slow_mallocs = t.slow_mallocs;
+		st.slow_frees = t.slow_frees;
+		st.refills = t.refills;
+		st.flushes = t.flushes;
+		st.failed_allocs = t.failed;
+		st.rt_sections = t.rt_sections;
+		st.rt_minflt = t.rt_minflt;
+		st.rt_majflt = t.rt_majflt;
+		st.rt_slow = t.rt_slow;
+		st.last_failure_ns = __atomic_load_n(&r->last_failure_ns, __ATOMIC_RELAXED);
+		st.foreign_frees = rt_tcache_foreign_frees();
+		struct rusage ru;
+		if (getrusage(RUSAGE_SELF, &ru) == 0) {
+			st.minflt_since_init = (uint64_t)ru.ru_minflt - r->init_minflt;
+			st.majflt_since_init = (uint64_t)ru.ru_majflt - r->init_majflt;
+		}
+	}
+	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);
+	uint32_t caller_size = out->size;
+	memcpy(out, &st, n);
+	out->size = caller_size < sizeof(st) ? caller_size : (uint32_t)sizeof(st);
+	return 0;
+}
+
+static const char *const class_names[RTALLOC_STATS_CLASSES] = {
+	"-", "16", "32", "64", "128", "256", "512", "1K", "2K", "4K", "8K", "16K", "32K", "huge",
+};
+
+RT_EXPORT void rtalloc_stats_print(FILE *f)
+{
+	struct rtalloc_stats s = {.size = sizeof(s)};
+	rtalloc_stats(&s);
+	if (!f)
+		f = stderr;
+	uint64_t now = rt_os_now_ns();
+	fprintf(f, "librtalloc %s: pool %llu KiB (max %llu KiB), in use %llu KiB, free %llu KiB, "
+		   "high water %llu KiB, %s\n",
+		RTALLOC_VERSION_STRING, (unsigned long long)s.pool_bytes >> 10,
+		(unsigned long long)s.pool_max_bytes >> 10, (unsigned long long)s.in_use_bytes >> 10,
+		(unsigned long long)s.free_bytes >> 10, (unsigned long long)s.high_water_bytes >> 10,
+		s.locked ? "locked" : "NOT locked");
+	fprintf(f, "  threads %u live; allocations %llu, frees %llu (slow path: %llu, %llu), "
+		   "refills %llu, flushes %llu\n",
+		s.threads, (unsigned long long)s.mallocs, (unsigned long long)s.frees,
+		(unsigned long long)s.slow_mallocs, (unsigned long long)s.slow_frees,
+		(unsigned long long)s.refills, (unsigned long long)s.flushes);
+	fprintf(f, "  page faults since init: %llu minor, %llu major; in real-time sections: %llu minor, "
+		   "%llu major, %llu slow-path entries in %llu sections\n",
+		(unsigned long long)s.minflt_since_init, (unsigned long long)s.majflt_since_init,
+		(unsigned long long)s.rt_minflt, (unsigned long long)s.rt_majflt,
+		(unsigned long long)s.rt_slow, (unsigned long long)s.rt_sections);
+	fprintf(f, "  non-real-time events: %llu pool growths", (unsigned long long)s.grows);
+	if (s.grows)
+		fprintf(f, " (last %.3f s ago)", (double)(now - s.last_grow_ns) / 1e9);
+	fprintf(f, ", %llu failed allocations", (unsigned long long)s.failed_allocs);
+	if (s.failed_allocs && s.last_failure_ns)
+		fprintf(f, " (last %.3f s ago)", (double)(now - s.last_failure_ns) / 1e9);
+	fprintf(f, "\n  classes (small: pages, larger: blocks):");
+	for (unsigned c = 1; c < RTALLOC_STATS_CLASSES; c++)
+		if (s.class_units[c])
+			fprintf(f, " %s:%llu", class_names[c], (unsigned long long)s.class_units[c]);
+	fprintf(f, "\n");
+}
+
+/* ---- real-time sections ------------------------------------------------------------------ */
+
+static void thread_faults(uint64_t *minflt, uint64_t *majflt)
+{
+	struct rusage ru;
+	*minflt = *majflt = 0;
+	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+		*minflt = (uint64_t)ru.ru_minflt;
+		*majflt = (uint64_t)ru.ru_majflt;
+	}
+}
+
+RT_EXPORT void rtalloc_rt_begin(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (rt_tcache_setup() != 0 || tc->in_rt)
+		return;
+	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
+	tc->in_rt = 1;
+	rt_stats_publish_thread(tc);
+}
+
+RT_EXPORT void rtalloc_rt_end(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (!tc->in_rt)
+		return;
+	uint64_t minflt, majflt;
+	thread_faults(&minflt, &majflt);
+	tc->st.rt_minflt += minflt - tc->rt_minflt;
+	tc->st.rt_majflt += majflt - tc->rt_majflt;
+	tc->st.rt_sections++;
+	tc->in_rt = 0;
+	rt_stats_publish_thread(tc);
 }

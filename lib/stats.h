@@ -1,18 +1,131 @@
 /* SPDX-License-Identifier: MIT */
-/* stats.h - what stats.c sums for readers (mallinfo2, rtalloc_stats). */
+/*
+ * stats.h - the statistics region: its layout (shared with tools/rtalloc-stat,
+ * which maps it read-only from another process) and the library's writers.
+ *
+ * One region per process: a file rtalloc-<uid>-<pid>.stats in
+ * $XDG_RUNTIME_DIR (else /dev/shm), mode 0600, created with O_EXCL and
+ * O_NOFOLLOW, mapped shared, pre-faulted and locked, removed at exit.  With
+ * RTALLOC_STATS=0, or when it cannot be created, the same layout lives in
+ * private memory and only rtalloc_stats() reads it.
+ *
+ * Synchronization table
+ *   field                   writer                         reader
+ *   header (magic..init_*)  rt_init, before publication    anyone, after magic
+ *   arenas[i]               holder of arena i's lock,      seqlock: retry while
+ *                           seq odd while writing          seq is odd or changed
+ *   slots[i]                the thread owning the slot     seqlock, as above
+ *                           (only it), seq odd meanwhile
+ *   exited, exit_seq        an exiting thread, under       seqlock on exit_seq
+ *                           stats_lock (PI)
+ *   slot_map                threads claiming/releasing     not read by readers
+ *                           slots (atomic bit operations)
+ * Every counter only grows (4.4BSD's kmemstats); a reader sums them.  A
+ * writer never waits for a reader: a reader that keeps losing the race gives
+ * up after a bounded number of retries and reports the last copy.
+ *
+ * A thread's counters are plain TLS increments on the fast path; they reach
+ * its slot when the thread publishes: at every refill and flush (the slow
+ * paths), at rtalloc_rt_end() and at thread exit.  The region is thus exact
+ * for slow-path events and, for malloc/free counts, as of the last publish.
+ */
 #ifndef RT_STATS_H
 #define RT_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct rt_totals {
-	size_t pool_bytes;     /* committed pool over all arenas */
-	size_t free_bytes;     /* in the buddy allocators (not counting partial pages, caches) */
-	size_t min_free_bytes; /* lowest free ever, summed over arenas */
-	uint64_t grows, huge_allocs, foreign_frees;
+#define RT_STATS_MAGIC 0x3153434f4c4c4154ULL /* "TALLOCS1" little-endian */
+#define RT_STATS_VERSION 1
+#define RT_STATS_SLOTS 1024
+#define RT_STATS_ARENAS 8
+#define RT_STATS_CLASSES 14 /* 0, classes 1..12, huge */
+
+/* Per-thread counters, in the order of struct rt_tcounters: the X-macro keeps
+ * the struct, publishing, summing and printing in step. */
+#define RT_TCOUNTERS(X)                                                           \
+	X(mallocs, "allocations")                                                 \
+	X(frees, "frees")                                                         \
+	X(slow_mallocs, "allocations on the slow path")                           \
+	X(slow_frees, "frees on the slow path")                                   \
+	X(refills, "refills of a thread cache")                                   \
+	X(flushes, "flushes of a thread cache")                                   \
+	X(failed, "failed allocations")                                           \
+	X(rt_sections, "real-time sections ended")                                \
+	X(rt_minflt, "minor faults in real-time sections")                        \
+	X(rt_majflt, "major faults in real-time sections")                        \
+	X(rt_slow, "slow-path entries in real-time sections")
+
+struct rt_tcounters {
+#define RT_X_FIELD(name, text) uint64_t name;
+	RT_TCOUNTERS(RT_X_FIELD)
+#undef RT_X_FIELD
 };
 
-__attribute__((visibility("hidden"))) void rt_stats_totals(struct rt_totals *t);
+struct rt_stats_slot { /* 128 bytes */
+	uint32_t seq;  /* odd while its thread writes */
+	int32_t tid;   /* 0: free */
+	uint32_t in_rt; /* inside a real-time section */
+	uint32_t pad0;
+	struct rt_tcounters c;
+	uint64_t pad[16 - 2 - sizeof(struct rt_tcounters) / 8];
+};
+
+struct rt_stats_arena { /* written under the arena's lock */
+	uint32_t seq;
+	int32_t node;
+	uint64_t pool_bytes, max_bytes, free_bytes, min_free_bytes;
+	uint64_t grows, last_grow_ns, failed, refills, flushes, huge_allocs, huge_frees;
+	/* class c: small classes count pages, cached classes and huge count blocks */
+	uint64_t class_units[RT_STATS_CLASSES];
+};
+
+struct rt_stats_region {
+	uint64_t magic;     /* RT_STATS_MAGIC once the header is complete */
+	uint32_t version;   /* RT_STATS_VERSION */
+	uint32_t size;      /* sizeof(struct rt_stats_region) */
+	int32_t pid;
+	uint32_t nslots, narenas;
+	uint32_t flags;     /* RT_STATS_F_* */
+	uint64_t init_ns;   /* CLOCK_MONOTONIC when initialisation ended */
+	uint64_t init_duration_ns;
+	uint64_t init_minflt, init_majflt; /* process faults when initialisation ended */
+	uint64_t pool_size, pool_max;      /* options */
+	uint32_t exit_seq;
+	uint32_t pad0;
+	struct rt_tcounters exited; /* totals left by exited threads */
+	uint64_t threads_exited, threads_unslotted, foreign_frees;
+	uint64_t last_failure_ns;
+	uint64_t reserved[16];
+	struct rt_stats_arena arenas[RT_STATS_ARENAS];
+	uint64_t slot_map[RT_STATS_SLOTS / 64];
+	struct rt_stats_slot slots[RT_STATS_SLOTS];
+};
+
+enum {
+	RT_STATS_F_LOCKED = 1,      /* mlockall succeeded */
+	RT_STATS_F_USER_MEMORY = 2, /* pool in caller memory */
+	RT_STATS_F_EXPORTED = 4,    /* the region is a file others can map */
+};
+
+_Static_assert(sizeof(struct rt_stats_slot) == 128, "slot layout");
+_Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot");
+
+/* Seqlock read of n bytes at src into dst: 0, or -1 when the writer kept
+ * writing (bounded retries).  Used by the library and by rtalloc-stat. */
+static inline int rt_seq_read(const uint32_t *seq, void *dst, const void *src, size_t n)
+{
+	const uint64_t *from = (const uint64_t *)src;
+	uint64_t *to = (uint64_t *)dst;
+	for (int tries = 0; tries < 1000; tries++) { /* bound: 1000 retries */
+		uint32_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+		for (size_t i = 0; i < n / 8; i++)
+			to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (!(s1 & 1) && __atomic_load_n(seq, __ATOMIC_RELAXED) == s1)
+			return 0;
+	}
+	return -1; /* dst holds the last, possibly torn, copy */
+}
 
 #endif /* RT_STATS_H */

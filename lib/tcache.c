@@ -53,6 +53,7 @@ void rt_tcache_thread_exit(void *arg)
 	struct rt_tcache *tc = arg;
 	rt_tcache_flush_all(tc);
 	tc->state = RT_TC_DEAD;
+	rt_stats_thread_exit(tc);
 }
 
 void rt_tcache_flush_all(struct rt_tcache *tc)
@@ -88,7 +89,14 @@ static int thread_setup(struct rt_tcache *tc)
 	}
 	tc->state = RT_TC_LIVE;
 	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
+	rt_stats_thread_start(tc);
 	return 0;
+}
+
+int rt_tcache_setup(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	return tc->state == RT_TC_LIVE ? 0 : thread_setup(tc);
 }
 
 /* Refill n blocks of class c: the home arena, then the others, then growth. */
@@ -119,6 +127,8 @@ static void *huge_alloc(struct rt_tcache *tc, unsigned order)
 static void *out_of_memory(struct rt_tcache *tc, size_t n)
 {
 	tc->st.failed++;
+	rt_stats_failure();
+	rt_stats_publish_thread(tc);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
 		rt_say("out of memory: a request of %zu bytes cannot be met (RTALLOC_ON_EXHAUST=abort)", n);
 		abort();
@@ -135,6 +145,7 @@ void *rt_malloc_slow(size_t n)
 		return NULL;
 	}
 	tc->st.slow_mallocs++;
+	tc->st.rt_slow += tc->in_rt;
 	if (n == 0)
 		n = 1; /* malloc(0) returns a unique pointer */
 	if (rt_unlikely(n > PTRDIFF_MAX))
@@ -157,6 +168,7 @@ void *rt_malloc_slow(size_t n)
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
+		rt_stats_publish_thread(tc);
 		if (tc->state == RT_TC_DEAD) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
@@ -212,6 +224,7 @@ void rt_free_slow(void *ptr, const char *call)
 	size_t size = live_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
 	tc->st.frees++;
+	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_bucket_huge_free(ptr, pg);
 		goto out;
@@ -238,6 +251,7 @@ void rt_free_slow(void *ptr, const char *call)
 		rt_bucket_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
+		rt_stats_publish_thread(tc);
 	}
 	p[0] = bin->head;
 	p[1] = (void *)rt_g.key;
