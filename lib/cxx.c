@@ -212,7 +212,7 @@ static inline void *new_aligned(size_t size, size_t align, bool nothrow, const c
 RT_COLD RT_NORETURN static void bad_delete(const char *call, const void *p, size_t size,
 					   size_t have, size_t align)
 {
-	if (align)
+	if (align > 1)
 		rt_say("%s(): size %zu or alignment %zu does not match the block %p of %zu bytes; aborting",
 		       call, size, align, p, have);
 	else
@@ -221,13 +221,30 @@ RT_COLD RT_NORETURN static void bad_delete(const char *call, const void *p, size
 	abort();
 }
 
+/* Not a cached class, or a suspicious size or alignment: the full check. */
+RT_COLD static void check_block_slow(const void *p, size_t size, size_t align, const char *call)
+{
+	size_t have = rt_block_size(p, call); /* aborts on anything but a live block */
+	if (size > have || ((uintptr_t)p & (align - 1)))
+		bad_delete(call, p, size, have, align);
+}
+
+/* size 0: not given; align 1: not given.  Inline for the cached classes (the
+ * block size is the class's; the free path validates the pointer itself). */
+static inline void check_block(const void *p, size_t size, size_t align, const char *call)
+{
+	const struct rt_page *pg = rt_page_of(p); /* null is outside the space */
+	if (!pg)
+		return;
+	unsigned c = rt_load(&pg->cls);
+	if (rt_unlikely(c == 0 || c > RT_NCLASS || size > rt_class_size(c) ||
+			((uintptr_t)p & (align - 1))))
+		check_block_slow(p, size, align, call);
+}
+
 static inline void delete_sized(void *p, size_t size, const char *call)
 {
-	if (rt_page_of(p)) { /* null is outside the space */
-		size_t have = rt_block_size(p, call);
-		if (rt_unlikely(size > have))
-			bad_delete(call, p, size, have, 0);
-	}
+	check_block(p, size, 1, call);
 	rt_free_fast(p, call);
 }
 
@@ -235,11 +252,7 @@ static inline void delete_sized(void *p, size_t size, const char *call)
 static inline void delete_aligned(void *p, size_t size, size_t align, const char *call)
 {
 	check_alignment(call, align);
-	if (rt_page_of(p)) {
-		size_t have = rt_block_size(p, call);
-		if (rt_unlikely(size > have || ((uintptr_t)p & (align - 1))))
-			bad_delete(call, p, size, have, align);
-	}
+	check_block(p, size, align, call);
 	rt_free_fast(p, call);
 }
 

@@ -107,4 +107,8 @@ __attribute__((constructor)) static void rt_constructor(void)
 
 /* The statistics file goes with the process (the memory stays: later
  * destructors may still allocate and free). */
-__attribute__((destructor)) static void rt_destructor(void) { rt_stats_remove(); }
+__attribute__((destructor)) static void rt_destructor(void)
+{
+	rt_stats_report();
+	rt_stats_remove();
+}

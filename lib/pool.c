@@ -421,6 +421,7 @@ int rt_init(const struct rtalloc_config *cfg)
 		return e;
 	}
 	rt_stats_init();
+	rt_stats_report_setup();
 	/* Whatever still reaches glibc's own allocator never trims nor maps. */
 	__libc_mallopt(M_TRIM_THRESHOLD, -1);
 	__libc_mallopt(M_MMAP_MAX, 0);

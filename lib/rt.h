@@ -344,6 +344,8 @@ RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_fork_child(void);
 RT_HIDDEN void rt_stats_remove(void); /* at exit: unlink the region's file */
 RT_HIDDEN void rt_stats_failure(void);
+RT_HIDDEN void rt_stats_report_setup(void); /* at init: where RTALLOC_REPORT goes */
+RT_HIDDEN void rt_stats_report(void);       /* at exit */
 extern struct rt_stats_region *rt_stats RT_HIDDEN;
 
 /* ---- options.c ----------------------------------------------------------- */
