@@ -131,9 +131,12 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 	rt_buddy_add(b, to);
 	__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
 	a->last_grow_ns = rt_os_now_ns();
-	rt_say("pool of arena %u grew by %zu KiB to %zu KiB (a non-real-time event: consider a larger "
-	       "RTALLOC_POOL_SIZE)", a->index, (size_t)(to - from) << (RT_PAGE_SHIFT - 10),
-	       (size_t)(to - b->skew) << (RT_PAGE_SHIFT - 10));
+	static bool said; /* once per process: later growths are counted in the statistics */
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		rt_say("the pool grew by %zu KiB to %zu KiB: a non-real-time event (system calls, page "
+		       "faults); set RTALLOC_POOL_SIZE larger. Further growths are only counted "
+		       "(rtalloc-stat)", (size_t)(to - from) << (RT_PAGE_SHIFT - 10),
+		       (size_t)to << (RT_PAGE_SHIFT - 10));
 	return 0;
 }
 
