@@ -159,6 +159,15 @@ void rt_free_aligned_sized(void *p, size_t align, size_t size)
 	rt_free_fast(p, "free_aligned_sized");
 }
 
+/* A pointer librtalloc did not hand out cannot be resized: its size is
+ * unknown and guessing could copy from unmapped memory.  Such pointers come
+ * only from ld.so's start-up allocator, which glibc never reallocs. */
+void *rt_realloc_foreign(void *p, size_t n)
+{
+	(void)n;
+	rt_fatal("realloc", "pointer not allocated by librtalloc (its size is unknown)", p);
+}
+
 /* ---- exported names ----------------------------------------------------- */
 
 RT_EXPORT void *rtalloc_malloc(size_t size) { return rt_malloc_fast(size); }

@@ -14,9 +14,12 @@
  * inheriting) for at most one batch:
  *   refill  <= want blocks, each O(1), plus at most want pages from the buddy
  *           (each <= top_order splits) and at most one growth;
- *   flush   <= n blocks, each O(1), plus at most one page released to the
- *           buddy (<= top_order merges).  Other pages that become empty stay
- *           on their partial list and are reused first.
+ *   flush   <= n blocks, each O(1); a page that becomes empty goes back to
+ *           the buddy (<= top_order merges each, so <= n * top_order) unless
+ *           it is its class's last partial page (kept: hysteresis).
+ *   exhaustion (the buddy has no block of the order asked): first every
+ *           kept empty page of every class is given back (<= RT_NSMALL
+ *           pages), then growth, then failure.
  * want and n are at most the largest tcache batch (see tcache.c).
  *
  * No OS call here: the arena's grow hook is the only way out, and the unit
@@ -59,10 +62,30 @@ int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, 
 	return 0;
 }
 
-/* A block of the buddy, growing the arena once if allowed.  Lock held. */
+static void release_page(struct rt_arena *a, unsigned c, uint32_t idx);
+static inline unsigned blocks_per_page(unsigned c);
+
+/* Give back the empty pages kept as hysteresis: by S3 at most one per class,
+ * its only partial page.  Lock held. */
+static void reclaim_empty(struct rt_arena *a)
+{
+	for (unsigned c = 1; c <= RT_NSMALL; c++) { /* bound: RT_NSMALL pages */
+		uint32_t idx = a->partial[c];
+		if (idx != RT_NIL && rt_g.pages[idx].nfree == blocks_per_page(c) &&
+		    rt_g.pages[idx].next == RT_NIL)
+			release_page(a, c, idx);
+	}
+}
+
+/* A block of the buddy; when there is none, reclaim empty pages, then grow
+ * the arena once if allowed.  Lock held. */
 static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 {
 	uint32_t idx = rt_buddy_alloc(&a->buddy, order);
+	if (idx == RT_NIL) {
+		reclaim_empty(a);
+		idx = rt_buddy_alloc(&a->buddy, order);
+	}
 	if (idx == RT_NIL && a->grow && !*grown) { /* *grown starts true when growth is not allowed */
 		*grown = true;
 		if (a->grow(a, order) == 0) {
@@ -196,33 +219,41 @@ unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **
 	return n;
 }
 
-/* Return one block to its page (lock of its arena held).  Releases the page
- * to the buddy when it became empty, it is not the last partial page of the
- * class, and no page was released yet in this batch. */
-static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c,
-			bool *released)
+/* An empty small page back to the buddy.  Lock held. */
+static void release_page(struct rt_arena *a, unsigned c, uint32_t idx)
+{
+	struct rt_page *pg = &rt_g.pages[idx];
+	partial_unlink(a, c, idx);
+	pg->free = NULL;
+	pg->nfree = 0;
+	rt_store(&pg->carved, 0);
+	rt_buddy_free(&a->buddy, idx);
+	a->class_units[c]--;
+}
+
+/* Return one block to its page (lock of its arena held).  A page that became
+ * empty goes back to the buddy unless it is the class's only partial page
+ * (S3), the hysteresis that keeps a class from taking and giving back a page
+ * at every batch. */
+static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c)
 {
 	uint32_t idx = (uint32_t)(pg - rt_g.pages);
 	b[0] = pg->free;
 	pg->free = b;
-	if (++pg->nfree == 1)
+	if (++pg->nfree == 1) {
 		partial_push(a, c, idx);
-	if (pg->nfree == blocks_per_page(c) && !*released &&
-	    (pg->prev != RT_NIL || pg->next != RT_NIL)) {
-		*released = true;
-		partial_unlink(a, c, idx);
-		pg->free = NULL;
-		pg->nfree = 0;
-		rt_store(&pg->carved, 0);
-		rt_buddy_free(&a->buddy, idx);
-		a->class_units[c]--;
+		/* S3: the page kept empty was the only partial page; no longer. */
+		uint32_t kept = pg->next;
+		if (kept != RT_NIL && rt_g.pages[kept].nfree == blocks_per_page(c))
+			release_page(a, c, kept);
 	}
+	if (pg->nfree == blocks_per_page(c) && (pg->prev != RT_NIL || pg->next != RT_NIL))
+		release_page(a, c, idx);
 }
 
 void rt_bucket_flush(unsigned c, void *head, unsigned n)
 {
 	struct rt_arena *held = NULL;
-	bool released = false;
 	void **b = head;
 	for (unsigned i = 0; i < n; i++) { /* bound: n, the batch */
 		struct rt_page *pg = rt_page_of(b);
@@ -237,13 +268,12 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 			}
 			rt_arena_lock(a);
 			held = a;
-			released = false;
 		}
 		void **next = b[0];
 		if (c <= RT_NSMALL) {
 			if (rt_unlikely(!small_block_ok(pg, b, c)))
 				rt_fatal("free", "heap corruption: a thread cache list points to", b);
-			flush_small(a, pg, b, c, &released);
+			flush_small(a, pg, b, c);
 		} else {
 			if (rt_unlikely(pg->cls != c || pg->state != RT_PS_USED ||
 					b != rt_page_addr((uint32_t)(pg - rt_g.pages))))
@@ -338,6 +368,8 @@ static const char *check_locked(struct rt_arena *a)
 			const struct rt_page *pg = &rt_g.pages[i];
 			if (pg->cls != c || pg->nfree == 0)
 				return "bucket: partial list holds a full page or one of another class (S2)";
+			if (pg->nfree == blocks_per_page(c) && (pg->next != RT_NIL || i != a->partial[c]))
+				return "bucket: an empty page is kept beside other partial pages (S3)";
 			if (++n > partial_pages[c])
 				return "bucket: partial list longer than its pages (cycle?)";
 		}

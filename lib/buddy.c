@@ -107,6 +107,8 @@ void rt_buddy_add(struct rt_buddy *b, uint32_t pages)
 	uint32_t committed = b->skew + pages;
 	if (committed > b->limit)
 		committed = b->limit;
+	if (committed <= b->committed) /* grows only */
+		return;
 	uint32_t r = b->committed;
 	bool first_add = r == b->skew;
 	b->committed = committed;

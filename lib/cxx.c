@@ -54,8 +54,10 @@
  *     new_handler that throws, or a replaced throwing form it forwards to
  *     that throws, propagates out of it (libstdc++ would return null).  A
  *     handler that frees memory and returns -- the usual one -- works.
- *   - the lookup of a replaced form sees what the dynamic linker bound: a
- *     library linked with -Bsymbolic(-functions) never sees a replacement.
+ *   - the lookup of a replaced form sees what the dynamic linker bound, so
+ *     this file must keep its exported names interposable: built with
+ *     -fno-semantic-interposition or linked with -Bsymbolic(-functions),
+ *     librtalloc would never see a replacement (tests/cxx would fail).
  */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -71,7 +73,7 @@ typedef void (*rt_new_handler)(void);
 /* ---- the C++ runtime, when there is one --------------------------------- */
 
 /* std::get_new_handler() and std::__throw_bad_alloc(), exported by libstdc++
- * (and by libc++/libc++abi under the same names).  Weak and undefined in a C
+ * (libc++ has the same names; not tested here).  Weak and undefined in a C
  * program: their address is then null. */
 extern rt_new_handler rt_cxx_get_new_handler(void) __asm__("_ZSt15get_new_handlerv")
 	__attribute__((weak, visibility("default")));
@@ -86,11 +88,6 @@ struct cxx_runtime {
 	void (*throw_bad_alloc)(void);
 };
 
-static void *lookup(void *handle, const char *name)
-{
-	return dlsym(handle, name);
-}
-
 /* The runtime's functions, or nulls.  Called only when an allocation failed:
  * the weak references first (bound at start-up), then the global scope (C++
  * code loaded by dlopen with RTLD_GLOBAL), then libstdc++ itself if something
@@ -102,15 +99,15 @@ static void cxx_runtime(struct cxx_runtime *rt)
 	rt->throw_bad_alloc = rt_cxx_throw_bad_alloc;
 	if (rt->get_handler && rt->throw_bad_alloc)
 		return;
-	void *sym_h = lookup(RTLD_DEFAULT, SYM_GET_HANDLER);
-	void *sym_t = lookup(RTLD_DEFAULT, SYM_THROW_BAD_ALLOC);
+	void *sym_h = dlsym(RTLD_DEFAULT, SYM_GET_HANDLER);
+	void *sym_t = dlsym(RTLD_DEFAULT, SYM_THROW_BAD_ALLOC);
 	void *lib = NULL;
 	if (!sym_h || !sym_t) {
 		/* Already loaded, or nothing: RTLD_NOLOAD never loads a library. */
 		lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
 		if (lib) {
-			sym_h = lookup(lib, SYM_GET_HANDLER);
-			sym_t = lookup(lib, SYM_THROW_BAD_ALLOC);
+			sym_h = dlsym(lib, SYM_GET_HANDLER);
+			sym_t = dlsym(lib, SYM_THROW_BAD_ALLOC);
 		}
 	}
 	/* (A function pointer read from dlsym's void *, the POSIX way.) */
@@ -200,9 +197,10 @@ static inline void *new_aligned(size_t size, size_t align, bool nothrow, const c
  *     virtual, of the static type otherwise -- which is the dynamic one, or
  *     the delete is undefined behaviour already), and array cookies are
  *     counted on both sides; every block is at least as large as its request;
- *   - a smaller size is accepted (it is never larger than the truth in a
- *     valid program, but derived-via-base deletes without a virtual
- *     destructor, undefined yet common, pass a smaller one and keep working);
+ *   - a size smaller than the block is accepted: blocks are rounded up, and
+ *     deleting a derived object through a base pointer without a virtual
+ *     destructor (undefined, yet common) passes the base's smaller size --
+ *     such programs keep working, as they do with glibc and libstdc++;
  *   - memory from a replaced operator new never reaches these checks: the
  *     sized forms forward to the program's operator delete then (see above);
  *   - pointers outside librtalloc's space (allocated before it, or by another
@@ -212,9 +210,11 @@ static inline void *new_aligned(size_t size, size_t align, bool nothrow, const c
 RT_COLD RT_NORETURN static void bad_delete(const char *call, const void *p, size_t size,
 					   size_t have, size_t align)
 {
-	if (align > 1)
+	if (align > 1 && size)
 		rt_say("%s(): size %zu or alignment %zu does not match the block %p of %zu bytes; aborting",
 		       call, size, align, p, have);
+	else if (align > 1)
+		rt_say("%s(): block %p is not aligned to %zu; aborting", call, p, align);
 	else
 		rt_say("%s(): size %zu is larger than the block %p of %zu bytes; aborting", call, size, p,
 		       have);

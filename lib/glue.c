@@ -100,7 +100,9 @@ void rt_say(const char *fmt, ...)
 	line[n++] = '\n';
 	int saved = errno;
 	for (size_t off = 0; off < n;) { /* bounded: each round writes >= 1 byte or stops */
-		ssize_t w = write(STDERR_FILENO, line + off, n - off);
+		/* syscall(), not write(): not a cancellation point, so a message
+		 * printed with a lock held cannot end the thread holding it. */
+		ssize_t w = syscall(SYS_write, STDERR_FILENO, line + off, n - off);
 		if (w <= 0 && errno != EINTR)
 			break;
 		if (w > 0)

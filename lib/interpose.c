@@ -90,25 +90,8 @@ PUBLIC struct mallinfo mallinfo(void)
 	return mi;
 }
 
-/* A pointer librtalloc did not hand out cannot be resized: its size is
- * unknown and guessing could copy from unmapped memory.  Such pointers come
- * only from ld.so's start-up allocator, which glibc never reallocs. */
-void *rt_realloc_foreign(void *p, size_t n)
-{
-	(void)n;
-	rt_fatal("realloc", "pointer not allocated by librtalloc (its size is unknown)", p);
-}
-
 __attribute__((constructor)) static void rt_constructor(void)
 {
 	if (!rt_ready())
 		rt_init_lazy();
-}
-
-/* The statistics file goes with the process (the memory stays: later
- * destructors may still allocate and free). */
-__attribute__((destructor)) static void rt_destructor(void)
-{
-	rt_stats_report();
-	rt_stats_remove();
 }

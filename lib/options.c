@@ -124,7 +124,7 @@ const char *rt_options_env(const char *name)
 		if (n <= 0)
 			return NULL;
 	}
-	for (const char *e = proc_env; *e && e < proc_env + sizeof(proc_env); e += strlen(e) + 1)
+	for (const char *e = proc_env; e < proc_env + sizeof(proc_env) && *e; e += strlen(e) + 1)
 		if (strncmp(e, name, len) == 0 && e[len] == '=')
 			return e + len + 1;
 	return NULL;

@@ -150,18 +150,25 @@ static int setup_user_memory(void *mem, size_t size)
 	    (end - start) >> RT_PAGE_SHIFT > RT_NIL / 2)
 		return EINVAL;
 	size_t total = (end - start) >> RT_PAGE_SHIFT;
-	/* d descriptor pages describe total - d data pages. */
+	/* d descriptor pages describe the data pages after them.  The data start
+	 * is aligned to RT_CACHE_MAX: the fast paths test a block's alignment
+	 * relative to rt_g.base, which must therefore be aligned to every cached
+	 * class (the buddy's skew handles larger blocks). */
 	size_t d = (total * sizeof(struct rt_page) + RT_PAGE_SIZE + sizeof(struct rt_page) - 1) /
 		   (RT_PAGE_SIZE + sizeof(struct rt_page));
+	uintptr_t data = (start + (d << RT_PAGE_SHIFT) + RT_CACHE_MAX - 1) & ~(RT_CACHE_MAX - 1);
+	if (data >= end || (end - data) >> RT_PAGE_SHIFT < 4)
+		return EINVAL;
+	size_t npages = (end - data) >> RT_PAGE_SHIFT;
 	memset((void *)start, 0, d << RT_PAGE_SHIFT);
 	rt_g.pages = (struct rt_page *)start;
-	rt_g.base = start + (d << RT_PAGE_SHIFT);
-	rt_g.span = (total - d) << RT_PAGE_SHIFT;
+	rt_g.base = data;
+	rt_g.span = npages << RT_PAGE_SHIFT;
 	rt_g.user_memory = true;
 	rt_g.narenas = 1;
 	rt_g.pool_bytes = rt_g.span;
 	rt_g.opt.pool_size = rt_g.opt.pool_max = rt_g.span;
-	return rt_arena_init(&rt_g.arenas[0], 0, -1, 0, (uint32_t)(total - d), (uint32_t)(total - d));
+	return rt_arena_init(&rt_g.arenas[0], 0, -1, 0, (uint32_t)npages, (uint32_t)npages);
 }
 
 static int setup_os_memory(void)
@@ -238,6 +245,33 @@ static void unlock_reserve(void)
 	}
 }
 
+/* After mlockall(MCL_FUTURE) every new mapping (a thread's stack: 8 MiB by
+ * default) must fit what RLIMIT_MEMLOCK leaves, unless we may lock without
+ * limit.  Say so once when little is left: pthread_create would fail. */
+static void check_lock_room(void)
+{
+	struct rlimit rl;
+	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	char buf[4096];
+	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return;
+	const char *v = strstr(buf, "VmLck:");
+	if (!v)
+		return;
+	size_t locked_kib = 0;
+	for (v += 6; *v == ' ' || *v == '\t'; v++)
+		;
+	for (; *v >= '0' && *v <= '9'; v++)
+		locked_kib = locked_kib * 10 + (size_t)(*v - '0');
+	size_t limit_kib = (size_t)(rl.rlim_cur >> 10);
+	size_t left = limit_kib > locked_kib ? limit_kib - locked_kib : 0;
+	if (left < 16384)
+		rt_say("memory is locked, but RLIMIT_MEMLOCK leaves only %zu KiB for what the process maps "
+		       "later: creating a thread (an 8 MiB stack by default) will fail with EAGAIN. Raise "
+		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
+}
+
 /* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
 static int lock_memory(int mode)
 {
@@ -247,6 +281,7 @@ static int lock_memory(int mode)
 		rt_g.locked = true;
 		if (!rt_g.user_memory)
 			unlock_reserve();
+		check_lock_room();
 		return 0;
 	}
 	int e = errno;
@@ -389,8 +424,23 @@ static int reconfigure(const struct rtalloc_config *cfg)
 	return e;
 }
 
+/* A config must be whole (size 0 means this version's) and its memory, if
+ * any, usable: checked before anything changes, on every call. */
+static int config_ok(const struct rtalloc_config *cfg)
+{
+	if (!cfg)
+		return 0;
+	if (cfg->size && cfg->size < sizeof(struct rtalloc_config))
+		return EINVAL;
+	if (cfg->memory && cfg->memory_size < 64 * RT_PAGE_SIZE)
+		return EINVAL;
+	return 0;
+}
+
 int rt_init(const struct rtalloc_config *cfg)
 {
+	if (config_ok(cfg))
+		return EINVAL;
 	int expected = RT_INIT_NONE;
 	if (!__atomic_compare_exchange_n(&rt_g.init_state, &expected, RT_INIT_BUSY, false,
 					 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
@@ -405,10 +455,6 @@ int rt_init(const struct rtalloc_config *cfg)
 	}
 	int saved = errno;
 	uint64_t started = rt_os_now_ns();
-	if (cfg && cfg->size && cfg->size < offsetof(struct rtalloc_config, memory)) {
-		__atomic_store_n(&rt_g.init_state, RT_INIT_NONE, __ATOMIC_RELEASE);
-		return EINVAL;
-	}
 	rt_options_read(&rt_g.opt, cfg);
 	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
 	int e = pthread_key_create(&rt_g.thread_key, rt_tcache_thread_exit);
@@ -419,7 +465,12 @@ int rt_init(const struct rtalloc_config *cfg)
 			e = setup_os_memory();
 	}
 	if (e) {
-		__atomic_store_n(&rt_g.init_state, RT_INIT_FAILED, __ATOMIC_RELEASE);
+		/* Bad caller memory can be retried with a better config; a system
+		 * that cannot give us a pool cannot. */
+		if (e == EINVAL)
+			pthread_key_delete(rt_g.thread_key);
+		__atomic_store_n(&rt_g.init_state, e == EINVAL ? RT_INIT_NONE : RT_INIT_FAILED,
+				 __ATOMIC_RELEASE);
 		errno = saved;
 		return e;
 	}

@@ -126,7 +126,9 @@ static inline unsigned rt_order_of(size_t n)
  *       0 <= nfree <= blocks per page; every block not handed out (free
  *       or never carved) carries the free stamp in word 1, so the free fast
  *       path's double-free test also rejects never-allocated blocks;
- *   S2  small page with nfree > 0 is on its arena's partial list of its class.
+ *   S2  small page with nfree > 0 is on its arena's partial list of its class;
+ *   S3  a small page with every block free (nfree = blocks per page) is its
+ *       class's only partial page: other empty pages go back to the buddy.
  *   Cached classes (medium) keep carved = RT_PAGE_SIZE so the free path's
  *   "inside the carved part" test passes for their (page-aligned) blocks.
  */
@@ -342,7 +344,7 @@ RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_publish_thread(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_fork_child(void);
-RT_HIDDEN void rt_stats_remove(void); /* at exit: unlink the region's file */
+RT_HIDDEN void rt_stats_remove(void); /* unlink the region's file */
 RT_HIDDEN void rt_stats_failure(void);
 RT_HIDDEN void rt_stats_report_setup(void); /* at init: where RTALLOC_REPORT goes */
 RT_HIDDEN void rt_stats_report(void);       /* at exit */

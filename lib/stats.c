@@ -8,6 +8,7 @@
  * on the malloc/free fast path.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,11 @@ static struct rt_stats_region *create_file(void)
 	void *p = MAP_FAILED;
 	if (ftruncate(fd, (off_t)region_bytes()) == 0)
 		p = mmap(NULL, region_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* Read-only on disk from now on: our mapping stays writable, and nobody
+	 * (not even a careless tool of the same user) truncates it under us,
+	 * which would kill this process with SIGBUS at its next write. */
+	if (p != MAP_FAILED)
+		fchmod(fd, 0400);
 	close(fd);
 	if (p == MAP_FAILED) {
 		unlink(region_path);
@@ -133,6 +139,19 @@ void rt_stats_remove(void)
 	if (region_path[0] && rt_stats && rt_stats->pid == getpid())
 		unlink(region_path);
 	region_path[0] = '\0';
+}
+
+/* At exit (of a program linked with the library or the core): the exiting
+ * thread's last counts, the report, and the file goes with the process (the
+ * memory stays: later destructors may still allocate and free). */
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+	if (!rt_ready())
+		return;
+	if (rt_tc.state == RT_TC_LIVE)
+		rt_stats_publish_thread(&rt_tc);
+	rt_stats_report();
+	rt_stats_remove();
 }
 
 /* The child of fork must not write into its parent's region: it keeps a
@@ -288,27 +307,32 @@ void rt_stats_totals(struct rt_totals *t)
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
 
-/* Thread counters of every live thread plus those left by exited threads. */
+/* Thread counters of every live thread plus those left by exited threads.
+ * Retries (bounded, yielding) while a thread exits meanwhile; after that, the
+ * last complete pass is returned. */
 static uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
 {
 	uint32_t live = 0;
-	for (int tries = 0; tries < 100; tries++) { /* bound: 100 retries */
+	for (int tries = 0; tries < 100; tries++) { /* bound: 100 passes */
+		if (tries)
+			sched_yield();
 		uint32_t e1 = __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE);
-		if (e1 & 1)
-			continue;
-		rt_seq_read(&r->exit_seq, sum, &r->exited, sizeof(*sum));
-		live = 0;
+		struct rt_tcounters t;
+		uint32_t n = 0;
+		rt_seq_read(&r->exit_seq, &t, &r->exited, sizeof(t));
 		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: the slots */
 			struct rt_stats_slot s = {0};
 			rt_seq_read(&r->slots[i].seq, &s, &r->slots[i], sizeof(s));
 			if (!s.tid)
 				continue;
-			live++;
-#define RT_X_SUM(name, text) sum->name += s.c.name;
+			n++;
+#define RT_X_SUM(name, text) t.name += s.c.name;
 			RT_TCOUNTERS(RT_X_SUM)
 #undef RT_X_SUM
 		}
-		if (__atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
+		*sum = t;
+		live = n;
+		if (!(e1 & 1) && __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
 			break;
 	}
 	return live;
@@ -436,8 +460,6 @@ void rt_stats_report(void)
 {
 	if (!report_path[0] || !rt_ready())
 		return;
-	if (rt_tc.state == RT_TC_LIVE)
-		rt_stats_publish_thread(&rt_tc);
 	struct rtalloc_stats s = {.size = sizeof(s)};
 	rtalloc_stats(&s);
 	char line[768];

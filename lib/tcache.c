@@ -153,9 +153,10 @@ void *rt_malloc_slow(size_t n)
 	unsigned c = rt_class_of(n);
 	if (c > RT_NCLASS) {
 		unsigned order = rt_order_of(n);
-		void *p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
+		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
 		if (!p)
 			return out_of_memory(tc, n);
+		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
 		tc->st.mallocs++;
 		return p;
 	}
