@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * demo.c - rtdemo, the program behind bench/demo: a periodic real-time task.
+ *
+ * Every millisecond (--hz) the task wakes up at an absolute time
+ * (clock_nanosleep TIMER_ABSTIME), measures how late it woke, and does some
+ * memory churn: --ops malloc or free calls on a live set of blocks of mixed
+ * sizes (8 B .. 1 MiB, the mix of shared/peers.md), writing to what it gets
+ * like a real program would.  It runs under SCHED_FIFO when permitted.
+ *
+ * It knows nothing of the allocator: bench/demo runs it under LD_PRELOAD of
+ * glibc's own malloc, the glibc real-time recipe and librtalloc.  Results are
+ * "R<TAB>demo<TAB>metric<TAB>value" lines for bench/demo to lay side by side.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mallopt, RUSAGE_THREAD, MAP_POPULATE, ... */
+#endif
+#include "rtb_common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARKER_ID 16 /* strace markers of the periodic loop */
+
+struct block {
+	unsigned char *p;
+	size_t n;
+};
+
+struct demo {
+	double seconds;
+	unsigned hz, ops, slots;
+	int prio;
+	bool fifo;
+	rtb_rng rng;
+	struct block *live;
+	rtb_samples late, alloc, release;
+	uint64_t fails, overruns;
+};
+
+static void parse_args(struct demo *d, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"seconds", required_argument, NULL, 's'},
+		{"hz", required_argument, NULL, 'z'},
+		{"ops", required_argument, NULL, 'o'},
+		{"prio", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	d->seconds = 3;
+	d->hz = 1000;
+	d->ops = 16;
+	d->prio = 80;
+	d->slots = 256;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': d->seconds = strtod(optarg, NULL); break;
+		case 'z': d->hz = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'o': d->ops = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'p': d->prio = atoi(optarg); break;
+		case 'h':
+			puts("usage: rtdemo [--seconds S] [--hz N] [--ops N] [--prio P]\n"
+			     "A periodic task doing N malloc/free per cycle; see bench/demo.");
+			exit(0);
+		default: exit(2);
+		}
+	}
+	if (d->seconds <= 0 || d->seconds > 600 || d->hz == 0 || d->hz > 100000) {
+		fprintf(stderr, "rtdemo: --seconds must be in (0, 600], --hz in [1, 100000]\n");
+		exit(2);
+	}
+}
+
+/* SCHED_FIFO if we may; a demo that cannot get it still runs. */
+static bool try_fifo(int prio)
+{
+	struct sched_param sp = {.sched_priority = prio};
+	return sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+}
+
+static void fill(unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 4096)
+		p[i] = (unsigned char)i;
+	p[n - 1] = 1;
+}
+
+/* One malloc or free on a random slot, timed. */
+static void churn_once(struct demo *d)
+{
+	struct block *b = &d->live[rtb_below(&d->rng, d->slots)];
+	if (b->p) {
+		uint64_t t0 = rtb_ticks();
+		free(b->p);
+		uint64_t t1 = rtb_ticks();
+		rtb_samples_add(&d->release, t1 - t0);
+		b->p = NULL;
+		return;
+	}
+	size_t n = rtb_mixed_size(&d->rng);
+	uint64_t t0 = rtb_ticks();
+	unsigned char *p = malloc(n);
+	uint64_t t1 = rtb_ticks();
+	rtb_samples_add(&d->alloc, t1 - t0);
+	if (!p) {
+		d->fails++;
+		return;
+	}
+	fill(p, n);
+	b->p = p;
+	b->n = n;
+}
+
+static void timespec_add_ns(struct timespec *t, uint64_t ns)
+{
+	t->tv_nsec += (long)(ns % 1000000000ull);
+	t->tv_sec += (time_t)(ns / 1000000000ull);
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_nsec -= 1000000000L;
+		t->tv_sec++;
+	}
+}
+
+static void periodic_loop(struct demo *d, uint64_t cycles)
+{
+	uint64_t period_ns = 1000000000ull / d->hz;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+
+	for (uint64_t c = 0; c < cycles; c++) {
+		timespec_add_ns(&next, period_ns);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+		uint64_t now = rtb_now_ns();
+		uint64_t due = (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec;
+		uint64_t late_ns = now > due ? now - due : 0;
+		rtb_samples_add(&d->late, (uint64_t)((double)late_ns / rtb_ns_per_tick()));
+		if (late_ns > period_ns)
+			d->overruns++;
+
+		for (unsigned i = 0; i < d->ops; i++)
+			churn_once(d);
+	}
+}
+
+static void emit_us(const char *metric, rtb_samples *s, double q)
+{
+	rtb_emit("demo", metric, rtb_quantile_ns(s, q) / 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	static struct demo d;
+	parse_args(&d, argc, argv);
+	rtb_out_init();
+	rtb_clock_calibrate(20);
+
+	uint64_t cycles = (uint64_t)(d.seconds * d.hz);
+	d.rng.state = 42;
+	d.live = rtb_map(d.slots * sizeof *d.live);
+	rtb_samples_init(&d.late, cycles);
+	rtb_samples_init(&d.alloc, cycles * d.ops);
+	rtb_samples_init(&d.release, cycles * d.ops);
+
+	/* Start-up: what a real-time program does before its loop. */
+	d.fifo = try_fifo(d.prio);
+	rtb_prefault_stack(64 * 1024);
+	for (unsigned i = 0; i < d.slots / 2; i++)
+		churn_once(&d);
+	d.alloc.n = d.release.n = 0; /* start-up calls are not part of the loop */
+
+	rtb_faults f0 = rtb_faults_self();
+	rtb_marker(MARKER_ID, false);
+	periodic_loop(&d, cycles);
+	rtb_marker(MARKER_ID, true);
+	rtb_faults f1 = rtb_faults_self();
+
+	rtb_samples_sort(&d.late);
+	rtb_samples_sort(&d.alloc);
+	rtb_samples_sort(&d.release);
+	rtb_emit("demo", "fifo", d.fifo);
+	rtb_emit("demo", "cycles", (double)cycles);
+	rtb_emit("demo", "overruns", (double)d.overruns);
+	emit_us("late_max_us", &d.late, 1.0);
+	emit_us("late_p99_us", &d.late, 0.99);
+	emit_us("late_p50_us", &d.late, 0.5);
+	emit_us("malloc_max_us", &d.alloc, 1.0);
+	emit_us("malloc_p99_us", &d.alloc, 0.99);
+	emit_us("free_max_us", &d.release, 1.0);
+	emit_us("free_p99_us", &d.release, 0.99);
+	rtb_emit("demo", "faults_minor", (double)(f1.minor - f0.minor));
+	rtb_emit("demo", "faults_major", (double)(f1.major - f0.major));
+	rtb_emit("demo", "fails", (double)d.fails);
+	/* The addresses of the strace markers, for bench/demo to find them. */
+	printf("R\tdemo\tmarker_begin\t%#lx\n", RTB_MARK_BASE + ((2ul * MARKER_ID) << 12));
+	printf("R\tdemo\tmarker_end\t%#lx\n", RTB_MARK_BASE + ((2ul * MARKER_ID + 1) << 12));
+
+	for (unsigned i = 0; i < d.slots; i++)
+		free(d.live[i].p);
+	return 0;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stat_target.c - a process for rtalloc-stat to look at (tests/stat).
+ *
+ * Runs under LD_PRELOAD=librtalloc.so (not linked with it: the rtalloc_* API
+ * is found with dlsym) and has a thread named "rt-loop" that does what it is
+ * told, one command per line on stdin, one answer per line on stdout:
+ *
+ *   fault N    rt-loop: mmap N pages, rtalloc_rt_begin(), touch them,
+ *              rtalloc_rt_end()  ->  "faulted F" (F: the thread's minor faults
+ *              in between, from getrusage(RUSAGE_THREAD))
+ *   enter      rt-loop: rtalloc_rt_begin() and stay in the section  ->  "entered"
+ *   leave      rt-loop: rtalloc_rt_end()  ->  "left"
+ *   alloc N    main thread: N malloc/free pairs of assorted sizes  ->  "allocated"
+ *   try N      main thread: malloc(N), kept  ->  "got" or "null"
+ *   exit C     exit(C) (the library's destructor runs)
+ *
+ * At start it prints "ready PID" once rt-loop has allocated (so it has a
+ * statistics slot).  With arguments "--oneshot N C" it does "fault N", some
+ * allocations and exit(C) without reading stdin (for rtalloc-stat -- CMD).
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void (*rt_begin)(void);
+static void (*rt_end)(void);
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static char cmd[64];   /* for rt-loop; empty when done */
+static long answer;
+
+static long thread_minflt(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_minflt;
+}
+
+/* N fresh pages mapped (outside the section), then each touched once inside
+ * it: N minor faults (at least). */
+static char *fresh_pages(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("stat_target: mmap");
+		exit(1);
+	}
+	/* Under librtalloc's mlockall(MCL_FUTURE) the kernel populates new mappings
+	 * at mmap: unlock these pages and drop them, so touching them faults. */
+	munlock(p, len);
+	madvise(p, len, MADV_DONTNEED);
+	return p;
+}
+
+static long fault_pages(char *p, size_t len)
+{
+	long before = thread_minflt();
+	for (size_t i = 0; i < len; i += 4096)
+		((volatile char *)p)[i] = 1;
+	long after = thread_minflt();
+	munmap(p, len);
+	return after - before;
+}
+
+static void *rt_loop(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "rt-loop");
+	free(malloc(32)); /* a statistics slot of its own */
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while (!cmd[0])
+			pthread_cond_wait(&cv, &mu);
+		long n = 0;
+		if (sscanf(cmd, "fault %ld", &n) == 1) {
+			size_t len = (size_t)n * 4096;
+			char *p = fresh_pages(len);
+			rt_begin();
+			answer = fault_pages(p, len);
+			rt_end();
+		} else if (strcmp(cmd, "enter") == 0) {
+			rt_begin();
+		} else if (strcmp(cmd, "leave") == 0) {
+			rt_end();
+		}
+		cmd[0] = '\0';
+		pthread_cond_broadcast(&cv);
+	}
+	return NULL;
+}
+
+/* Hand a command to rt-loop and wait until it is done. */
+static long run_in_loop(const char *c)
+{
+	pthread_mutex_lock(&mu);
+	snprintf(cmd, sizeof(cmd), "%s", c);
+	pthread_cond_broadcast(&cv);
+	while (cmd[0])
+		pthread_cond_wait(&cv, &mu);
+	long a = answer;
+	pthread_mutex_unlock(&mu);
+	return a;
+}
+
+static void churn(long n)
+{
+	static const size_t sizes[] = {16, 24, 100, 600, 3000, 9000, 40000, 300000};
+	void *keep[64] = {0};
+	for (long i = 0; i < n; i++) {
+		size_t k = (size_t)i % 64;
+		free(keep[k]);
+		keep[k] = malloc(sizes[(size_t)i % 8]);
+		if (!keep[k]) {
+			perror("stat_target: malloc");
+			exit(1);
+		}
+		memset(keep[k], 1, 16);
+	}
+	for (size_t k = 0; k < 64; k++)
+		free(keep[k]);
+}
+
+int main(int argc, char **argv)
+{
+	rt_begin = (void (*)(void))dlsym(RTLD_DEFAULT, "rtalloc_rt_begin");
+	rt_end = (void (*)(void))dlsym(RTLD_DEFAULT, "rtalloc_rt_end");
+	if (!rt_begin || !rt_end) {
+		fprintf(stderr, "stat_target: librtalloc is not loaded (run with LD_PRELOAD)\n");
+		return 1;
+	}
+	pthread_t th;
+	if (pthread_create(&th, NULL, rt_loop, NULL) != 0) {
+		fprintf(stderr, "stat_target: pthread_create failed\n");
+		return 1;
+	}
+	if (argc == 4 && strcmp(argv[1], "--oneshot") == 0) {
+		char c[64];
+		snprintf(c, sizeof(c), "fault %s", argv[2]);
+		run_in_loop(c);
+		churn(5000);
+		exit(atoi(argv[3]));
+	}
+	run_in_loop("noop");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("ready %d\n", (int)getpid());
+	char line[128];
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = '\0';
+		long n;
+		if (strncmp(line, "fault ", 6) == 0) {
+			printf("faulted %ld\n", run_in_loop(line));
+		} else if (strcmp(line, "enter") == 0) {
+			run_in_loop(line);
+			printf("entered\n");
+		} else if (strcmp(line, "leave") == 0) {
+			run_in_loop(line);
+			printf("left\n");
+		} else if (sscanf(line, "alloc %ld", &n) == 1) {
+			churn(n);
+			printf("allocated\n");
+		} else if (sscanf(line, "try %ld", &n) == 1) {
+			void *p = malloc((size_t)n);
+			printf("%s\n", p ? "got" : "null");
+		} else if (sscanf(line, "exit %ld", &n) == 1) {
+			exit((int)n);
+		} else {
+			printf("unknown command '%s'\n", line);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""stat_test.py - end-to-end tests of rtalloc-stat (tests/stat/meson.build).
+
+usage: stat_test.py --tool RTALLOC_STAT --lib LIBRTALLOC --target STAT_TARGET CASE
+
+CASE is one of: snapshot json watch run list errors permissions symlink.
+Exit 0 pass, 1 fail (with the reason), 77 skip (with the reason).
+
+Each case runs stat_target (see stat_target.c) under LD_PRELOAD, with its
+own XDG_RUNTIME_DIR (a fresh temporary directory) unless the case is about
+/dev/shm, and looks at it with rtalloc-stat.
+"""
+import argparse
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+PAGES = 64  # pages the rt-loop thread faults in its real-time section
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+class Target:
+    """stat_target under LD_PRELOAD, driven through its stdin/stdout."""
+
+    def __init__(self, ctx, env=None, argv=None):
+        self.ctx = ctx
+        e = ctx.env(env)
+        e["LD_PRELOAD"] = ctx.lib
+        self.p = subprocess.Popen(argv or [ctx.target], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=e, text=True, bufsize=1)
+        self.pid = self.p.pid
+        self.stderr = ""
+        line = self.read_line()
+        check(line == "ready %d" % self.pid, "stat_target did not start: %r" % line)
+
+    def read_line(self, timeout=10):
+        fd = self.p.stdout
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise Fail("stat_target did not answer within %d s" % timeout)
+        line = fd.readline()
+        if not line:
+            self.stop()
+            raise Fail("stat_target ended early; stderr: %s" % self.stderr)
+        return line.rstrip("\n")
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        if line.startswith("exit"):
+            return None
+        return self.read_line()
+
+    def stop(self, code=0):
+        if self.p.poll() is None:
+            try:
+                self.cmd("exit %d" % code)
+            except (BrokenPipeError, OSError):
+                pass
+        try:
+            _, self.stderr = self.p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            _, self.stderr = self.p.communicate()
+        return self.p.returncode
+
+
+class Ctx:
+    def __init__(self, args):
+        self.tool = args.tool
+        self.lib = args.lib
+        self.target = args.target
+        self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-")
+        os.chmod(self.tmp, 0o700)
+        self.xdg = os.path.join(self.tmp, "run")
+        os.mkdir(self.xdg, 0o700)
+        self.targets = []
+
+    def env(self, extra=None, xdg=True):
+        e = dict(os.environ)
+        e.pop("LD_PRELOAD", None)
+        e.pop("RTALLOC_LIB", None)
+        if xdg:
+            e["XDG_RUNTIME_DIR"] = self.xdg
+        else:
+            e.pop("XDG_RUNTIME_DIR", None)
+        e.setdefault("RTALLOC_POOL_SIZE", "16M")
+        for k, v in (extra or {}).items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        return e
+
+    def start(self, env=None):
+        t = Target(self, env)
+        self.targets.append(t)
+        return t
+
+    def stat(self, *args, env=None, timeout=20, prefix=None):
+        cmd = (prefix or []) + [self.tool] + [str(a) for a in args]
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           env=env if env is not None else self.env(), timeout=timeout)
+        return r
+
+    def cleanup(self):
+        for t in self.targets:
+            if t.p.poll() is None:
+                t.p.kill()
+                t.p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def dead_pid():
+    """The pid of a process that has just ended (reuse within the test is unlikely)."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def fault(t, pages=PAGES):
+    """Have rt-loop fault `pages` fresh pages inside a real-time section."""
+    n = int(t.cmd("fault %d" % pages).split()[1])
+    check(n >= pages, "the target took %d faults for %d fresh pages" % (n, pages))
+    return n
+
+
+def one_line(r, what):
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    check(len(lines) == 1, "%s: want one line on stderr, got %r" % (what, r.stderr))
+    return lines[0]
+
+
+def thread_rows(text):
+    """Rows of the text report's thread table: {name: [columns]}."""
+    rows = {}
+    in_table = False
+    for line in text.splitlines():
+        if line.strip().startswith("TID "):
+            in_table = True
+            continue
+        if in_table:
+            if not line.strip():
+                break
+            cols = line.split()
+            rows.setdefault(cols[1], cols)
+    return rows
+
+
+# ---- cases ------------------------------------------------------------------------------------
+
+
+def case_snapshot(ctx):
+    t = ctx.start()
+    faulted = fault(t)
+    r = ctx.stat(t.pid)
+    check(r.returncode == 0, "rtalloc-stat PID: status %d, stderr %s" % (r.returncode, r.stderr))
+    out = r.stdout
+    print(out)
+    rows = thread_rows(out)
+    check("rt-loop" in rows, "no thread named rt-loop in the report")
+    # TID NAME MINFLT MAJFLT RT-MINFLT RT-MAJFLT RT-SLOW RT-SECT IN-RT ALLOCS FREES
+    rt = rows["rt-loop"]
+    check(int(rt[2]) >= PAGES, "rt-loop's MINFLT %s < %d" % (rt[2], PAGES))
+    check(int(rt[4]) >= faulted, "rt-loop's RT-MINFLT %s < the %d faults it took" % (rt[4], faulted))
+    check(int(rt[7]) >= 1 and rt[8] == "no", "rt-loop: RT-SECT %s IN-RT %s" % (rt[7], rt[8]))
+    others = [r for name, r in rows.items() if name != "rt-loop" and r[4] != "-"]
+    check(others and all(int(r[4]) == 0 for r in others), "faults attributed to another thread: %r" % others)
+    m = re.search(r"in real-time sections\s+(\d+)\s+(\d+)", out)
+    check(m and int(m.group(1)) >= faulted, "process line of real-time faults wrong")
+    check(re.search(r"Pool \(KiB\)", out) and "16384" in out, "no pool of 16384 KiB")
+    check("Memory locking" in out and "VmLck" in out, "no VmLck line")
+    # in_rt while the thread sits inside a section
+    check(t.cmd("enter") == "entered", "enter")
+    rows = thread_rows(ctx.stat(t.pid).stdout)
+    check(rows["rt-loop"][8] == "yes", "IN-RT is %s inside a section" % rows["rt-loop"][8])
+    check(t.cmd("leave") == "left", "leave")
+    rows = thread_rows(ctx.stat(t.pid).stdout)
+    check(rows["rt-loop"][8] == "no", "IN-RT is %s after the section" % rows["rt-loop"][8])
+    region = os.path.join(ctx.xdg, "rtalloc-%d-%d.stats" % (os.getuid(), t.pid))
+    check(os.path.exists(region), "no region at %s" % region)
+    check(t.stop() == 0, "target status")
+    check(not os.path.exists(region), "the region outlived its process")
+
+
+def case_json(ctx):
+    t = ctx.start()
+    faulted = fault(t)
+    t.cmd("alloc 20000")
+    r = ctx.stat("--json", t.pid)
+    check(r.returncode == 0, "--json PID: status %d, stderr %s" % (r.returncode, r.stderr))
+    # the same parse as python3 -c 'import json,sys; json.load(sys.stdin)'
+    chk = subprocess.run([sys.executable, "-c", "import json,sys; json.load(sys.stdin)"], input=r.stdout,
+                         text=True, capture_output=True)
+    check(chk.returncode == 0, "not valid JSON: %s" % chk.stderr)
+    d = json.loads(r.stdout)
+    check(d["pid"] == t.pid, "pid")
+    rt = [th for th in d["threads"] if th["name"] == "rt-loop"]
+    check(len(rt) == 1, "want one rt-loop thread: %r" % d["threads"])
+    c = rt[0]["counters"]
+    check(c["rt_minflt"] >= faulted and c["rt_sections"] >= 1 and rt[0]["in_rt"] is False,
+          "rt-loop counters: %r" % rt[0])
+    check(rt[0]["minflt"] >= PAGES, "rt-loop minflt")
+    for th in d["threads"]:
+        if th["name"] != "rt-loop" and th["counters"]:
+            check(th["counters"]["rt_minflt"] == 0, "rt faults attributed to %s" % th["name"])
+    f = d["faults"]
+    check(f["rt"]["minor"] >= faulted and f["rt"]["sections"] >= 1, "faults.rt %r" % f["rt"])
+    check(f["process"]["minor"] == f["until_init"]["minor"] + f["since_init"]["minor"], "fault sums")
+    check(d["totals"]["mallocs"] >= 20000, "totals.mallocs %d" % d["totals"]["mallocs"])
+    p = d["pool"]
+    check(p["pool_bytes"] == 16 << 20 and 0 < p["in_use_bytes"] <= p["high_water_bytes"] <= p["pool_bytes"],
+          "pool %r" % p)
+    check(sum(d["classes"].values()) > 0, "classes %r" % d["classes"])
+    check(d["events"]["grows"] == 0 and d["events"]["last_grow_ago_s"] is None, "events %r" % d["events"])
+    check(isinstance(d["memory"]["pool_locked"], bool) and d["memory"]["pool_kib"] == 16384, "memory")
+    if os.geteuid() == 0:
+        check(d["memory"]["pool_locked"] and d["memory"]["warning"] is None, "root: memory not locked?")
+    # non-real-time events: a growth, then a failure (beyond RTALLOC_POOL_MAX)
+    # (unlocked: a small locked process cannot create a thread under a small RLIMIT_MEMLOCK)
+    g = ctx.start({"RTALLOC_POOL_SIZE": "256K", "RTALLOC_POOL_MAX": "2M", "RTALLOC_MLOCK": "0"})
+    check(g.cmd("try 300000") == "got", "a block larger than the pool")
+    check(g.cmd("try 100000000") == "null", "a block beyond RTALLOC_POOL_MAX")
+    d = json.loads(ctx.stat("--json", g.pid).stdout)
+    ev = d["events"]
+    check(ev["grows"] >= 1 and ev["last_grow_ago_s"] is not None and 0 <= ev["last_grow_ago_s"] < 30,
+          "growth: %r" % ev)
+    check(ev["failed_allocs"] == 1 and ev["last_failure_ago_s"] is not None, "failure: %r" % ev)
+    text = ctx.stat(g.pid).stdout
+    check(re.search(r"pool growths\s+[1-9]\d* \(last [\d.]+ s ago\)", text) and
+          re.search(r"failed allocations\s+1 \(last [\d.]+ s ago\)", text), "text events: %s" % text)
+    g.stop()
+    # an unlocked process: the warning
+    u = ctx.start({"RTALLOC_MLOCK": "0"})
+    d = json.loads(ctx.stat("--json", u.pid).stdout)
+    check(d["memory"]["pool_locked"] is False and "not locked" in d["memory"]["warning"],
+          "RTALLOC_MLOCK=0: no warning: %r" % d["memory"])
+    text = ctx.stat(u.pid).stdout
+    check("warning: memory is not locked" in text, "text: no lock warning")
+    u.stop()
+    t.stop()
+
+
+def case_watch(ctx):
+    t = ctx.start()
+    # a fixed number of rows
+    r = ctx.stat("-w", "0.1", "-c", "3", t.pid)
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and len([l for l in lines if re.match(r"\d\d:\d\d:\d\d ", l)]) == 3,
+          "-w 0.1 -c 3: %r" % r.stdout)
+    check(any(l.startswith("TIME") for l in lines), "no header")
+    # JSON rows; faults in a section show up in a row; SIGINT ends it with status 0
+    w = subprocess.Popen([ctx.tool, "--json", "-w", "0.2", str(t.pid)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ctx.env())
+    first = w.stdout.readline()
+    json.loads(first)
+    faulted = fault(t)
+    seen = 0
+    deadline = time.time() + 10
+    while time.time() < deadline and seen < faulted:
+        row = json.loads(w.stdout.readline())
+        check(row["pid"] == t.pid and row["exited"] is False, "row %r" % row)
+        seen += row["rt_minflt"]
+    check(seen >= faulted, "the rows show %d real-time faults, want %d" % (seen, faulted))
+    w.send_signal(signal.SIGINT)
+    try:
+        rest, err = w.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        raise Fail("-w did not stop on SIGINT")
+    check(w.returncode == 0, "SIGINT: status %d, stderr %s" % (w.returncode, err))
+    for l in rest.splitlines():
+        json.loads(l)
+    # the process exits: a final row, status 0
+    w = subprocess.Popen([ctx.tool, "-j", "-w", "0.2", str(t.pid)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ctx.env())
+    json.loads(w.stdout.readline())
+    t.cmd("alloc 1000")
+    t.stop()
+    try:
+        rest, err = w.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        raise Fail("-w did not end when the process exited")
+    rows = [json.loads(l) for l in rest.splitlines()]
+    check(w.returncode == 0 and rows and rows[-1]["exited"] is True,
+          "after the exit: status %d, rows %r, stderr %s" % (w.returncode, rows, err))
+
+
+def case_run(ctx):
+    env = ctx.env()
+    r = ctx.stat("--", ctx.target, "--oneshot", PAGES, 3, env=env)
+    print(r.stdout)
+    check(r.returncode == 3, "-- CMD: status %d (want the command's 3), stderr %s" % (r.returncode, r.stderr))
+    check("exit status 3" in r.stdout and "max RSS" in r.stdout, "report: %s" % r.stdout)
+    m = re.search(r"in real-time sections\s+(\d+)", r.stdout)
+    check(m and int(m.group(1)) >= PAGES, "real-time faults in the report")
+    check(re.search(r"allocations [1-9]\d*", r.stdout), "no allocations in the report")
+    r = ctx.stat("--json", "--", ctx.target, "--oneshot", PAGES, 5, env=env)
+    check(r.returncode == 5, "--json -- CMD: status %d" % r.returncode)
+    d = json.loads(r.stdout)
+    check(d["exit_status"] == 5 and d["signal"] is None and d["max_rss_kib"] > 0, "json %r" % d)
+    check(d["faults"]["rt"]["minor"] >= PAGES, "faults.rt %r" % d["faults"])
+    f = d["faults"]
+    check(f["total"]["minor"] == f["until_init"]["minor"] + f["since_init"]["minor"], "fault sums")
+    check(d["rtalloc"]["totals"]["mallocs"] >= 5000, "mallocs %r" % d["rtalloc"]["totals"])
+    check(d["rtalloc"]["pool"]["pool_bytes"] == 16 << 20, "pool")
+    # killed by a signal: 128 + N
+    r = ctx.stat("--json", "--", "sh", "-c", "kill -KILL $$", env=env)
+    check(r.returncode == 137, "killed command: status %d" % r.returncode)
+    check(json.loads(r.stdout)["signal"] == 9, "signal")
+    # RTALLOC_LIB names the library
+    r = ctx.stat("--", "true", env=ctx.env({"RTALLOC_LIB": os.path.join(ctx.tmp, "nowhere.so")}))
+    check(r.returncode == 1, "RTALLOC_LIB to a missing file: status %d" % r.returncode)
+    one_line(r, "RTALLOC_LIB missing")
+    r = ctx.stat("--", os.path.join(ctx.tmp, "no-such-command"), env=env)
+    check(r.returncode == 127, "missing command: status %d" % r.returncode)
+    # no region left behind
+    left = [f for f in os.listdir(ctx.xdg) if f.endswith(".stats")]
+    check(not left, "regions left behind: %r" % left)
+
+
+def case_list(ctx):
+    t = ctx.start()
+    uid = os.getuid()
+    dead = dead_pid()
+    stale = os.path.join(ctx.xdg, "rtalloc-%d-%d.stats" % (uid, dead))
+    with open(stale, "wb") as f:
+        f.write(b"\0" * 4096)
+    os.chmod(stale, 0o600)
+    foreign = os.path.join(ctx.xdg, "rtalloc-%d-%d.stats" % (uid + 4242, dead))
+    with open(foreign, "wb") as f:
+        f.write(b"\0" * 16)
+    r = ctx.stat("-l", "--json")
+    check(r.returncode == 0, "-l --json: status %d, stderr %s" % (r.returncode, r.stderr))
+    d = json.loads(r.stdout)
+    pids = [p["pid"] for p in d["processes"]]
+    check(t.pid in pids, "the live process %d is not listed: %r" % (t.pid, d))
+    mine = [p for p in d["processes"] if p["pid"] == t.pid][0]
+    check(mine["comm"] == "stat_target" and mine["pool_bytes"] == 16 << 20 and mine["threads"] >= 2,
+          "listed %r" % mine)
+    check(stale in d["removed_stale"], "stale region not reported removed: %r" % d["removed_stale"])
+    check(not os.path.exists(stale), "stale region still there")
+    check(os.path.exists(foreign), "another uid's file was removed")
+    # text form; a second stale one is reported on stderr
+    with open(stale, "wb") as f:
+        f.write(b"x")
+    r = ctx.stat("-l")
+    print(r.stdout, r.stderr)
+    check(r.returncode == 0 and re.search(r"^\s*%d\s+stat_target" % t.pid, r.stdout, re.M), "-l text: %s" % r.stdout)
+    check("removed %s" % stale in r.stderr and not os.path.exists(stale), "-l text: stale: %s" % r.stderr)
+    t.stop()
+    r = ctx.stat("-l", "--json")
+    check(t.pid not in [p["pid"] for p in json.loads(r.stdout)["processes"]], "an exited process is listed")
+
+
+def case_errors(ctx):
+    dead = dead_pid()
+    r = ctx.stat(dead)
+    check(r.returncode == 1 and "no process" in one_line(r, "dead pid"), "dead pid: %d %s" % (r.returncode, r.stderr))
+    r = ctx.stat("--json", dead)
+    check(r.returncode == 1 and r.stdout == "", "dead pid --json")
+    sleeper = subprocess.Popen(["sleep", "30"], env=ctx.env())
+    try:
+        r = ctx.stat(sleeper.pid)
+        check(r.returncode == 1 and "does not use librtalloc" in one_line(r, "sleep"),
+              "plain process: %d %s" % (r.returncode, r.stderr))
+        r = ctx.stat("-w", "1", sleeper.pid)
+        check(r.returncode == 1, "-w on a plain process: %d" % r.returncode)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    t = ctx.start({"RTALLOC_STATS": "0"})
+    r = ctx.stat(t.pid)
+    check(r.returncode == 1 and "does not export" in one_line(r, "RTALLOC_STATS=0"),
+          "RTALLOC_STATS=0: %d %s" % (r.returncode, r.stderr))
+    t.stop()
+    for args in ([], ["abc"], ["-w"], ["-w", "0", "1"], ["-w", "x", "1"], ["-l", "1"], ["--bogus"],
+                 ["1", "2"], ["-c", "2", "1"], ["--"], ["-l", "-w", "1"]):
+        r = ctx.stat(*args)
+        check(r.returncode == 2, "usage %r: status %d" % (args, r.returncode))
+        check("rtalloc-stat:" in r.stderr, "usage %r: no message" % args)
+    r = ctx.stat("--help")
+    check(r.returncode == 0 and "Usage:" in r.stdout, "--help")
+    r = ctx.stat("--version")
+    check(r.returncode == 0 and re.match(r"rtalloc-stat \(librtalloc\) \d+\.\d+", r.stdout), "--version")
+
+
+def as_nobody():
+    """A command prefix that runs as nobody, or raise Skip."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to run a reader as another user")
+    import pwd
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    if shutil.which("setpriv"):
+        return ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups"], pw.pw_uid
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "nobody", "--"], pw.pw_uid
+    raise Skip("neither setpriv nor runuser")
+
+
+def case_permissions(ctx):
+    prefix, nobody = as_nobody()
+    # a copy of the tool nobody can execute, in a directory nobody can enter
+    pub = tempfile.mkdtemp(prefix="rtalloc-stat-pub-")
+    try:
+        os.chmod(pub, 0o755)
+        tool = os.path.join(pub, "rtalloc-stat")
+        shutil.copy(ctx.tool, tool)
+        os.chmod(tool, 0o755)
+        t = ctx.start({"XDG_RUNTIME_DIR": None})  # the region in /dev/shm, where anyone can look
+        region = "/dev/shm/rtalloc-%d-%d.stats" % (os.getuid(), t.pid)
+        check(os.path.exists(region), "no region at %s" % region)
+        st = os.stat(region)
+        # 0600 at creation, read-only (0400) once mapped: nobody truncates it under the process
+        check(st.st_mode & 0o777 == 0o400 and st.st_uid == os.getuid(), "region mode %o" % st.st_mode)
+        env = ctx.env({"XDG_RUNTIME_DIR": None})
+        r = subprocess.run(prefix + ["head", "-c", "1", region], capture_output=True, env=env)
+        check(r.returncode != 0 and b"ermission denied" in r.stderr,
+              "nobody could read the region: %d %r" % (r.returncode, r.stderr))
+        r = subprocess.run(prefix + [tool, str(t.pid)], capture_output=True, text=True, env=env)
+        check(r.returncode == 1 and "another user" in one_line(r, "nobody"),
+              "nobody: status %d, stderr %s" % (r.returncode, r.stderr))
+        check(r.stdout == "", "nobody got output: %s" % r.stdout)
+        r = subprocess.run(prefix + [tool, "-l", "--json"], capture_output=True, text=True, env=env)
+        check(r.returncode == 0 and t.pid not in [p["pid"] for p in json.loads(r.stdout)["processes"]],
+              "nobody's -l lists root's process: %s" % r.stdout)
+        check(os.path.exists(region), "nobody's -l removed root's region")
+        t.stop()
+    finally:
+        shutil.rmtree(pub, ignore_errors=True)
+
+
+def case_symlink(ctx):
+    victim = os.path.join(ctx.tmp, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    # sh (not preloaded) waits for "go" on fd 3, then becomes the target with the same pid
+    r_go, w_go = os.pipe()
+    env = ctx.env()
+    script = 'read go <&3; exec env LD_PRELOAD="$1" "$2"'
+    p = subprocess.Popen(["sh", "-c", script, "sh", ctx.lib, ctx.target], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         pass_fds=(r_go,))
+    os.close(r_go)
+    region = os.path.join(ctx.xdg, "rtalloc-%d-%d.stats" % (os.getuid(), p.pid))
+    os.symlink(victim, region)
+    os.write(w_go, b"go\n")
+    os.close(w_go)
+    ready, _, _ = select.select([p.stdout], [], [], 10)
+    line = p.stdout.readline().strip() if ready else ""
+    try:
+        check(line == "ready %d" % p.pid, "target did not start: %r" % line)
+        r = ctx.stat(p.pid)
+        msg = one_line(r, "planted symlink")
+        check(r.returncode == 1 and "does not export" in msg, "status %d, %s" % (r.returncode, msg))
+        r = ctx.stat("--json", p.pid)
+        check(r.returncode == 1 and r.stdout == "", "--json: status %d" % r.returncode)
+    finally:
+        p.stdin.write("exit 0\n")
+        p.stdin.flush()
+        _, err = p.communicate(timeout=10)
+    check("cannot create the statistics file" in err, "the library did not refuse: stderr %r" % err)
+    with open(victim) as f:
+        check(f.read() == "precious\n", "the symlink's target was written to")
+    check(os.path.islink(region), "the planted symlink was replaced")
+    check(p.returncode == 0, "the target did not run on: status %d" % p.returncode)
+
+
+CASES = {
+    "snapshot": case_snapshot,
+    "json": case_json,
+    "watch": case_watch,
+    "run": case_run,
+    "list": case_list,
+    "errors": case_errors,
+    "permissions": case_permissions,
+    "symlink": case_symlink,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", required=True)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    args = ap.parse_args()
+    ctx = Ctx(args)
+    try:
+        CASES[args.case](ctx)
+    except Skip as e:
+        print("SKIP stat-%s: %s" % (args.case, e))
+        return SKIP
+    except Fail as e:
+        print("FAIL stat-%s: %s" % (args.case, e), file=sys.stderr)
+        return 1
+    finally:
+        ctx.cleanup()
+    print("ok stat-%s" % args.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

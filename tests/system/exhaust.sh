@@ -1,0 +1,35 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# exhaust.sh ST_PROBE -- RTALLOC_ON_EXHAUST with a 1M pool that may grow to 4M
+# (RTALLOC_LIB from meson).  The probe does the detailed checks (st_probe.c):
+#  - grow:  small and large requests beyond the pool succeed, mallinfo2().arena
+#           grows, never beyond RTALLOC_POOL_MAX, and beyond it NULL + ENOMEM;
+#  - fail:  NULL with errno ENOMEM (malloc, calloc, posix_memalign, realloc
+#           keeping the block), no growth, and a free makes room again;
+#  - abort: a message on stderr and SIGABRT.
+name=exhaust
+PROBE=${1:?st_probe path}
+. "$(dirname "$0")/st_lib.sh"
+
+pool=(RTALLOC_POOL_SIZE=1M RTALLOC_POOL_MAX=4M)
+
+probe "${pool[@]}" RTALLOC_ON_EXHAUST=grow -- exhaust grow 1M 4M
+check '[ $RC -eq 0 ]' "grow: exit $RC"
+# At most one line: the notice of the first growth (later ones are only counted).
+check '[ -z "$(no_growth "$ERR")" ] && [ "$(lines "$ERR")" -le 1 ]' "grow: unexpected messages"
+echo "$OUT"
+
+probe "${pool[@]}" RTALLOC_ON_EXHAUST=fail -- exhaust fail 1M 4M
+check '[ $RC -eq 0 ] && [ -z "$ERR" ]' "fail: exit $RC"
+echo "$OUT"
+
+probe "${pool[@]}" RTALLOC_ON_EXHAUST=abort -- exhaust abort 1M 4M
+check '[ $RC -eq 134 ]' "abort: exit $RC, want SIGABRT (134)"
+check '[ "$(lines "$ERR")" -eq 1 ]' "abort: $(lines "$ERR") lines on stderr, want one message"
+check 'printf "%s" "$ERR" | grep -q "^rtalloc: out of memory"' "abort: no out-of-memory message"
+check 'printf "%s" "$ERR" | grep -q "65536 bytes"' "abort: the message does not give the request's size"
+check 'printf "%s" "$ERR" | grep -q "RTALLOC_ON_EXHAUST=abort"' "abort: the message does not name the policy"
+echo "abort: $ERR"
+
+finish
