@@ -10,10 +10,10 @@ prog_need redis-server redis-cli redis-benchmark
 
 redis_job() {
 	set -u
-	local port up=0 attempt i
+	local port up=0 i
 	spid='' # global: the EXIT trap runs after the function returned
 	trap 'if [ -n "$spid" ]; then kill -9 "$spid" 2>/dev/null; fi' EXIT
-	for attempt in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do # attempts
 		port=$((20000 + RANDOM % 40000))
 		# A port in use is skipped (and a server that cannot bind exits).
 		command -v ss >/dev/null && ss -Htln "sport = :$port" | grep -q . && continue
