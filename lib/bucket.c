@@ -14,12 +14,16 @@
  * inheriting) for at most one batch:
  *   refill  <= want blocks, each O(1), plus at most want pages from the buddy
  *           (each <= top_order splits) and at most one growth;
- *   flush   <= n blocks, each O(1); a page that becomes empty goes back to
- *           the buddy (<= top_order merges each, so <= n * top_order) unless
- *           it is its class's last partial page (kept: hysteresis).
- *   exhaustion (the buddy has no block of the order asked): first every
- *           kept empty page of every class is given back (<= RT_NSMALL
- *           pages), then growth, then failure.
+ *   flush   <= n blocks, each O(1); a page that becomes empty moves to the
+ *           arena's empty list (O(1)); at most one page goes back to the
+ *           buddy (<= top_order merges), and only while more than
+ *           RT_EMPTY_KEEP pages are idle there.
+ *   exhaustion (the buddy has no block of the order asked): every page of
+ *           the empty list goes back to the buddy (bounded by the pool's
+ *           pages: an exceptional path, like growth), then growth, then
+ *           failure.
+ * Refill takes a class's partial pages first, then an idle page of the
+ * empty list (re-stamped if it served another class), then the buddy.
  * want and n are at most the largest tcache batch (see tcache.c).
  *
  * No OS call here: the arena's grow hook is the only way out, and the unit
@@ -57,33 +61,63 @@ int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, 
 	a->grow = NULL;
 	for (unsigned c = 0; c <= RT_NSMALL; c++)
 		a->partial[c] = RT_NIL;
+	a->empty = RT_NIL;
+	a->nempty = 0;
 	rt_buddy_init(&a->buddy, rt_g.pages, first, (uintptr_t)rt_page_addr(first), limit, index);
 	rt_buddy_add(&a->buddy, committed);
 	return 0;
 }
 
-static void release_page(struct rt_arena *a, unsigned c, uint32_t idx);
-static inline unsigned blocks_per_page(unsigned c);
+#define RT_EMPTY_KEEP 8 /* idle empty pages an arena keeps before giving them back */
 
-/* Give back the empty pages kept as hysteresis: by S3 at most one per class,
- * its only partial page.  Lock held. */
-static void reclaim_empty(struct rt_arena *a)
+/* The empty list: small pages with every block free (S3), any class,
+ * threaded through next/prev like the partial lists.  Lock held. */
+static void empty_push(struct rt_arena *a, uint32_t idx)
 {
-	for (unsigned c = 1; c <= RT_NSMALL; c++) { /* bound: RT_NSMALL pages */
-		uint32_t idx = a->partial[c];
-		if (idx != RT_NIL && rt_g.pages[idx].nfree == blocks_per_page(c) &&
-		    rt_g.pages[idx].next == RT_NIL)
-			release_page(a, c, idx);
-	}
+	struct rt_page *pg = &rt_g.pages[idx];
+	pg->prev = RT_NIL;
+	pg->next = a->empty;
+	if (pg->next != RT_NIL)
+		rt_g.pages[pg->next].prev = idx;
+	a->empty = idx;
+	a->nempty++;
 }
 
-/* A block of the buddy; when there is none, reclaim empty pages, then grow
- * the arena once if allowed.  Lock held. */
+static uint32_t empty_pop(struct rt_arena *a)
+{
+	uint32_t idx = a->empty;
+	if (idx == RT_NIL)
+		return RT_NIL;
+	struct rt_page *pg = &rt_g.pages[idx];
+	a->empty = pg->next;
+	if (pg->next != RT_NIL)
+		rt_g.pages[pg->next].prev = RT_NIL;
+	pg->next = pg->prev = RT_NIL;
+	a->nempty--;
+	return idx;
+}
+
+/* An idle page back to the buddy.  Lock held. */
+static void release_idle(struct rt_arena *a)
+{
+	uint32_t idx = empty_pop(a);
+	if (idx == RT_NIL)
+		return;
+	struct rt_page *pg = &rt_g.pages[idx];
+	pg->free = NULL;
+	pg->nfree = 0;
+	rt_store(&pg->carved, 0);
+	rt_buddy_free(&a->buddy, idx);
+}
+
+/* A block of the buddy; when there is none, give back the idle pages, then
+ * grow the arena once if allowed.  Lock held. */
 static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 {
 	uint32_t idx = rt_buddy_alloc(&a->buddy, order);
-	if (idx == RT_NIL) {
-		reclaim_empty(a);
+	if (idx == RT_NIL && a->nempty) {
+		while (a->empty != RT_NIL) /* bound: the idle pages, at most the pool's */
+			release_idle(a);
 		idx = rt_buddy_alloc(&a->buddy, order);
 	}
 	if (idx == RT_NIL && a->grow && !*grown) { /* *grown starts true when growth is not allowed */
@@ -148,17 +182,25 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 	while (n < want) { /* bound: want blocks; each round takes one or ends */
 		uint32_t idx = a->partial[c];
 		if (idx == RT_NIL) {
-			idx = buddy_get(a, 0, &grown);
-			if (idx == RT_NIL)
-				break;
-			struct rt_page *np = &rt_g.pages[idx];
-			stamp_page(rt_page_addr(idx), size);
-			rt_store(&np->carved, 0);
-			np->nfree = (uint16_t)blocks_per_page(c);
-			np->free = NULL;
-			rt_store(&np->cls, (uint8_t)c);
-			partial_push(a, c, idx);
-			a->class_units[c]++;
+			idx = empty_pop(a);
+			if (idx != RT_NIL && rt_g.pages[idx].cls == c) {
+				/* idle page of this very class: as it was, all free */
+				partial_push(a, c, idx);
+				a->class_units[c]++;
+			} else {
+				if (idx == RT_NIL)
+					idx = buddy_get(a, 0, &grown);
+				if (idx == RT_NIL)
+					break;
+				struct rt_page *np = &rt_g.pages[idx];
+				stamp_page(rt_page_addr(idx), size);
+				rt_store(&np->carved, 0);
+				np->nfree = (uint16_t)blocks_per_page(c);
+				np->free = NULL;
+				rt_store(&np->cls, (uint8_t)c);
+				partial_push(a, c, idx);
+				a->class_units[c]++;
+			}
 		}
 		struct rt_page *pg = &rt_g.pages[idx];
 		void **b = pg->free;
@@ -219,41 +261,32 @@ unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **
 	return n;
 }
 
-/* An empty small page back to the buddy.  Lock held. */
-static void release_page(struct rt_arena *a, unsigned c, uint32_t idx)
-{
-	struct rt_page *pg = &rt_g.pages[idx];
-	partial_unlink(a, c, idx);
-	pg->free = NULL;
-	pg->nfree = 0;
-	rt_store(&pg->carved, 0);
-	rt_buddy_free(&a->buddy, idx);
-	a->class_units[c]--;
-}
-
 /* Return one block to its page (lock of its arena held).  A page that became
- * empty goes back to the buddy unless it is the class's only partial page
- * (S3), the hysteresis that keeps a class from taking and giving back a page
- * at every batch. */
-static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c)
+ * empty leaves its class for the empty list (S3); one idle page goes back to
+ * the buddy per flush while more than RT_EMPTY_KEEP are idle. */
+static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c,
+			bool *released)
 {
 	uint32_t idx = (uint32_t)(pg - rt_g.pages);
 	b[0] = pg->free;
 	pg->free = b;
-	if (++pg->nfree == 1) {
+	if (++pg->nfree == 1)
 		partial_push(a, c, idx);
-		/* S3: the page kept empty was the only partial page; no longer. */
-		uint32_t kept = pg->next;
-		if (kept != RT_NIL && rt_g.pages[kept].nfree == blocks_per_page(c))
-			release_page(a, c, kept);
+	if (pg->nfree == blocks_per_page(c)) {
+		partial_unlink(a, c, idx);
+		a->class_units[c]--;
+		empty_push(a, idx);
+		if (a->nempty > RT_EMPTY_KEEP && !*released) {
+			*released = true;
+			release_idle(a);
+		}
 	}
-	if (pg->nfree == blocks_per_page(c) && (pg->prev != RT_NIL || pg->next != RT_NIL))
-		release_page(a, c, idx);
 }
 
 void rt_bucket_flush(unsigned c, void *head, unsigned n)
 {
 	struct rt_arena *held = NULL;
+	bool released = false;
 	void **b = head;
 	for (unsigned i = 0; i < n; i++) { /* bound: n, the batch */
 		struct rt_page *pg = rt_page_of(b);
@@ -268,12 +301,13 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 			}
 			rt_arena_lock(a);
 			held = a;
+			released = false;
 		}
 		void **next = b[0];
 		if (c <= RT_NSMALL) {
 			if (rt_unlikely(!small_block_ok(pg, b, c)))
 				rt_fatal("free", "heap corruption: a thread cache list points to", b);
-			flush_small(a, pg, b, c);
+			flush_small(a, pg, b, c, &released);
 		} else {
 			if (rt_unlikely(pg->cls != c || pg->state != RT_PS_USED ||
 					b != rt_page_addr((uint32_t)(pg - rt_g.pages))))
@@ -331,7 +365,7 @@ static const char *check_locked(struct rt_arena *a)
 	if (why)
 		return why;
 	const struct rt_buddy *bd = &a->buddy;
-	uint32_t partial_pages[RT_NSMALL + 1] = {0};
+	uint32_t partial_pages[RT_NSMALL + 1] = {0}, empty_pages = 0;
 	for (uint32_t r = bd->skew; r < bd->committed;) {
 		const struct rt_page *pg = &rt_g.pages[bd->first + r - bd->skew];
 		unsigned c = pg->cls;
@@ -352,7 +386,9 @@ static const char *check_locked(struct rt_arena *a)
 			}
 			if (listed + (cap - carved) != pg->nfree)
 				return "bucket: nfree differs from the free and uncarved blocks (S1)";
-			if (pg->nfree)
+			if (pg->nfree == cap)
+				empty_pages++;
+			else if (pg->nfree)
 				partial_pages[c]++;
 		} else if (pg->state == RT_PS_USED && c > RT_NSMALL && c <= RT_NCLASS) {
 			if (pg->order != c - RT_NSMALL - 1)
@@ -368,14 +404,24 @@ static const char *check_locked(struct rt_arena *a)
 			const struct rt_page *pg = &rt_g.pages[i];
 			if (pg->cls != c || pg->nfree == 0)
 				return "bucket: partial list holds a full page or one of another class (S2)";
-			if (pg->nfree == blocks_per_page(c) && (pg->next != RT_NIL || i != a->partial[c]))
-				return "bucket: an empty page is kept beside other partial pages (S3)";
+			if (pg->nfree == blocks_per_page(c))
+				return "bucket: an empty page is on a partial list (S3)";
 			if (++n > partial_pages[c])
 				return "bucket: partial list longer than its pages (cycle?)";
 		}
 		if (n != partial_pages[c])
 			return "bucket: a page with free blocks is missing from its partial list (S2)";
 	}
+	uint32_t n = 0;
+	for (uint32_t i = a->empty; i != RT_NIL; i = rt_g.pages[i].next) {
+		const struct rt_page *pg = &rt_g.pages[i];
+		if (pg->cls < 1 || pg->cls > RT_NSMALL || pg->nfree != blocks_per_page(pg->cls))
+			return "bucket: the empty list holds a page that is not an empty small page (S3)";
+		if (++n > empty_pages)
+			return "bucket: empty list longer than the empty pages (cycle?)";
+	}
+	if (n != empty_pages || n != a->nempty)
+		return "bucket: an empty page is missing from the empty list (S3)";
 	return NULL;
 }
 

@@ -126,9 +126,10 @@ static inline unsigned rt_order_of(size_t n)
  *       0 <= nfree <= blocks per page; every block not handed out (free
  *       or never carved) carries the free stamp in word 1, so the free fast
  *       path's double-free test also rejects never-allocated blocks;
- *   S2  small page with nfree > 0 is on its arena's partial list of its class;
- *   S3  a small page with every block free (nfree = blocks per page) is its
- *       class's only partial page: other empty pages go back to the buddy.
+ *   S2  small page with 0 < nfree < blocks per page is on its arena's
+ *       partial list of its class;
+ *   S3  small page with nfree = blocks per page (every block free) is on its
+ *       arena's empty list, counted in nempty, reusable by any class.
  *   Cached classes (medium) keep carved = RT_PAGE_SIZE so the free path's
  *   "inside the carved part" test passes for their (page-aligned) blocks.
  */
@@ -178,7 +179,9 @@ struct rt_buddy {
 struct rt_arena {
 	pthread_mutex_t lock;
 	struct rt_buddy buddy;
-	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with nfree > 0 */
+	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with 0 < nfree < capacity */
+	uint32_t empty;                  /* small pages with every block free (S3) */
+	uint32_t nempty;
 	/* Called with lock held when the buddy has no block of the order asked;
 	 * returns 0 when it added pages.  NULL: the arena cannot grow. */
 	int (*grow)(struct rt_arena *a, unsigned order);

@@ -197,7 +197,8 @@ void rt_stats_publish_arena(struct rt_arena *a)
 	PUT(s->node, a->node);
 	PUT(s->pool_bytes, (uint64_t)(b->committed - b->skew) << RT_PAGE_SHIFT);
 	PUT(s->max_bytes, (uint64_t)(b->limit - b->skew) << RT_PAGE_SHIFT);
-	PUT(s->free_bytes, (uint64_t)b->free_pages << RT_PAGE_SHIFT);
+	/* idle small pages (the empty list) are free for any use */
+	PUT(s->free_bytes, (uint64_t)(b->free_pages + a->nempty) << RT_PAGE_SHIFT);
 	PUT(s->min_free_bytes, (uint64_t)b->min_free_pages << RT_PAGE_SHIFT);
 	PUT(s->grows, a->grows);
 	PUT(s->last_grow_ns, a->last_grow_ns);

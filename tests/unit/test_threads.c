@@ -59,7 +59,6 @@ static void assert_no_failures(void)
 
 /* ---- accounting --------------------------------------------------------- */
 
-static inline unsigned per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
 
 /* Pages neither free in a buddy allocator nor idle small pages. */
 static size_t pages_held(void)
@@ -70,9 +69,7 @@ static size_t pages_held(void)
 		rt_arena_lock(a);
 		total += a->buddy.committed - a->buddy.skew;
 		avail += a->buddy.free_pages;
-		for (unsigned c = 1; c <= RT_NSMALL; c++)
-			for (uint32_t p = a->partial[c]; p != RT_NIL; p = rt_g.pages[p].next)
-				avail += rt_g.pages[p].nfree == per_page(c);
+		avail += a->nempty; /* idle small pages (S3) */
 		rt_arena_unlock(a);
 	}
 	return total - avail;
