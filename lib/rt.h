@@ -66,6 +66,18 @@
 #define rt_assert(x) ((void)0)
 #endif
 
+/* A spin-wait hint to the CPU. */
+static inline void rt_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#else
+	__asm__ volatile("" ::: "memory");
+#endif
+}
+
 /* Relaxed atomics for fields written under a lock and read without one. */
 #define rt_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define rt_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)

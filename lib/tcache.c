@@ -28,13 +28,13 @@
 
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
-/* Blocks kept per class: about 16 KiB or less of small blocks, 64 KiB of the
- * cached buddy classes; a thread holds at most ~220 KiB.  A refill or flush
- * moves half the limit. */
+/* Blocks kept per class: 16 KiB or less of each small class, 64 or 128 KiB
+ * of each cached buddy class; a thread holds at most ~375 KiB.  A refill or
+ * flush moves half the limit. */
 static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 	0,                              /* no class */
 	64, 64, 64, 64, 32, 16, 16, 8,  /* 16 B .. 2 KiB */
-	8, 4, 2, 2,                     /* 4 KiB .. 32 KiB */
+	16, 8, 4, 4,                    /* 4 KiB .. 32 KiB */
 	0,                              /* huge: never cached */
 };
 #define RT_BATCH_MAX 32
