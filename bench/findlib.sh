@@ -3,7 +3,7 @@
 #
 # bench/findlib.sh [--no-build] [LOG] - print the path of librtalloc.so.
 #
-# Looks in the project's build directory (build/lib/, build/) and uses what
+# Looks in the project's build directory (build/gcc/ of tools/test, build/) and uses what
 # is there.  Otherwise (unless --no-build) builds or updates the library in a
 # private directory, bench/.build/meson/, with the project's meson.build (log
 # in LOG, default /dev/null), leaving the developers' own build/ untouched.
@@ -29,7 +29,7 @@ first_existing() { # paths...
 }
 
 # The developers' own build, as it is.
-first_existing "$ROOT/build/lib/librtalloc.so" "$ROOT/build/librtalloc.so" && exit 0
+first_existing "$ROOT/build/gcc/librtalloc.so" "$ROOT/build/librtalloc.so" && exit 0
 
 # Else the private build, brought up to date with the sources (incremental).
 if [ "$BUILD" = 1 ] && [ -f "$ROOT/meson.build" ] &&

@@ -80,6 +80,12 @@ static void desc_range(uint32_t from, uint32_t to, char **p, size_t *len)
 	*len = hi - lo;
 }
 
+/* During initialisation with locking on, the pool is faulted in once, by
+ * mlockall (MCL_CURRENT populates what it locks); a second pass of
+ * MADV_POPULATE_WRITE would only cost time.  Populated separately if mlockall
+ * fails or is off. */
+static bool populate_later;
+
 /* Make pages [from, to) of arena a usable: bound to its node, read-write,
  * pre-faulted and, when the process is locked, locked.  Returns 0 or errno. */
 static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
@@ -95,6 +101,8 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 		rt_os_mbind(data, len, -1, rt_g.node_mask);
 	if (rt_os_commit(data, len) != 0 || rt_os_commit(dp, dlen) != 0)
 		return errno;
+	if (populate_later)
+		return 0; /* initialisation: mlockall will fault it in, in one pass */
 	int e = rt_os_populate(data, len);
 	if (!e)
 		e = rt_os_populate(dp, dlen);
@@ -270,6 +278,21 @@ static void check_lock_room(void)
 		rt_say("memory is locked, but RLIMIT_MEMLOCK leaves only %zu KiB for what the process maps "
 		       "later: creating a thread (an 8 MiB stack by default) will fail with EAGAIN. Raise "
 		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
+}
+
+/* Fault in every committed page (and its descriptors): when mlockall did
+ * not do it at initialisation. */
+static void populate_committed(void)
+{
+	for (unsigned i = 0; i < rt_g.narenas; i++) {
+		struct rt_buddy *b = &rt_g.arenas[i].buddy;
+		uint32_t n = b->committed - b->skew;
+		char *dp;
+		size_t dlen;
+		desc_range(b->first, b->first + n, &dp, &dlen);
+		rt_os_populate(rt_page_addr(b->first), (size_t)n << RT_PAGE_SHIFT);
+		rt_os_populate(dp, dlen);
+	}
 }
 
 /* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
@@ -461,8 +484,10 @@ int rt_init(const struct rtalloc_config *cfg)
 	if (!e) {
 		if (cfg && cfg->memory)
 			e = setup_user_memory(cfg->memory, cfg->memory_size);
-		else
+		else {
+			populate_later = rt_g.opt.mlock != RTALLOC_MLOCK_OFF;
 			e = setup_os_memory();
+		}
 	}
 	if (e) {
 		/* Bad caller memory can be retried with a better config; a system
@@ -481,6 +506,11 @@ int rt_init(const struct rtalloc_config *cfg)
 	__libc_mallopt(M_MMAP_MAX, 0);
 	rt_pool_stack_prefault(rt_g.opt.stack_prefault);
 	int lk = lock_memory(rt_g.opt.mlock);
+	if (populate_later) {
+		populate_later = false;
+		if (!rt_g.locked)
+			populate_committed();
+	}
 	rt_g.init_ns = rt_os_now_ns();
 	rt_stats_init_done(started);
 	__atomic_store_n(&rt_g.init_state, RT_INIT_DONE, __ATOMIC_RELEASE);
