@@ -82,6 +82,18 @@ int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, 
 	return 0;
 }
 
+/* The arena's statistics record (stats.c) after a refill or flush: when pages
+ * moved (the buddy's free count or the idle pages changed), else every 64th
+ * time for the counters.  Lock held. */
+static void publish_if_changed(struct rt_arena *a)
+{
+	size_t mark = a->buddy.free_pages + ((size_t)a->nempty << 32);
+	if (mark != a->published_mark || ((a->refills + a->flushes) & 63) == 0) {
+		a->published_mark = mark;
+		rt_stats_publish_arena(a);
+	}
+}
+
 #define RT_EMPTY_KEEP 8 /* idle empty pages an arena keeps before giving them back */
 
 /* The empty list: small pages with every block free (S3), any class,
@@ -193,7 +205,7 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 	bool grown = !may_grow;
 	void *chain = (void *)rt_g.base; /* the thread lists' sentinel */
 	unsigned n = 0;
-	while (n < want) { /* bound: want blocks; each round takes one or ends */
+	while (n < want) { /* bound: each round empties a page or reaches want */
 		uint32_t idx = a->partial[c];
 		if (idx == RT_NIL) {
 			idx = empty_pop(a);
@@ -217,22 +229,36 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 			}
 		}
 		struct rt_page *pg = &rt_g.pages[idx];
-		void **b = pg->free;
-		if (b) {
-			if (rt_unlikely((uintptr_t)b - (uintptr_t)rt_page_addr(idx) >= RT_PAGE_SIZE ||
+		char *page = rt_page_addr(idx);
+		unsigned got = 0;
+		/* The page's free blocks first (validated links; they keep their
+		 * free stamp), then never-carved ones (stamped when the page was
+		 * set up): only the links are written. */
+		for (void **b = pg->free; b && n + got < want; b = pg->free) { /* bound: want */
+			if (rt_unlikely((uintptr_t)b - (uintptr_t)page >= RT_PAGE_SIZE ||
 					!small_block_ok(pg, b, c)))
 				rt_fatal("malloc", "heap corruption: a page's free list points to", b);
 			pg->free = b[0];
-		} else {
-			b = (void **)((char *)rt_page_addr(idx) + pg->carved);
-			rt_store(&pg->carved, (uint16_t)(pg->carved + size));
+			b[0] = chain;
+			chain = b;
+			got++;
 		}
-		if (--pg->nfree == 0)
+		unsigned carve = (unsigned)((RT_PAGE_SIZE - pg->carved) / size);
+		if (carve > want - n - got)
+			carve = want - n - got;
+		char *p = page + pg->carved;
+		for (unsigned i = 0; i < carve; i++, p += size) { /* bound: want */
+			*(void **)p = chain;
+			chain = p;
+		}
+		rt_store(&pg->carved, (uint16_t)(pg->carved + carve * size));
+		got += carve;
+		if (rt_unlikely(got == 0 || got > pg->nfree)) /* S1 broken: would not progress */
+			rt_fatal("malloc", "heap corruption: free count of a page is wrong at", page);
+		pg->nfree = (uint16_t)(pg->nfree - got);
+		if (pg->nfree == 0)
 			partial_unlink(a, c, idx);
-		b[0] = chain;
-		b[1] = (void *)rt_g.key;
-		chain = b;
-		n++;
+		n += got;
 	}
 	*head = chain;
 	return n;
@@ -270,7 +296,7 @@ unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **
 	unsigned n = c <= RT_NSMALL ? refill_small(a, c, want, head, may_grow)
 				    : refill_cached(a, c, want, head, may_grow);
 	a->refills++;
-	rt_stats_publish_arena(a);
+	publish_if_changed(a);
 	rt_arena_unlock(a);
 	return n;
 }
@@ -310,7 +336,7 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 		if (a != held) {
 			if (held) {
 				held->flushes++;
-				rt_stats_publish_arena(held);
+				publish_if_changed(held);
 				rt_arena_unlock(held);
 			}
 			rt_arena_lock(a);
@@ -333,7 +359,7 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 	}
 	if (held) {
 		held->flushes++;
-		rt_stats_publish_arena(held);
+		publish_if_changed(held);
 		rt_arena_unlock(held);
 	}
 }

@@ -203,6 +203,7 @@ struct rt_arena {
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
 	uint64_t class_units[RT_STATS_CLASSES];
+	size_t published_mark; /* page figures when last published (bucket.c) */
 };
 
 /* ---- thread caches ----------------------------------------------------- */
