@@ -291,19 +291,22 @@ void rt_stats_failure(void)
 
 /* ---- readers ------------------------------------------------------------------------ */
 
+/* For mallinfo2: exact figures, read under each arena's lock in turn (not a
+ * real-time path).  Free: the buddy's pages and idle small pages. */
 void rt_stats_totals(struct rt_totals *t)
 {
 	memset(t, 0, sizeof(*t));
-	if (!rt_ready() || !rt_stats)
+	if (!rt_ready())
 		return;
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		struct rt_stats_arena a = {0};
-		rt_seq_read(&rt_stats->arenas[i].seq, &a, &rt_stats->arenas[i], sizeof(a));
-		t->pool_bytes += a.pool_bytes;
-		t->free_bytes += a.free_bytes;
-		t->min_free_bytes += a.min_free_bytes;
-		t->grows += a.grows;
-		t->huge_allocs += a.huge_allocs;
+		struct rt_arena *a = &rt_g.arenas[i];
+		rt_arena_lock(a);
+		t->pool_bytes += (size_t)(a->buddy.committed - a->buddy.skew) << RT_PAGE_SHIFT;
+		t->free_bytes += (a->buddy.free_pages + a->nempty) << RT_PAGE_SHIFT;
+		t->min_free_bytes += a->buddy.min_free_pages << RT_PAGE_SHIFT;
+		t->grows += a->grows;
+		t->huge_allocs += a->huge_allocs;
+		rt_arena_unlock(a);
 	}
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
