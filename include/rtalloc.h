@@ -187,6 +187,116 @@ void rtalloc_stats_print(FILE *f);
 void rtalloc_rt_begin(void);
 void rtalloc_rt_end(void);
 
+/* ------------------------------------------------------------------------
+ * Heaps: pools of their own, apart from the process's pool.
+ *
+ * A heap is a fixed pool with the allocator's semantics (power-of-two size
+ * classes, buddy blocks, every block aligned to its size), set up once:
+ * pre-faulted and locked (rtalloc_heap_create) or laid over memory the
+ * caller owns (rtalloc_heap_create_in, no system call on it).  Afterwards
+ * allocating and freeing make no system call and take no page fault, in
+ * bounded time, under the heap's own lock (priority inheritance).  A full
+ * heap fails with ENOMEM: it never grows.  A block of any heap may also be
+ * released with free(), resized with realloc() (the new block comes from the
+ * same heap) and measured with malloc_usable_size().
+ *
+ * Errors: NULL (or -1) with errno, or an errno value as the result:
+ * EINVAL bad argument, ENOMEM heap full or no memory for a new heap,
+ * ETIMEDOUT nothing freed in time, EIDRM the heap was destroyed while the
+ * caller waited (or its lock holder's death left it unrecoverable),
+ * EEXIST a shared heap of that name exists, ENOENT no such shared heap,
+ * EAGAIN every waiter record of the heap is in use, ENOTSUP
+ * RTALLOC_HEAP_GROW (not implemented), EBUSY destroy could not wait out
+ * the heap's waiters.
+ * ------------------------------------------------------------------------ */
+
+typedef struct rtalloc_heap rtalloc_heap_t;
+struct timespec;
+
+#define RTALLOC_HEAP_SHARED 0x1u /* a named POSIX shared memory object, bindable by other processes */
+#define RTALLOC_HEAP_PRIO 0x2u   /* waiters are served by priority (else first come, first served) */
+#define RTALLOC_HEAP_GROW 0x4u   /* reserved: growth is not implemented (ENOTSUP) */
+
+#define RTALLOC_HEAP_NAME_MAX 64 /* names: 1..64 of [A-Za-z0-9_.-] */
+#define RTALLOC_HEAP_MAX 64      /* heaps one process may have at once (created or bound) */
+#define RTALLOC_HEAP_REGIONS 8   /* regions of rtalloc_heap_create_in */
+#define RTALLOC_HEAP_WAITERS 32  /* threads (of all processes) waiting on one heap at once */
+#define RTALLOC_HEAP_BAD_OFFSET ((size_t)-1)
+
+struct rtalloc_region {
+	void *base;
+	size_t size;
+};
+
+struct rtalloc_heap_info {
+	char name[RTALLOC_HEAP_NAME_MAX + 1]; /* "" for an unnamed heap */
+	unsigned flags;
+	size_t size;           /* bytes of blocks the heap holds (without its metadata) */
+	size_t free_bytes;     /* free now (free pages and free small blocks) */
+	size_t min_free_bytes; /* lowest free_bytes ever */
+	size_t largest_free;   /* largest block one allocation can get now */
+	size_t live_blocks;    /* blocks handed out and not freed */
+	unsigned waiters;      /* threads waiting in rtalloc_heap_alloc_timed */
+};
+
+/* A heap of size bytes of blocks (rounded up to pages; metadata comes on
+ * top), in memory of its own.  name: NULL or "" for an unnamed heap, unless
+ * RTALLOC_HEAP_SHARED, which needs a name and creates the shared memory
+ * object /rtalloc-heap-<name> (permissions 0666 less the umask).
+ * Not for a real-time loop (system calls).  NULL with errno on failure. */
+rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags);
+
+/* A heap over n (1..RTALLOC_HEAP_REGIONS) regions of caller memory, which
+ * need not be contiguous; the first holds the heap's metadata (about 0.6 %
+ * of the total, plus one or two pages).  No system call on the regions;
+ * they must stay valid until rtalloc_heap_destroy.  RTALLOC_HEAP_SHARED is
+ * refused (EINVAL). */
+rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct rtalloc_region *regions,
+				       size_t n, unsigned flags);
+
+/* Destroy a heap (any process bound to a shared heap may): its waiters
+ * return NULL with errno EIDRM, a shared heap's name is removed (processes
+ * still bound keep their mapping until they unbind), and the memory of a
+ * heap from rtalloc_heap_create is unmapped.  Blocks of the heap must not
+ * be used afterwards.  Returns 0, EINVAL or EBUSY. */
+int rtalloc_heap_destroy(rtalloc_heap_t *heap);
+
+void *rtalloc_heap_alloc(rtalloc_heap_t *heap, size_t size);
+void *rtalloc_heap_aligned_alloc(rtalloc_heap_t *heap, size_t alignment, size_t size);
+void rtalloc_heap_free(rtalloc_heap_t *heap, void *ptr);
+
+/* Like rtalloc_heap_alloc, but when the heap is full, wait (without
+ * polling) until frees make room or the CLOCK_MONOTONIC time abs_timeout
+ * passes (then NULL, errno ETIMEDOUT).  A timeout already past never
+ * waits; NULL waits for ever.  Waiters are served in arrival order, or by
+ * scheduling priority (read when the wait starts) with RTALLOC_HEAP_PRIO;
+ * the block is handed to the waiter by the free that makes room. */
+void *rtalloc_heap_alloc_timed(rtalloc_heap_t *heap, size_t size, const struct timespec *abs_timeout);
+
+/* The heap's figures.  Returns 0 or EINVAL. */
+int rtalloc_heap_inquire(rtalloc_heap_t *heap, struct rtalloc_heap_info *info);
+
+/* Attach to the shared heap called name, created by any process.  If it
+ * does not exist yet, wait for its creation until the CLOCK_MONOTONIC time
+ * abs_timeout (NULL: do not wait), polling every millisecond (binding is
+ * not a real-time operation).  NULL with errno ENOENT (not there in time),
+ * EINVAL or ENOMEM. */
+rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout);
+/* Detach: the mapping goes, the heap stays.  Returns 0 or EINVAL. */
+int rtalloc_heap_unbind(rtalloc_heap_t *heap);
+
+/* Blocks of a shared heap are at different addresses in each process:
+ * exchange offsets.  rtalloc_heap_offset returns RTALLOC_HEAP_BAD_OFFSET
+ * and rtalloc_heap_ptr NULL (errno EINVAL) for what is not in the heap. */
+size_t rtalloc_heap_offset(rtalloc_heap_t *heap, const void *ptr);
+void *rtalloc_heap_ptr(rtalloc_heap_t *heap, size_t offset);
+
+/* From now on the calling thread's malloc, calloc, realloc(NULL, n),
+ * aligned allocations and C++ new draw from heap (free works as always);
+ * NULL goes back to the process's pool.  Returns 0, or ENOMEM when the
+ * allocator cannot start. */
+int rtalloc_thread_use_heap(rtalloc_heap_t *heap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "alloc_api.h"
 #include "glue.h"
+#include "heap.h"
 
 #define EXPORT_AS(name, impl) extern __typeof(impl) name __attribute__((alias(#impl), visibility("default")))
 
@@ -161,11 +162,11 @@ void rt_free_aligned_sized(void *p, size_t align, size_t size)
 
 /* A pointer librtalloc did not hand out cannot be resized: its size is
  * unknown and guessing could copy from unmapped memory.  Such pointers come
- * only from ld.so's start-up allocator, which glibc never reallocs. */
+ * only from ld.so's start-up allocator, which glibc never reallocs.  A
+ * heap's block (heap.c) is resized within its heap. */
 void *rt_realloc_foreign(void *p, size_t n)
 {
-	(void)n;
-	rt_fatal("realloc", "pointer not allocated by librtalloc (its size is unknown)", p);
+	return rt_heap_realloc(p, n); /* a heap's block, else fatal */
 }
 
 /* ---- exported names ----------------------------------------------------- */

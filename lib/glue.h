@@ -101,4 +101,90 @@ RT_HIDDEN uint64_t rt_os_random(void);
 RT_HIDDEN void rt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
 
+/* ---- heaps (heap.c) ------------------------------------------------------ */
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+/* Wait while *word == val, until woken or the CLOCK_MONOTONIC time abs
+ * (NULL: no limit).  Without FUTEX_PRIVATE_FLAG when the word is in memory
+ * shared between processes.  Returns 0 (woken, or *word != val: EAGAIN is
+ * folded into 0), ETIMEDOUT or EINTR. */
+static inline int rt_os_futex_wait(uint32_t *word, uint32_t val, const struct timespec *abs, bool shared)
+{
+	int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+	if (syscall(SYS_futex, word, op, val, abs, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
+		return 0;
+	return errno == EAGAIN ? 0 : errno;
+}
+
+static inline void rt_os_futex_wake(uint32_t *word, int n, bool shared)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG), n, NULL, NULL, 0);
+}
+
+/* Shared memory objects ("/name"): a descriptor or -1 with errno. */
+static inline int rt_os_shm_open(const char *name, int flags, mode_t mode)
+{
+	return shm_open(name, flags | O_CLOEXEC | O_NOFOLLOW, mode);
+}
+static inline int rt_os_shm_unlink(const char *name) { return shm_unlink(name); }
+static inline int rt_os_ftruncate(int fd, size_t len) { return ftruncate(fd, (off_t)len); }
+static inline long long rt_os_fd_size(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
+}
+static inline void rt_os_close(int fd) { close(fd); }
+
+/* Map len bytes (of fd, shared, or anonymous private memory when fd < 0)
+ * read-write at an address where p + skew_off is aligned to align (a power
+ * of two).  NULL on failure. */
+static inline void *rt_os_map_aligned(size_t len, size_t align, size_t skew_off, int fd)
+{
+	size_t extra = align > RT_PAGE_SIZE ? align : 0;
+	char *raw = mmap(NULL, len + extra, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	uintptr_t at = (uintptr_t)raw;
+	if (extra)
+		at = (((uintptr_t)raw + skew_off + align - 1) & ~(uintptr_t)(align - 1)) - skew_off;
+	if (at < (uintptr_t)raw)
+		at += align;
+	int fl = MAP_FIXED | (fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS);
+	void *p = mmap((void *)at, len, PROT_READ | PROT_WRITE, fl, fd, 0);
+	if (p == MAP_FAILED) {
+		munmap(raw, len + extra);
+		return NULL;
+	}
+	if (at > (uintptr_t)raw)
+		munmap(raw, at - (uintptr_t)raw);
+	if ((uintptr_t)raw + len + extra > at + len)
+		munmap((void *)(at + len), (uintptr_t)raw + len + extra - (at + len));
+	return p;
+}
+
+static inline void rt_os_sleep_ns(long ns)
+{
+	struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Does process pid still exist?  (Recovery of a shared heap's waiters.) */
+static inline bool rt_os_pid_alive(int pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+static inline int rt_os_getpid(void) { return (int)getpid(); }
+
+/* The calling thread's real-time priority (0 for SCHED_OTHER & co.). */
+static inline int rt_os_thread_prio(void)
+{
+	struct sched_param sp;
+	int policy;
+	if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0)
+		return 0;
+	return policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
+}
+
 #endif /* RT_GLUE_H */

@@ -235,6 +235,7 @@ struct rt_tcache {
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
+	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 
 extern __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
@@ -323,6 +324,7 @@ RT_HIDDEN void rt_free_slow(void *p, const char *call);
 RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
+RT_HIDDEN void rt_tcache_restore_limits(struct rt_tcache *tc); /* after rt_tcache_flush_all */
 RT_HIDDEN int rt_tcache_prepare(void);
 RT_HIDDEN int rt_tcache_setup(void); /* set the calling thread up: 0 or ENOMEM */
 RT_HIDDEN unsigned rt_tcache_limit(unsigned c);

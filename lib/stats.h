@@ -80,6 +80,16 @@ struct rt_stats_arena { /* written under the arena's lock */
 	uint64_t class_units[RT_STATS_CLASSES];
 };
 
+#define RT_STATS_HEAPS 16
+#define RT_STATS_HEAP_USED 0x80000000u /* in flags: the record describes a heap */
+
+struct rt_stats_heap { /* written under the heap's lock, seqlock as the others */
+	uint32_t seq;
+	uint32_t flags; /* RTALLOC_HEAP_* | RT_STATS_HEAP_USED; 0: unused */
+	char name[64];  /* not NUL-terminated when 64 characters long */
+	uint64_t size, free, min_free, largest_free, live_blocks, waiters;
+};
+
 struct rt_stats_region {
 	uint64_t magic;     /* RT_STATS_MAGIC once the header is complete */
 	uint32_t version;   /* RT_STATS_VERSION */
@@ -100,6 +110,10 @@ struct rt_stats_region {
 	struct rt_stats_arena arenas[RT_STATS_ARENAS];
 	uint64_t slot_map[RT_STATS_SLOTS / 64];
 	struct rt_stats_slot slots[RT_STATS_SLOTS];
+	/* Appended (readers of the layout before heaps stop at slots[]; the
+	 * region's size says whether these are there): the process's heaps,
+	 * registry slots 0 .. RT_STATS_HEAPS - 1 (heap.c). */
+	struct rt_stats_heap heaps[RT_STATS_HEAPS];
 };
 
 enum {
@@ -109,6 +123,9 @@ enum {
 };
 
 _Static_assert(sizeof(struct rt_stats_slot) == 128, "slot layout");
+_Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in words");
+/* A region of the layout before heaps ends here. */
+#define RT_STATS_REGION_V1_SIZE offsetof(struct rt_stats_region, heaps)
 _Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot");
 
 /* Seqlock read of n bytes at src into dst: 0, or -1 when the writer kept

@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "glue.h"
+#include "heap.h"
 
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
@@ -68,6 +69,18 @@ void rt_tcache_flush_all(struct rt_tcache *tc)
 	}
 }
 
+/* Empty lists ready for the fast paths: sentinel heads, limits, masks. */
+void rt_tcache_restore_limits(struct rt_tcache *tc)
+{
+	if (tc->state == RT_TC_DEAD)
+		return; /* a dead thread caches nothing */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		tc->bin[c].head = (void *)rt_g.base; /* the sentinel */
+		tc->bin[c].limit = tc_limit[c];
+		tc->bin[c].mask = rt_class_size(c) - 1;
+	}
+}
+
 /* The arena a thread refills from: its node's, chosen once. */
 static inline struct rt_arena *home(const struct rt_tcache *tc) { return &rt_g.arenas[tc->arena]; }
 
@@ -82,11 +95,7 @@ static int thread_setup(struct rt_tcache *tc)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
 	tc->arena = (uint8_t)a->index;
-	for (unsigned c = 1; c <= RT_NCLASS; c++) {
-		tc->bin[c].head = (void *)rt_g.base; /* the sentinel */
-		tc->bin[c].limit = tc_limit[c];
-		tc->bin[c].mask = rt_class_size(c) - 1;
-	}
+	rt_tcache_restore_limits(tc);
 	tc->state = RT_TC_LIVE;
 	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
 	rt_stats_thread_start(tc);
@@ -140,6 +149,8 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 void *rt_malloc_slow(size_t n)
 {
 	struct rt_tcache *tc = &rt_tc;
+	if (rt_unlikely(tc->heap))
+		return rt_heap_thread_alloc(tc->heap, n);
 	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
 		errno = ENOMEM;
 		return NULL;
@@ -204,7 +215,7 @@ static size_t live_block_size(const void *p, const struct rt_page *pg, const cha
 size_t rt_block_size(const void *p, const char *call)
 {
 	const struct rt_page *pg = rt_page_of(p);
-	return pg ? live_block_size(p, pg, call) : 0;
+	return pg ? live_block_size(p, pg, call) : rt_heap_block_size(p, call);
 }
 
 /* A pointer librtalloc did not hand out (ld.so's early allocator, memory from
@@ -219,6 +230,8 @@ void rt_free_slow(void *ptr, const char *call)
 	struct rt_tcache *tc = &rt_tc;
 	struct rt_page *pg = rt_page_of(ptr);
 	if (!pg) {
+		if (rt_heap_free_foreign(ptr, call))
+			goto out;
 		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
 		goto out;
 	}
@@ -232,7 +245,9 @@ void rt_free_slow(void *ptr, const char *call)
 	}
 	unsigned c = rt_class_of(size);
 	void **p = ptr;
-	if (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD) {
+	if (rt_unlikely(tc->heap) ||
+	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD)) {
+		/* a thread bound to a heap, or dead: caches nothing */
 		p[1] = (void *)rt_g.key;
 		rt_bucket_flush(c, p, 1);
 		goto out;
@@ -269,7 +284,7 @@ int rt_tcache_prepare(void)
 	struct rt_tcache *tc = &rt_tc;
 	if (thread_setup(tc) != 0)
 		return ENOMEM;
-	if (tc->state != RT_TC_LIVE)
+	if (tc->state != RT_TC_LIVE || tc->heap) /* a heap's thread caches nothing */
 		return 0;
 	/* Half-fill every list: the loop's first mallocs and frees of any class
 	 * then stay on the fast path. */

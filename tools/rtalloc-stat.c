@@ -441,10 +441,14 @@ static enum maps_result proc_maps(pid_t pid, dev_t dev, ino_t ino, const char *p
 /* ==== the region ========================================================================= */
 
 #define REGION_LEN (sizeof(struct rt_stats_region))
+/* A region of the layout before heaps were appended (RT_STATS_VERSION 1
+ * still): everything but heaps[], which is then not shown. */
+#define REGION_V1_LEN RT_STATS_REGION_V1_SIZE
 
 struct region {
 	int fd;
 	const struct rt_stats_region *map; /* NULL until mapped */
+	size_t len;                         /* bytes mapped: REGION_LEN or REGION_V1_LEN */
 	dev_t dev;
 	ino_t ino;
 	uid_t uid;
@@ -455,7 +459,7 @@ struct region {
 static void region_close(struct region *r)
 {
 	if (r->map)
-		munmap((void *)r->map, REGION_LEN);
+		munmap((void *)r->map, r->len);
 	if (r->fd >= 0)
 		close(r->fd);
 	r->map = NULL;
@@ -584,12 +588,14 @@ static enum region_status region_map(struct region *r)
 	struct stat st;
 	if (fstat(r->fd, &st) != 0)
 		return RG_IO;
-	if ((uint64_t)st.st_size < REGION_LEN)
+	if ((uint64_t)st.st_size < REGION_V1_LEN)
 		return RG_SHORT;
-	void *p = mmap(NULL, REGION_LEN, PROT_READ, MAP_SHARED, r->fd, 0);
+	size_t len = (uint64_t)st.st_size < REGION_LEN ? REGION_V1_LEN : REGION_LEN;
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, r->fd, 0);
 	if (p == MAP_FAILED)
 		return RG_IO;
 	r->map = p;
+	r->len = len;
 	return RG_OK;
 }
 
@@ -606,7 +612,7 @@ static enum region_status region_header(const struct region *r)
 	uint64_t magic = __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE);
 	if (magic == 0)
 		s = RG_INIT;
-	else if (magic != RT_STATS_MAGIC || m->version != RT_STATS_VERSION || m->size != REGION_LEN ||
+	else if (magic != RT_STATS_MAGIC || m->version != RT_STATS_VERSION || (m->size != REGION_LEN && m->size != REGION_V1_LEN) || m->size > r->len ||
 		 m->pid != r->pid || m->nslots != RT_STATS_SLOTS || m->narenas < 1 ||
 		 m->narenas > RT_STATS_ARENAS)
 		s = RG_BAD;
@@ -672,6 +678,9 @@ struct snap {
 	unsigned nlive;
 	struct tslot live[RT_STATS_SLOTS];
 	bool torn; /* a seqlock read gave up: some figures may be inconsistent */
+	bool have_heaps; /* the region has heap records (its size covers them) */
+	unsigned nheaps;
+	struct rt_stats_heap heaps[RT_STATS_HEAPS]; /* the records in use */
 	/* over the arenas */
 	uint64_t pool_bytes, max_bytes, free_bytes, min_free_bytes, grows, last_grow_ns;
 	uint64_t arena_failed, huge_allocs, huge_frees, class_units[RT_STATS_CLASSES];
@@ -771,6 +780,14 @@ static enum region_status snap_read(const struct region *r, struct snap *s)
 			s->class_units[c] += a->class_units[c];
 	}
 	read_threads(m, s);
+	s->have_heaps = __atomic_load_n(&m->size, __ATOMIC_RELAXED) >= REGION_LEN && r->len >= REGION_LEN;
+	for (unsigned i = 0; s->have_heaps && i < RT_STATS_HEAPS; i++) {
+		struct rt_stats_heap *hp = &s->heaps[s->nheaps];
+		if (rt_seq_read(&m->heaps[i].seq, hp, &m->heaps[i], sizeof(*hp)) != 0)
+			s->torn = true;
+		if (hp->flags & RT_STATS_HEAP_USED)
+			s->nheaps++;
+	}
 	bus_armed = 0;
 	s->total = s->exited;
 	for (unsigned i = 0; i < s->nlive; i++)
@@ -997,6 +1014,40 @@ static void text_counters_line(const struct rt_tcounters *c)
 	       (unsigned long long)c->refills, (unsigned long long)c->flushes);
 }
 
+/* A heap's name as stored: up to 64 characters, NUL-terminated when shorter. */
+static void heap_name(const struct rt_stats_heap *h, char *out)
+{
+	memcpy(out, h->name, sizeof(h->name));
+	out[sizeof(h->name)] = '\0';
+	for (char *c = out; *c; c++) /* names are checked by the library; be safe anyway */
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+}
+
+static void text_heaps(const struct snap *s)
+{
+	if (!s->have_heaps)
+		return;
+	printf("\nHeaps (KiB)\n");
+	if (!s->nheaps) {
+		printf("  (none)\n");
+		return;
+	}
+	printf("  %-24s %-11s %10s %10s %10s %10s %10s %7s\n", "NAME", "FLAGS", "SIZE", "FREE", "MIN-FREE",
+	       "LARGEST", "LIVE", "WAITERS");
+	for (unsigned i = 0; i < s->nheaps; i++) {
+		const struct rt_stats_heap *h = &s->heaps[i];
+		char name[sizeof(h->name) + 1], flags[16];
+		heap_name(h, name);
+		snprintf(flags, sizeof(flags), "%s%s", (h->flags & 1) ? "shared" : "private",
+			 (h->flags & 2) ? ",prio" : "");
+		printf("  %-24s %-11s %10llu %10llu %10llu %10llu %10llu %7llu\n", name[0] ? name : "(unnamed)",
+		       flags, (unsigned long long)h->size >> 10, (unsigned long long)h->free >> 10,
+		       (unsigned long long)h->min_free >> 10, (unsigned long long)h->largest_free >> 10,
+		       (unsigned long long)h->live_blocks, (unsigned long long)h->waiters);
+	}
+}
+
 static void text_pool(const struct snap *s)
 {
 	printf("\nPool (KiB)\n");
@@ -1029,6 +1080,7 @@ static void text_pool(const struct snap *s)
 		any = true;
 	}
 	printf("%s\n", any ? "" : " (none)");
+	text_heaps(s);
 }
 
 static void text_events(const struct snap *s, uint64_t ref_ns, const char *rel)
@@ -1167,6 +1219,26 @@ static void j_pool(const struct snap *s)
 	for (unsigned c = 1; c < RT_STATS_CLASSES; c++)
 		j_u64(class_names[c], s->class_units[c]);
 	j_close('}');
+	if (!s->have_heaps)
+		return;
+	j_open("heaps", '[');
+	for (unsigned i = 0; i < s->nheaps; i++) {
+		const struct rt_stats_heap *h = &s->heaps[i];
+		char name[sizeof(h->name) + 1];
+		heap_name(h, name);
+		j_open(NULL, '{');
+		j_str("name", name);
+		j_bool("shared", h->flags & 1);
+		j_bool("prio", h->flags & 2);
+		j_u64("size_bytes", h->size);
+		j_u64("free_bytes", h->free);
+		j_u64("min_free_bytes", h->min_free);
+		j_u64("largest_free_bytes", h->largest_free);
+		j_u64("live_blocks", h->live_blocks);
+		j_u64("waiters", h->waiters);
+		j_close('}');
+	}
+	j_close(']');
 }
 
 static void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail)

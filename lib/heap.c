@@ -1,0 +1,1321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.c - heaps: pools apart from the process's pool (rtalloc_heap_*).
+ *
+ * A heap is self-contained memory: a header (struct rt_heap_hdr), the page
+ * descriptors of all its regions, then the data pages.  Pages are managed
+ * by buddy.c (one struct rt_buddy per region, over the heap's own
+ * descriptor array, stamping the region number into the descriptors'
+ * `arena` byte); blocks of up to RT_PAGE_SIZE / 2 bytes are carved from
+ * single pages of their class, with per-page free lists of in-page offsets
+ * and one partial-page list per class (page indices; a page that becomes
+ * empty goes straight back to the buddy); larger requests are a
+ * buddy block each.  Every block is aligned to its size.  Nothing inside a
+ * heap is a pointer, except struct rt_buddy's `pages`, which each process
+ * rewrites under the lock before use (the lock's holder is the only one who
+ * reads it).  So a shared heap works at any address in any process.
+ *
+ * Bounds: alloc = one bit scan + at most RT_ORDER_MAX splits per region
+ * tried (at most RTALLOC_HEAP_REGIONS); free = at most RT_ORDER_MAX merges,
+ * plus, when threads wait, at most RTALLOC_HEAP_WAITERS hand-overs each
+ * choosing among RTALLOC_HEAP_WAITERS records.  A free that hands a block to
+ * a waiter makes one system call (FUTEX_WAKE); nothing else on the
+ * alloc/free paths does.  Recovery after a process died holding the lock
+ * walks every page (O(pages * RT_ORDER_MAX)): not real-time, and rare.
+ *
+ * Synchronization table
+ *   what                        written by                    read by
+ *   header, descriptors, data   the holder of hdr->lock       the holder of hdr->lock
+ *     hdr->lock: PTHREAD_PRIO_INHERIT, ROBUST, and PROCESS_SHARED for
+ *     shared heaps.  hdr->dirty is 1 while a holder works: a holder that
+ *     dies leaves it set, and the next locker (EOWNERDEAD) rebuilds the
+ *     lists and counters from the descriptors (recover()), then marks the
+ *     mutex consistent.
+ *   waiter record futex word    a freer under the lock        its waiter, in FUTEX_WAIT
+ *                               (release store, then wake)
+ *   registry slot (reg[i])      create/bind/destroy under      heap_of(): lock-free; fields
+ *                               reg_lock; `active` published   before `active` (acquire)
+ *                               last (release), cleared first
+ *   slot `users`                alloc_timed callers (atomic)   destroy, which waits for 0
+ *   stats heaps[i] (stats.h)    the heap lock's holder, with   rtalloc-stat (seqlock)
+ *                               the seqlock pattern of stats.c
+ * The registry is read without locks and without RCU: a slot is never
+ * unmapped memory (a static array), and a heap's memory goes only at
+ * rtalloc_heap_destroy, after which using its blocks is the caller's error.
+ *
+ * Recovery (a process killed while holding a shared heap's lock): the
+ * descriptors are the truth.  A used head of a huge block or a small page
+ * is kept; any other page becomes free (a half-made allocation is thus
+ * reclaimed); buddy lists are rebuilt; each small page's free list is
+ * checked and, if broken, dropped (its blocks leak: counted live).  What can
+ * leak: blocks the dead process held (its live blocks stay allocated:
+ * nobody else knows whether they are still referenced), blocks of a broken
+ * per-page list, and a block granted to a waiter of the dead process.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "glue.h"
+#include "heap.h"
+
+#define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
+#define HEAP_VERSION 1
+#define NREG RTALLOC_HEAP_REGIONS
+#define NWAIT RTALLOC_HEAP_WAITERS
+#define SHM_PREFIX "/rtalloc-heap-"
+#define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW)
+
+enum { W_FREE = 0, W_WAITING, W_GRANTED, W_CANCELLED };
+
+struct rt_heap_waiter {
+	uint32_t futex;  /* 0 while waiting, 1 once served or cancelled */
+	uint32_t state;  /* W_* */
+	int32_t prio;    /* scheduling priority when the wait began */
+	int32_t pid;     /* its process (recovery drops records of dead ones) */
+	uint64_t ticket; /* arrival order */
+	uint64_t size;   /* bytes wanted */
+	uint64_t result; /* W_GRANTED: the block, as a heap offset */
+};
+
+struct rt_heap_region {
+	uint64_t base_off; /* this region's base: heap offset (offset/ptr) */
+	uint64_t bytes;    /* its size as given */
+	uint64_t data_off; /* its first data page, from its base */
+	struct rt_buddy buddy;
+};
+
+struct rt_heap_hdr {
+	uint64_t magic; /* HEAP_MAGIC once complete */
+	uint32_t version, flags;
+	char name[RTALLOC_HEAP_NAME_MAX + 8];
+	uint64_t key;       /* stamp in word 1 of a free small block */
+	uint64_t desc_off;  /* descriptors: offset from region 0's base */
+	uint64_t map_bytes; /* shared: bytes of the object */
+	uint64_t map_align; /* shared: data start aligned to this in every process */
+	uint32_t nregions, npages;
+	uint32_t dead;  /* destroyed */
+	uint32_t dirty; /* a lock holder is working */
+	pthread_mutex_t lock;
+	uint64_t small_free; /* bytes of free small blocks in small pages */
+	uint64_t min_free;   /* lowest free ever */
+	uint64_t live;       /* blocks handed out */
+	uint64_t ticket;
+	uint32_t nwaiters, recoveries;
+	uint32_t partial[RT_NSMALL + 1];
+	struct rt_heap_region reg[NREG];
+	struct rt_heap_waiter w[NWAIT];
+};
+
+/* A process's handle: a slot of the registry. */
+struct rtalloc_heap {
+	uint32_t active;  /* published: lookups may match it */
+	int32_t users;    /* threads inside alloc_timed */
+	struct rt_heap_hdr *hdr;
+	struct rt_page *desc;
+	unsigned nregions;
+	bool shared, own_map;
+	uintptr_t rbase[NREG], rsize[NREG]; /* regions as given (lookup, offsets) */
+	uintptr_t data[NREG], dend[NREG];   /* their data pages */
+	uint32_t first[NREG];
+	void *map;
+	size_t map_len;
+};
+
+static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];
+static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- names, registry ---------------------------------------------------- */
+
+static bool name_ok(const char *name)
+{
+	size_t n = 0;
+	for (; name[n]; n++) { /* bound: RTALLOC_HEAP_NAME_MAX + 1 */
+		char c = name[n];
+		if (n >= RTALLOC_HEAP_NAME_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+static bool valid(const rtalloc_heap_t *h)
+{
+	uintptr_t off = (uintptr_t)h - (uintptr_t)reg;
+	return h && off < sizeof(reg) && off % sizeof(reg[0]) == 0 &&
+	       __atomic_load_n(&h->active, __ATOMIC_ACQUIRE);
+}
+
+static struct rtalloc_heap *heap_of(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	unsigned n = __atomic_load_n(&reg_hi, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++) { /* bound: RTALLOC_HEAP_MAX */
+		struct rtalloc_heap *h = &reg[i];
+		if (!__atomic_load_n(&h->active, __ATOMIC_ACQUIRE))
+			continue;
+		for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+			if (a - h->rbase[r] < h->rsize[r])
+				return h;
+	}
+	return NULL;
+}
+
+/* A free slot, under reg_lock; NULL when RTALLOC_HEAP_MAX are in use. */
+static struct rtalloc_heap *slot_claim(void)
+{
+	for (unsigned i = 0; i < RTALLOC_HEAP_MAX; i++) { /* bound: RTALLOC_HEAP_MAX */
+		struct rtalloc_heap *h = &reg[i];
+		if (!h->active && !h->hdr) {
+			memset(h, 0, sizeof(*h));
+			return h;
+		}
+	}
+	return NULL;
+}
+
+static void slot_publish(struct rtalloc_heap *h)
+{
+	unsigned i = (unsigned)(h - reg);
+	__atomic_store_n(&h->active, 1, __ATOMIC_RELEASE);
+	if (i + 1 > reg_hi)
+		__atomic_store_n(&reg_hi, i + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- statistics (seqlock writer, as in stats.c) --------------------------- */
+
+static void seq_begin(uint32_t *seq)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+static void seq_end(uint32_t *seq) { __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); }
+#define PUT(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
+
+static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
+{
+	unsigned i = (unsigned)(h - reg);
+	return rt_stats && i < RT_STATS_HEAPS ? &rt_stats->heaps[i] : NULL;
+}
+
+/* ---- figures ---------------------------------------------------------------- */
+
+static size_t free_bytes(const struct rt_heap_hdr *H)
+{
+	size_t f = H->small_free;
+	for (unsigned r = 0; r < H->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		f += H->reg[r].buddy.free_pages << RT_PAGE_SHIFT;
+	return f;
+}
+
+static size_t largest_free(const struct rt_heap_hdr *H)
+{
+	size_t best = 0;
+	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		uint64_t ne = H->reg[r].buddy.nonempty;
+		if (ne) {
+			size_t s = RT_PAGE_SIZE << (63 - __builtin_clzll(ne));
+			best = s > best ? s : best;
+		}
+	}
+	for (unsigned c = RT_NSMALL; !best && c >= 1; c--) /* bound: RT_NSMALL */
+		if (H->partial[c] != RT_NIL)
+			best = rt_class_size(c);
+	return best;
+}
+
+static unsigned count_waiters(const struct rt_heap_hdr *H) { return H->nwaiters; }
+
+static size_t data_bytes(const struct rt_heap_hdr *H)
+{
+	return (size_t)H->npages << RT_PAGE_SHIFT;
+}
+
+static void publish(struct rtalloc_heap *h)
+{
+	struct rt_stats_heap *s = stats_rec(h);
+	if (!s)
+		return;
+	const struct rt_heap_hdr *H = h->hdr;
+	seq_begin(&s->seq);
+	uint64_t name[RTALLOC_HEAP_NAME_MAX / 8];
+	memcpy(name, H->name, sizeof(name));
+	for (unsigned i = 0; i < RTALLOC_HEAP_NAME_MAX / 8; i++) /* bound: 8 words */
+		PUT(((uint64_t *)(void *)s->name)[i], name[i]);
+	PUT(s->flags, H->flags | RT_STATS_HEAP_USED);
+	PUT(s->size, (uint64_t)data_bytes(H));
+	PUT(s->free, (uint64_t)free_bytes(H));
+	PUT(s->min_free, H->min_free);
+	PUT(s->largest_free, (uint64_t)largest_free(H));
+	PUT(s->live_blocks, H->live);
+	PUT(s->waiters, (uint64_t)count_waiters(H));
+	seq_end(&s->seq);
+}
+
+static void unpublish(struct rtalloc_heap *h)
+{
+	struct rt_stats_heap *s = stats_rec(h);
+	if (!s)
+		return;
+	seq_begin(&s->seq);
+	PUT(s->flags, 0);
+	PUT(s->size, 0);
+	seq_end(&s->seq);
+}
+
+/* ---- the lock and recovery ------------------------------------------------------ */
+
+static void fix_pointers(struct rtalloc_heap *h)
+{
+	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		h->hdr->reg[r].buddy.pages = h->desc;
+}
+
+static void recover(struct rtalloc_heap *h);
+
+/* 0, or EIDRM when the heap cannot be used (destroyed, or unrecoverable). */
+static int heap_lock(struct rtalloc_heap *h)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	int e = pthread_mutex_lock(&H->lock);
+	if (rt_unlikely(e == EOWNERDEAD)) {
+		fix_pointers(h);
+		if (H->dirty)
+			recover(h);
+		pthread_mutex_consistent(&H->lock);
+		e = 0;
+	}
+	if (e)
+		return EIDRM;
+	if (h->shared)
+		fix_pointers(h);
+	H->dirty = 1;
+	return 0;
+}
+
+static void heap_unlock(struct rtalloc_heap *h)
+{
+	h->hdr->dirty = 0;
+	pthread_mutex_unlock(&h->hdr->lock);
+}
+
+static inline char *page_addr(const struct rtalloc_heap *h, uint32_t idx)
+{
+	unsigned r = h->desc[idx].arena;
+	return (char *)h->data[r] + ((size_t)(idx - h->first[r]) << RT_PAGE_SHIFT);
+}
+
+static void partial_push(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+{
+	d[idx].prev = RT_NIL;
+	d[idx].next = H->partial[c];
+	if (H->partial[c] != RT_NIL)
+		d[H->partial[c]].prev = idx;
+	H->partial[c] = idx;
+}
+
+static void partial_unlink(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+{
+	struct rt_page *pg = &d[idx];
+	if (pg->prev != RT_NIL)
+		d[pg->prev].next = pg->next;
+	else
+		H->partial[c] = pg->next;
+	if (pg->next != RT_NIL)
+		d[pg->next].prev = pg->prev;
+	pg->next = pg->prev = RT_NIL;
+}
+
+/* Walk a small page's free list: its length, or -1 if it is broken. */
+static int small_list_len(const struct rtalloc_heap *h, uint32_t idx)
+{
+	const struct rt_page *pg = &h->desc[idx];
+	size_t sz = rt_class_size(pg->cls);
+	unsigned bpp = (unsigned)(RT_PAGE_SIZE / sz);
+	const char *page = page_addr(h, idx);
+	uintptr_t f = (uintptr_t)pg->free;
+	int n = 0;
+	while (f) { /* bound: bpp links, then it is a cycle */
+		uintptr_t off = f - 1;
+		if (off >= pg->carved || (off & (sz - 1)) || ++n > (int)bpp)
+			return -1;
+		const uint64_t *w = (const uint64_t *)(const void *)(page + off);
+		if (w[1] != h->hdr->key)
+			return -1;
+		f = (uintptr_t)w[0];
+	}
+	return n;
+}
+
+static void recover(struct rtalloc_heap *h)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	struct rt_page *d = h->desc;
+	H->recoveries++;
+	unsigned nw = 0;
+	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
+		struct rt_heap_waiter *w = &H->w[i];
+		if (w->state != W_FREE && !rt_os_pid_alive(w->pid))
+			w->state = W_FREE;
+		nw += w->state == W_WAITING;
+	}
+	H->nwaiters = nw;
+	for (unsigned c = 0; c <= RT_NSMALL; c++)
+		H->partial[c] = RT_NIL;
+	uint64_t live = 0, small_free = 0;
+	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		struct rt_buddy *b = &H->reg[r].buddy;
+		size_t old_min = b->min_free_pages;
+		/* Pass 1: keep the trusted heads, clear every other page. */
+		for (uint32_t v = b->skew; v < b->committed;) { /* bound: the region's pages */
+			uint32_t idx = v - b->skew + b->first;
+			struct rt_page *pg = &d[idx];
+			unsigned k = pg->order;
+			bool keep = false;
+			if (pg->state == RT_PS_USED && pg->cls == RT_CLS_HUGE)
+				keep = k <= b->top_order && !(v & ((1u << k) - 1)) &&
+				       (uint64_t)v + (1u << k) <= b->committed;
+			else if (pg->state == RT_PS_USED && pg->cls >= 1 && pg->cls <= RT_NSMALL && k == 0) {
+				size_t sz = rt_class_size(pg->cls);
+				unsigned bpp = (unsigned)(RT_PAGE_SIZE / sz);
+				if (pg->carved > RT_PAGE_SIZE || (pg->carved & (sz - 1))) {
+					pg->carved = RT_PAGE_SIZE; /* unknown: every block stays live */
+					pg->free = NULL;
+				}
+				int n = small_list_len(h, idx);
+				if (n < 0) { /* broken list: its blocks leak */
+					pg->free = NULL;
+					n = 0;
+				}
+				pg->nfree = (uint16_t)(n + (int)bpp - (int)(pg->carved / sz));
+				keep = pg->nfree < bpp;
+				if (keep) {
+					live += bpp - pg->nfree;
+					small_free += (uint64_t)pg->nfree * sz;
+					if (pg->nfree)
+						partial_push(H, d, pg->cls, idx);
+				}
+			}
+			if (keep) {
+				pg->arena = (uint8_t)r;
+				if (pg->cls == RT_CLS_HUGE)
+					live++;
+				for (uint32_t t = 1; t < (1u << k); t++) { /* bound: the block's pages */
+					struct rt_page *tp = &d[idx + t];
+					memset(tp, 0, sizeof(*tp));
+					tp->next = tp->prev = RT_NIL;
+				}
+				v += 1u << k;
+			} else {
+				memset(pg, 0, sizeof(*pg));
+				pg->next = pg->prev = RT_NIL;
+				v++;
+			}
+		}
+		/* Pass 2: free every cleared page; the buddy merges them. */
+		for (unsigned k = 0; k < RT_NORDERS; k++)
+			b->head[k] = RT_NIL;
+		b->nonempty = 0;
+		b->free_pages = 0;
+		for (uint32_t v = b->skew; v < b->committed;) { /* bound: the region's pages */
+			uint32_t idx = v - b->skew + b->first;
+			struct rt_page *pg = &d[idx];
+			if (pg->state == RT_PS_USED) {
+				v += 1u << pg->order;
+				continue;
+			}
+			pg->state = RT_PS_USED;
+			pg->order = 0;
+			rt_buddy_free(b, idx);
+			v++;
+		}
+		b->min_free_pages = old_min < b->free_pages ? old_min : b->free_pages;
+	}
+	H->live = live;
+	H->small_free = small_free;
+	size_t f = free_bytes(H);
+	if (f < H->min_free)
+		H->min_free = f;
+}
+
+/* ---- blocks (lock held) -------------------------------------------------------- */
+
+static uint32_t buddy_alloc(struct rtalloc_heap *h, unsigned order)
+{
+	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		uint32_t idx = rt_buddy_alloc(&h->hdr->reg[r].buddy, order);
+		if (idx != RT_NIL)
+			return idx;
+	}
+	return RT_NIL;
+}
+
+static void *small_alloc(struct rtalloc_heap *h, unsigned c)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	struct rt_page *d = h->desc;
+	size_t sz = rt_class_size(c);
+	uint32_t idx = H->partial[c];
+	if (idx == RT_NIL) {
+		idx = buddy_alloc(h, 0);
+		if (idx == RT_NIL)
+			return NULL;
+		struct rt_page *pg = &d[idx];
+		pg->free = NULL;
+		pg->carved = 0;
+		pg->nfree = (uint16_t)(RT_PAGE_SIZE / sz);
+		rt_store(&pg->cls, (uint8_t)c);
+		H->small_free += RT_PAGE_SIZE;
+		partial_push(H, d, c, idx);
+	}
+	struct rt_page *pg = &d[idx];
+	char *page = page_addr(h, idx);
+	uintptr_t f = (uintptr_t)pg->free;
+	uint64_t *w;
+	if (f) {
+		w = (uint64_t *)(void *)(page + f - 1);
+		uintptr_t next = (uintptr_t)w[0];
+		if (rt_unlikely(w[1] != H->key || (next && (next - 1 >= pg->carved || ((next - 1) & (sz - 1))))))
+			rt_fatal("rtalloc_heap_alloc", "heap corruption (use after free or overflow?) in block", w);
+		pg->free = (void *)next;
+	} else {
+		w = (uint64_t *)(void *)(page + pg->carved);
+		pg->carved = (uint16_t)(pg->carved + sz);
+	}
+	if (--pg->nfree == 0)
+		partial_unlink(H, d, c, idx);
+	w[0] = 0;
+	w[1] = 0;
+	H->small_free -= sz;
+	return w;
+}
+
+static void *do_alloc(struct rtalloc_heap *h, size_t n)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	if (n == 0)
+		n = 1;
+	if (n > PTRDIFF_MAX)
+		return NULL;
+	void *p;
+	unsigned c = rt_class_of(n);
+	if (c <= RT_NSMALL) {
+		p = small_alloc(h, c);
+	} else {
+		unsigned order = rt_order_of(n);
+		uint32_t idx = order <= RT_ORDER_MAX ? buddy_alloc(h, order) : RT_NIL;
+		if (idx == RT_NIL)
+			return NULL;
+		rt_store(&h->desc[idx].cls, (uint8_t)RT_CLS_HUGE);
+		p = page_addr(h, idx);
+	}
+	if (!p)
+		return NULL;
+	H->live++;
+	size_t f = free_bytes(H);
+	if (f < H->min_free)
+		H->min_free = f;
+	return p;
+}
+
+static int region_of(const struct rtalloc_heap *h, const void *p)
+{
+	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		if ((uintptr_t)p - h->data[r] < h->dend[r] - h->data[r])
+			return (int)r;
+	return -1;
+}
+
+/* The descriptor of live block p, or fatal naming call. */
+static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const char *call, size_t *size)
+{
+	int r = region_of(h, p);
+	if (r < 0)
+		rt_fatal(call, "invalid pointer (inside a heap, not a block)", p);
+	uint32_t idx = h->first[r] + (uint32_t)(((uintptr_t)p - h->data[r]) >> RT_PAGE_SHIFT);
+	struct rt_page *pg = &h->desc[idx];
+	uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
+	if (pg->state == RT_PS_USED && pg->cls == RT_CLS_HUGE) {
+		if (in_page)
+			rt_fatal(call, "invalid pointer (inside a large heap block)", p);
+		*size = RT_PAGE_SIZE << pg->order;
+		return pg;
+	}
+	if (pg->state != RT_PS_USED || pg->cls < 1 || pg->cls > RT_NSMALL)
+		rt_fatal(call, "invalid pointer (not a heap block, or already freed)", p);
+	size_t sz = rt_class_size(pg->cls);
+	if ((in_page & (sz - 1)) || in_page >= pg->carved)
+		rt_fatal(call, "invalid pointer (not the start of a heap block)", p);
+	if (((const uint64_t *)p)[1] == h->hdr->key)
+		rt_fatal(call, "double free (heap block already freed)", p);
+	*size = sz;
+	return pg;
+}
+
+static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p);
+static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
+
+/* Hand blocks to waiters, best first, while the first in line fits. */
+static void serve_waiters(struct rtalloc_heap *h)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	bool prio = H->flags & RTALLOC_HEAP_PRIO;
+	for (unsigned round = 0; H->nwaiters && round < NWAIT; round++) { /* bound: RTALLOC_HEAP_WAITERS */
+		struct rt_heap_waiter *best = NULL;
+		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
+			struct rt_heap_waiter *w = &H->w[i];
+			if (w->state != W_WAITING)
+				continue;
+			if (!best || (prio && w->prio > best->prio) ||
+			    ((!prio || w->prio == best->prio) && w->ticket < best->ticket))
+				best = w;
+		}
+		if (!best)
+			return;
+		void *p = do_alloc(h, best->size);
+		if (!p)
+			return; /* the first in line is not overtaken by smaller requests */
+		best->result = heap_offset_of(h, p);
+		best->state = W_GRANTED;
+		H->nwaiters--;
+		__atomic_store_n(&best->futex, 1, __ATOMIC_RELEASE);
+		rt_os_futex_wake(&best->futex, 1, h->shared);
+	}
+}
+
+static void do_free(struct rtalloc_heap *h, void *p, const char *call)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	size_t sz;
+	struct rt_page *pg = live_block(h, p, call, &sz);
+	uint32_t idx = (uint32_t)(pg - h->desc);
+	H->live--;
+	if (pg->cls == RT_CLS_HUGE) {
+		rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+	} else {
+		unsigned c = pg->cls, bpp = (unsigned)(RT_PAGE_SIZE / sz);
+		uint64_t *w = p;
+		w[0] = (uint64_t)(uintptr_t)pg->free;
+		w[1] = H->key;
+		pg->free = (void *)(((uintptr_t)p & (RT_PAGE_SIZE - 1)) + 1);
+		H->small_free += sz;
+		if (++pg->nfree == 1)
+			partial_push(H, h->desc, c, idx);
+		if (pg->nfree == bpp) {
+			/* empty: back to the buddy at once, so that a heap with
+			 * nothing allocated has all of its memory in one piece */
+			partial_unlink(H, h->desc, c, idx);
+			pg->free = NULL;
+			pg->carved = 0;
+			pg->nfree = 0;
+			H->small_free -= RT_PAGE_SIZE;
+			rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+		}
+	}
+	if (H->nwaiters)
+		serve_waiters(h);
+}
+
+/* ---- offsets --------------------------------------------------------------------- */
+
+static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p)
+{
+	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		if ((uintptr_t)p - h->rbase[r] < h->rsize[r])
+			return h->hdr->reg[r].base_off + ((uintptr_t)p - h->rbase[r]);
+	return RTALLOC_HEAP_BAD_OFFSET;
+}
+
+static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
+{
+	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		uint64_t b = h->hdr->reg[r].base_off;
+		if (off - b < h->rsize[r])
+			return (void *)(h->rbase[r] + (off - b));
+	}
+	return NULL;
+}
+
+/* ---- setting a heap up ------------------------------------------------------------ */
+
+static size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
+#define HDR_BYTES page_round(sizeof(struct rt_heap_hdr))
+
+static int lock_init(pthread_mutex_t *m, bool shared)
+{
+	pthread_mutexattr_t at;
+	int e = pthread_mutexattr_init(&at);
+	if (!e)
+		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	if (!e)
+		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	if (!e && shared)
+		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	if (!e)
+		e = pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+	return e;
+}
+
+/* The handle's view of a formatted header: local addresses of regions. */
+static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t const rbase[])
+{
+	h->hdr = H;
+	h->nregions = H->nregions;
+	h->desc = (struct rt_page *)(rbase[0] + H->desc_off);
+	h->shared = H->flags & RTALLOC_HEAP_SHARED;
+	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		const struct rt_heap_region *R = &H->reg[r];
+		h->rbase[r] = rbase[r];
+		h->rsize[r] = R->bytes;
+		h->data[r] = rbase[r] + R->data_off;
+		h->dend[r] = h->data[r] + ((size_t)(R->buddy.limit - R->buddy.skew) << RT_PAGE_SHIFT);
+		h->first[r] = R->buddy.first;
+	}
+}
+
+/* Format a heap over n regions; region 0 starts with the header at hdr_at,
+ * then room for the descriptors of every page.  Returns 0 or EINVAL. */
+static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
+		  size_t const size[], unsigned n)
+{
+	uintptr_t start[NREG], stop[NREG];
+	size_t total = 0;
+	for (unsigned r = 0; r < n; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		start[r] = page_round(base[r]);
+		stop[r] = (base[r] + size[r]) & ~(RT_PAGE_SIZE - 1);
+		if (stop[r] > start[r])
+			total += (stop[r] - start[r]) >> RT_PAGE_SHIFT;
+	}
+	size_t dbytes = page_round(total * sizeof(struct rt_page));
+	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES, data0 = desc_at + dbytes;
+	if (stop[0] < data0 || total > RT_NIL / 2)
+		return EINVAL;
+	start[0] = data0;
+	struct rt_heap_hdr *H = (struct rt_heap_hdr *)hdr_at;
+	memset(H, 0, sizeof(*H));
+	memset((void *)desc_at, 0, dbytes);
+	H->version = HEAP_VERSION;
+	H->flags = flags;
+	if (name)
+		memcpy(H->name, name, strlen(name));
+	H->key = rt_os_random() | 1;
+	H->desc_off = desc_at - base[0];
+	H->nregions = n;
+	for (unsigned c = 0; c <= RT_NSMALL; c++)
+		H->partial[c] = RT_NIL;
+	if (lock_init(&H->lock, flags & RTALLOC_HEAP_SHARED))
+		return EINVAL;
+	uint32_t first = 0;
+	uint64_t off = 0;
+	for (unsigned r = 0; r < n; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		struct rt_heap_region *R = &H->reg[r];
+		uint32_t np = stop[r] > start[r] ? (uint32_t)((stop[r] - start[r]) >> RT_PAGE_SHIFT) : 0;
+		R->base_off = off;
+		R->bytes = size[r];
+		R->data_off = start[r] - base[r];
+		off += size[r];
+		rt_buddy_init(&R->buddy, (struct rt_page *)desc_at, first, start[r], np, r);
+		if (np)
+			rt_buddy_add(&R->buddy, np);
+		first += np;
+	}
+	H->npages = first;
+	if (!first)
+		return EINVAL;
+	H->min_free = free_bytes(H);
+	handle_fill(h, H, base);
+	return 0;
+}
+
+/* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
+static int prepare_memory(void *p, size_t len)
+{
+	int e = rt_os_populate(p, len);
+	if (e)
+		return ENOMEM;
+	if (rt_g.opt.mlock != RTALLOC_MLOCK_OFF && rt_os_mlock(p, len) != 0) {
+		if (rt_g.opt.mlock == RTALLOC_MLOCK_REQUIRE)
+			return EPERM;
+		rt_say("cannot lock a heap of %zu bytes (%s): it is pre-faulted but not locked", len,
+		       strerrorname_np(errno));
+	}
+	return 0;
+}
+
+static void shm_path(char *buf, const char *name)
+{
+	memcpy(buf, SHM_PREFIX, sizeof(SHM_PREFIX) - 1);
+	memcpy(buf + sizeof(SHM_PREFIX) - 1, name, strlen(name) + 1);
+}
+
+static rtalloc_heap_t *fail(int e)
+{
+	errno = e;
+	return NULL;
+}
+
+RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags)
+{
+	bool shared = flags & RTALLOC_HEAP_SHARED;
+	if (flags & ~KNOWN_FLAGS || size == 0 || size > ((size_t)RT_NIL / 2) << RT_PAGE_SHIFT)
+		return fail(EINVAL);
+	if (flags & RTALLOC_HEAP_GROW)
+		return fail(ENOTSUP);
+	if (shared ? !name || !name_ok(name) : name && name[0] && !name_ok(name))
+		return fail(EINVAL);
+	if (!rt_ready() && rt_init_lazy() != 0)
+		return fail(ENOMEM);
+	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
+	size_t data_off = HDR_BYTES + page_round(pages * sizeof(struct rt_page));
+	size_t len = data_off + (pages << RT_PAGE_SHIFT);
+	size_t align = (size_t)1 << (63 - __builtin_clzll(pages << RT_PAGE_SHIFT));
+	if (align > ((size_t)1 << 30))
+		align = (size_t)1 << 30;
+	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
+	int fd = -1, e = 0;
+	pthread_mutex_lock(&reg_lock);
+	struct rtalloc_heap *h = slot_claim();
+	if (!h) {
+		e = ENOMEM;
+		goto out;
+	}
+	if (shared) {
+		shm_path(path, name);
+		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
+		if (fd < 0) {
+			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
+			goto out;
+		}
+		if (rt_os_ftruncate(fd, len) != 0) {
+			e = ENOMEM;
+			goto out_unlink;
+		}
+	}
+	void *map = rt_os_map_aligned(len, align, data_off, fd);
+	if (!map) {
+		e = ENOMEM;
+		goto out_unlink;
+	}
+	e = prepare_memory(map, len);
+	uintptr_t base[1] = {(uintptr_t)map};
+	size_t sz[1] = {len};
+	if (!e)
+		e = format(h, name, flags, base, sz, 1);
+	if (e) {
+		rt_os_unmap(map, len);
+		goto out_unlink;
+	}
+	h->hdr->map_bytes = len;
+	h->hdr->map_align = align;
+	h->map = map;
+	h->map_len = len;
+	h->own_map = true;
+	__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
+	heap_lock(h);
+	publish(h);
+	heap_unlock(h);
+	slot_publish(h);
+	goto out;
+out_unlink:
+	if (fd >= 0)
+		rt_os_shm_unlink(path);
+out:
+	if (e && h)
+		memset(h, 0, sizeof(*h));
+	pthread_mutex_unlock(&reg_lock);
+	if (fd >= 0)
+		rt_os_close(fd);
+	return e ? fail(e) : h;
+}
+
+RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct rtalloc_region *regions,
+						 size_t n, unsigned flags)
+{
+	if (!regions || n == 0 || n > NREG || flags & ~KNOWN_FLAGS || flags & RTALLOC_HEAP_SHARED ||
+	    (name && name[0] && !name_ok(name)))
+		return fail(EINVAL);
+	if (flags & RTALLOC_HEAP_GROW)
+		return fail(ENOTSUP);
+	uintptr_t base[NREG];
+	size_t size[NREG];
+	for (size_t r = 0; r < n; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		base[r] = (uintptr_t)regions[r].base;
+		size[r] = regions[r].size;
+		if (!base[r] || size[r] == 0 || base[r] + size[r] < base[r] || rt_page_of(regions[r].base) ||
+		    heap_of(regions[r].base))
+			return fail(EINVAL);
+		for (size_t q = 0; q < r; q++) /* bound: RTALLOC_HEAP_REGIONS */
+			if (base[r] < base[q] + size[q] && base[q] < base[r] + size[r])
+				return fail(EINVAL);
+	}
+	pthread_mutex_lock(&reg_lock);
+	struct rtalloc_heap *h = slot_claim();
+	int e = h ? format(h, name, flags, base, size, (unsigned)n) : ENOMEM;
+	if (!e) {
+		__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
+		heap_lock(h);
+		publish(h);
+		heap_unlock(h);
+		slot_publish(h);
+	} else if (h) {
+		memset(h, 0, sizeof(*h));
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return e ? fail(e) : h;
+}
+
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+static bool ts_ok(const struct timespec *ts)
+{
+	return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L);
+}
+
+RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout)
+{
+	if (!name || !name_ok(name) || !ts_ok(abs_timeout))
+		return fail(EINVAL);
+	if (!rt_ready() && rt_init_lazy() != 0)
+		return fail(ENOMEM);
+	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
+	shm_path(path, name);
+	int fd = -1;
+	struct rt_heap_hdr hdr;
+	/* bound: the timeout, one round per millisecond */
+	for (;;) {
+		fd = rt_os_shm_open(path, O_RDWR, 0);
+		if (fd < 0 && errno != ENOENT)
+			return fail(errno == EACCES ? EACCES : ENOMEM);
+		if (fd >= 0) {
+			long long sz = rt_os_fd_size(fd);
+			if (sz >= (long long)HDR_BYTES) {
+				void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+				if (m != MAP_FAILED) {
+					uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
+					memcpy(&hdr, m, sizeof(hdr));
+					rt_os_unmap(m, HDR_BYTES);
+					if (magic == HEAP_MAGIC && !hdr.dead)
+						break;
+				}
+			}
+			rt_os_close(fd);
+			fd = -1;
+		}
+		if (!abs_timeout || rt_os_now_ns() >= ts_ns(abs_timeout))
+			return fail(ENOENT);
+		rt_os_sleep_ns(1000000);
+	}
+	int e = 0;
+	if (hdr.version != HEAP_VERSION || hdr.nregions != 1 || rt_os_fd_size(fd) < (long long)hdr.map_bytes) {
+		rt_os_close(fd);
+		return fail(EINVAL);
+	}
+	void *map = rt_os_map_aligned(hdr.map_bytes, hdr.map_align, hdr.reg[0].data_off, fd);
+	rt_os_close(fd);
+	if (!map)
+		return fail(ENOMEM);
+	e = prepare_memory(map, hdr.map_bytes);
+	pthread_mutex_lock(&reg_lock);
+	struct rtalloc_heap *h = e ? NULL : slot_claim();
+	if (!e && !h)
+		e = ENOMEM;
+	if (!e) {
+		uintptr_t base[1] = {(uintptr_t)map};
+		handle_fill(h, map, base);
+		h->map = map;
+		h->map_len = hdr.map_bytes;
+		h->own_map = true;
+		const struct rt_buddy *b = &h->hdr->reg[0].buddy;
+		uint32_t skew = (uint32_t)((h->data[0] >> RT_PAGE_SHIFT) & ((1ULL << b->top_order) - 1));
+		if (skew != b->skew) {
+			e = EINVAL; /* cannot happen: mapped at the same alignment */
+			memset(h, 0, sizeof(*h));
+		} else {
+			slot_publish(h);
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (e) {
+		rt_os_unmap(map, hdr.map_bytes);
+		return fail(e);
+	}
+	if (heap_lock(h) == 0) {
+		publish(h);
+		heap_unlock(h);
+	}
+	return h;
+}
+
+static void slot_release(struct rtalloc_heap *h)
+{
+	__atomic_store_n(&h->active, 0, __ATOMIC_RELEASE);
+	unpublish(h);
+	if (h->own_map)
+		rt_os_unmap(h->map, h->map_len);
+	memset(h, 0, sizeof(*h));
+}
+
+RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (!valid(h) || !h->shared) {
+		pthread_mutex_unlock(&reg_lock);
+		return EINVAL;
+	}
+	slot_release(h);
+	pthread_mutex_unlock(&reg_lock);
+	return 0;
+}
+
+RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (!valid(h)) {
+		pthread_mutex_unlock(&reg_lock);
+		return EINVAL;
+	}
+	struct rt_heap_hdr *H = h->hdr;
+	if (heap_lock(h) == 0) {
+		H->dead = 1;
+		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
+			struct rt_heap_waiter *w = &H->w[i];
+			if (w->state != W_WAITING)
+				continue;
+			w->state = W_CANCELLED;
+			__atomic_store_n(&w->futex, 1, __ATOMIC_RELEASE);
+			rt_os_futex_wake(&w->futex, 1, h->shared);
+		}
+		H->nwaiters = 0;
+		heap_unlock(h);
+	}
+	/* Wait until this process's waiters have left the heap's memory. */
+	for (int i = 0; __atomic_load_n(&h->users, __ATOMIC_ACQUIRE) > 0; i++) { /* bound: 10 s */
+		if (i == 10000) {
+			pthread_mutex_unlock(&reg_lock);
+			return EBUSY;
+		}
+		rt_os_sleep_ns(1000000);
+	}
+	if (h->shared) {
+		char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
+		shm_path(path, H->name);
+		rt_os_shm_unlink(path);
+	} else if (!h->own_map) {
+		__atomic_store_n(&H->magic, 0, __ATOMIC_RELAXED);
+		pthread_mutex_destroy(&H->lock);
+	}
+	slot_release(h);
+	pthread_mutex_unlock(&reg_lock);
+	return 0;
+}
+
+/* ---- allocation ------------------------------------------------------------------ */
+
+static void *alloc_locked(struct rtalloc_heap *h, size_t n)
+{
+	if (heap_lock(h) != 0)
+		return fail(EIDRM);
+	if (h->hdr->dead) {
+		heap_unlock(h);
+		return fail(EIDRM);
+	}
+	void *p = do_alloc(h, n);
+	publish(h);
+	heap_unlock(h);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+RT_EXPORT void *rtalloc_heap_alloc(rtalloc_heap_t *h, size_t size)
+{
+	if (!valid(h))
+		return fail(EINVAL);
+	return alloc_locked(h, size);
+}
+
+static inline bool pow2(size_t x) { return x && !(x & (x - 1)); }
+
+RT_EXPORT void *rtalloc_heap_aligned_alloc(rtalloc_heap_t *h, size_t align, size_t size)
+{
+	if (!valid(h) || !pow2(align))
+		return fail(EINVAL);
+	if (align > RT_MAX_ALIGN)
+		return fail(ENOMEM);
+	return alloc_locked(h, size > align ? size : align); /* blocks are aligned to their size */
+}
+
+RT_EXPORT void rtalloc_heap_free(rtalloc_heap_t *h, void *p)
+{
+	if (!p)
+		return;
+	if (!valid(h))
+		rt_fatal("rtalloc_heap_free", "not a heap", h);
+	if (heap_of(p) != h)
+		rt_fatal("rtalloc_heap_free", "pointer not in this heap", p);
+	int saved = errno;
+	if (heap_lock(h) == 0) {
+		do_free(h, p, "rtalloc_heap_free");
+		publish(h);
+		heap_unlock(h);
+	}
+	errno = saved;
+}
+
+RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const struct timespec *abs)
+{
+	if (!valid(h) || !ts_ok(abs))
+		return fail(EINVAL);
+	__atomic_fetch_add(&h->users, 1, __ATOMIC_ACQ_REL);
+	struct rt_heap_hdr *H = h->hdr;
+	void *p = NULL;
+	int e = heap_lock(h);
+	if (e)
+		goto out_unlocked;
+	struct rt_heap_waiter *w = NULL;
+	/* bound: the timeout; each round sleeps until a free hands a block
+	 * over, the heap is destroyed or the time passes */
+	for (;;) {
+		if (H->dead) {
+			e = EIDRM;
+			break;
+		}
+		if (w && w->state == W_GRANTED) { /* a free handed a block over */
+			p = heap_ptr_of(h, w->result);
+			break;
+		}
+		if (w && w->state == W_CANCELLED) {
+			e = EIDRM;
+			break;
+		}
+		/* Try ourselves only before queueing: once queued, frees serve
+		 * the queue in order. */
+		if (!w && (p = do_alloc(h, size)) != NULL)
+			break;
+		if (abs && rt_os_now_ns() >= ts_ns(abs)) {
+			e = ETIMEDOUT;
+			break;
+		}
+		if (!w) {
+			for (unsigned i = 0; i < NWAIT && !w; i++) /* bound: RTALLOC_HEAP_WAITERS */
+				if (H->w[i].state == W_FREE)
+					w = &H->w[i];
+			if (!w) {
+				e = EAGAIN;
+				break;
+			}
+			w->state = W_WAITING;
+			w->prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
+			w->pid = rt_os_getpid();
+			w->ticket = H->ticket++;
+			w->size = size;
+			H->nwaiters++;
+			publish(h);
+		}
+		__atomic_store_n(&w->futex, 0, __ATOMIC_RELAXED);
+		heap_unlock(h);
+		rt_os_futex_wait(&w->futex, 0, abs, h->shared);
+		if (heap_lock(h) != 0) {
+			e = EIDRM;
+			w = NULL;
+			goto out_unlocked;
+		}
+	}
+	if (w) {
+		if (w->state == W_WAITING)
+			H->nwaiters--;
+		w->state = W_FREE;
+	}
+	publish(h);
+	heap_unlock(h);
+out_unlocked:
+	__atomic_fetch_sub(&h->users, 1, __ATOMIC_ACQ_REL);
+	if (!p)
+		errno = e ? e : ENOMEM;
+	return p;
+}
+
+RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *info)
+{
+	if (!valid(h) || !info)
+		return EINVAL;
+	if (heap_lock(h) != 0)
+		return EIDRM;
+	const struct rt_heap_hdr *H = h->hdr;
+	memset(info, 0, sizeof(*info));
+	memcpy(info->name, H->name, RTALLOC_HEAP_NAME_MAX);
+	info->flags = H->flags;
+	info->size = data_bytes(H);
+	info->free_bytes = free_bytes(H);
+	info->min_free_bytes = H->min_free;
+	info->largest_free = largest_free(H);
+	info->live_blocks = H->live;
+	info->waiters = count_waiters(H);
+	publish(h);
+	heap_unlock(h);
+	return 0;
+}
+
+RT_EXPORT size_t rtalloc_heap_offset(rtalloc_heap_t *h, const void *p)
+{
+	size_t off = valid(h) ? heap_offset_of(h, p) : RTALLOC_HEAP_BAD_OFFSET;
+	if (off == RTALLOC_HEAP_BAD_OFFSET)
+		errno = EINVAL;
+	return off;
+}
+
+RT_EXPORT void *rtalloc_heap_ptr(rtalloc_heap_t *h, size_t off)
+{
+	void *p = valid(h) ? heap_ptr_of(h, off) : NULL;
+	if (!p)
+		errno = EINVAL;
+	return p;
+}
+
+RT_EXPORT int rtalloc_thread_use_heap(rtalloc_heap_t *h)
+{
+	if (h && !valid(h))
+		return EINVAL;
+	struct rt_tcache *tc = &rt_tc;
+	if (rt_tcache_setup() != 0)
+		return ENOMEM;
+	if (h) {
+		rt_tcache_flush_all(tc); /* every limit 0: each malloc and free takes the slow path */
+		tc->heap = h;
+	} else if (tc->heap) {
+		tc->heap = NULL;
+		rt_tcache_restore_limits(tc);
+	}
+	return 0;
+}
+
+/* ---- the core's hooks --------------------------------------------------------------- */
+
+bool rt_heap_free_foreign(void *ptr, const char *call)
+{
+	struct rtalloc_heap *h = heap_of(ptr);
+	if (!h)
+		return false;
+	if (heap_lock(h) == 0) {
+		do_free(h, ptr, call);
+		publish(h);
+		heap_unlock(h);
+	}
+	return true;
+}
+
+size_t rt_heap_block_size(const void *ptr, const char *call)
+{
+	struct rtalloc_heap *h = heap_of(ptr);
+	if (!h || heap_lock(h) != 0)
+		return 0;
+	size_t sz;
+	live_block(h, ptr, call, &sz);
+	heap_unlock(h);
+	return sz;
+}
+
+void *rt_heap_realloc(void *p, size_t n)
+{
+	struct rtalloc_heap *h = heap_of(p);
+	if (!h)
+		rt_fatal("realloc", "pointer not allocated by librtalloc (its size is unknown)", p);
+	size_t have = rt_heap_block_size(p, "realloc");
+	if (n > PTRDIFF_MAX)
+		return fail(ENOMEM);
+	bool same = have <= RT_PAGE_SIZE / 2 ? n <= have && rt_class_of(n) == rt_class_of(have)
+					     : n > RT_PAGE_SIZE / 2 && n <= have && rt_order_of(n) == rt_order_of(have);
+	if (same)
+		return p;
+	void *q = alloc_locked(h, n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, have < n ? have : n);
+	rt_heap_free_foreign(p, "realloc");
+	return q;
+}
+
+void *rt_heap_thread_alloc(void *heap, size_t n)
+{
+	struct rtalloc_heap *h = heap;
+	if (!valid(h))
+		return fail(ENOMEM);
+	return alloc_locked(h, n);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+const char *rt_heap_check(rtalloc_heap_t *h)
+{
+	if (!valid(h))
+		return "not a heap";
+	if (heap_lock(h) != 0)
+		return "heap lock unrecoverable";
+	const struct rt_heap_hdr *H = h->hdr;
+	const char *why = NULL;
+	uint64_t live = 0, small_free = 0;
+	for (unsigned r = 0; r < H->nregions && !why; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		const struct rt_buddy *b = &H->reg[r].buddy;
+		why = rt_buddy_check(b);
+		for (uint32_t v = b->skew; v < b->committed && !why;) { /* bound: the pages */
+			uint32_t idx = v - b->skew + b->first;
+			const struct rt_page *pg = &h->desc[idx];
+			if (pg->state == RT_PS_USED && pg->cls == RT_CLS_HUGE) {
+				live++;
+			} else if (pg->state == RT_PS_USED) {
+				if (pg->cls < 1 || pg->cls > RT_NSMALL) {
+					why = "heap: used page without a class";
+					break;
+				}
+				size_t sz = rt_class_size(pg->cls);
+				unsigned bpp = (unsigned)(RT_PAGE_SIZE / sz);
+				int n = small_list_len(h, idx);
+				if (n < 0)
+					why = "heap: broken free list in a small page";
+				else if (pg->nfree != n + bpp - pg->carved / sz)
+					why = "heap: small page's free count differs from its list";
+				live += bpp - pg->nfree;
+				small_free += (uint64_t)pg->nfree * sz;
+				bool listed = false;
+				for (uint32_t i = H->partial[pg->cls], k = 0; i != RT_NIL && k <= H->npages;
+				     i = h->desc[i].next, k++) /* bound: the pages */
+					listed |= i == idx;
+				if (listed != (pg->nfree > 0))
+					why = "heap: partial list membership wrong";
+			}
+			v += 1u << pg->order;
+		}
+	}
+	if (!why && live != H->live)
+		why = "heap: live block count differs";
+	if (!why && small_free != H->small_free)
+		why = "heap: small free bytes differ";
+	if (!why && H->min_free > free_bytes(H))
+		why = "heap: lowest free above the free count";
+	heap_unlock(h);
+	return why;
+}
+
+void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
+{
+	if (!valid(h) || heap_lock(h) != 0)
+		_exit(3);
+	if (scramble) /* a page taken from the buddy, not yet given a class */
+		buddy_alloc(h, 0);
+	if (write(notify_fd, "x", 1) < 0)
+		_exit(4);
+	for (;;) /* bound: none, on purpose: this process waits to be killed */
+		pause();
+}
+
+unsigned rt_heap_recoveries(rtalloc_heap_t *h)
+{
+	return valid(h) ? h->hdr->recoveries : 0;
+}

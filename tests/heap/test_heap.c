@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_heap.c - heaps, single-threaded: caller memory (one array, several
+ * regions), own memory, exhaustion and recovery, the figures, offsets,
+ * free/realloc/malloc_usable_size of heap blocks, argument checks.
+ */
+#include "heap_test.h"
+
+static _Alignas(4096) char one[1 << 20];
+static _Alignas(4096) char reg_a[256 << 10];
+static char gap1[12345];
+static _Alignas(64) char reg_b[300 << 10];
+static char gap2[4321];
+static _Alignas(4096) char reg_c[128 << 10];
+
+static void check_aligned_to_size(void *p, size_t n)
+{
+	size_t sz = rtalloc_malloc_usable_size(p);
+	assert_true(sz >= n);
+	assert_true((sz & (sz - 1)) == 0); /* a power of two */
+	assert_true(((uintptr_t)p & (sz - 1)) == 0);
+}
+
+static void static_array(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create_in("array", &(struct rtalloc_region){one, sizeof(one)}, 1, 0);
+	assert_non_null(h);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_string_equal(in.name, "array");
+	assert_true(in.size > sizeof(one) * 9 / 10 && in.size < sizeof(one));
+	assert_int_equal(in.free_bytes, in.size);
+	assert_int_equal(in.live_blocks, 0);
+	static const size_t sizes[] = {1, 16, 17, 100, 2048, 2049, 4096, 5000, 40000, 100000};
+	void *p[ARRAY_LEN(sizes)];
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		p[i] = rtalloc_heap_alloc(h, sizes[i]);
+		assert_non_null(p[i]);
+		assert_true((char *)p[i] >= one && (char *)p[i] < one + sizeof(one));
+		check_aligned_to_size(p[i], sizes[i]);
+		memset(p[i], 0xa5, sizes[i]);
+	}
+	assert_int_equal(info_of(h).live_blocks, ARRAY_LEN(sizes));
+	assert_heap_sound(h);
+	/* the malloc family works on heap blocks */
+	void *q = rtalloc_realloc(p[2], 3000);
+	assert_non_null(q);
+	assert_true((char *)q >= one && (char *)q < one + sizeof(one));
+	assert_int_equal(((unsigned char *)q)[16], 0xa5);
+	p[2] = q;
+	assert_ptr_equal(rtalloc_realloc(p[3], 120), p[3]); /* same class: in place */
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+		if (i % 2)
+			rtalloc_free(p[i]);
+		else
+			rtalloc_heap_free(h, p[i]);
+	}
+	in = info_of(h);
+	assert_int_equal(in.live_blocks, 0);
+	assert_int_equal(in.free_bytes, in.size);
+	assert_true(in.min_free_bytes < in.size);
+	assert_heap_sound(h);
+	void *a = rtalloc_heap_aligned_alloc(h, 65536, 10);
+	assert_non_null(a);
+	assert_true(((uintptr_t)a & 65535) == 0);
+	rtalloc_free(a);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+	assert_int_equal(rtalloc_heap_destroy(h), EINVAL);
+}
+
+static void several_regions(void **state)
+{
+	(void)state;
+	(void)gap1;
+	(void)gap2;
+	struct rtalloc_region r[3] = {{reg_a, sizeof(reg_a)}, {reg_b + 1, sizeof(reg_b) - 1}, {reg_c, sizeof(reg_c)}};
+	rtalloc_heap_t *h = rtalloc_heap_create_in(NULL, r, 3, RTALLOC_HEAP_PRIO);
+	assert_non_null(h);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_string_equal(in.name, "");
+	static void *b[1024];
+	size_t n = fill_heap(h, 4096, b, 1024);
+	assert_int_equal(n * 4096, in.size);
+	bool seen[3] = {false, false, false};
+	for (size_t i = 0; i < n; i++) {
+		for (int k = 0; k < 3; k++)
+			if ((char *)b[i] >= (char *)r[k].base && (char *)b[i] + 4096 <= (char *)r[k].base + r[k].size)
+				seen[k] = true;
+		size_t off = rtalloc_heap_offset(h, b[i]);
+		assert_true(off != RTALLOC_HEAP_BAD_OFFSET);
+		assert_ptr_equal(rtalloc_heap_ptr(h, off), b[i]);
+		memset(b[i], (int)i, 4096);
+	}
+	assert_true(seen[0] && seen[1] && seen[2]);
+	assert_int_equal(rtalloc_heap_offset(h, gap1), RTALLOC_HEAP_BAD_OFFSET);
+	assert_null(rtalloc_heap_ptr(h, sizeof(reg_a) + sizeof(reg_b) + sizeof(reg_c)));
+	in = info_of(h);
+	assert_int_equal(in.free_bytes, 0);
+	assert_int_equal(in.min_free_bytes, 0);
+	assert_int_equal(in.largest_free, 0);
+	assert_heap_sound(h);
+	for (size_t i = 0; i < n; i++)
+		rtalloc_free(b[i]);
+	in = info_of(h);
+	assert_int_equal(in.free_bytes, in.size);
+	assert_int_equal(in.min_free_bytes, 0);
+	assert_heap_sound(h);
+	/* overlapping regions, too many, SHARED over caller memory */
+	assert_null(rtalloc_heap_create_in(NULL, (struct rtalloc_region[]){{one, 65536}, {one + 4096, 65536}}, 2, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create_in(NULL, r, 3, 0)); /* already a heap's */
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+	assert_null(rtalloc_heap_create_in("x", r, 9, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create_in("x", r, 1, RTALLOC_HEAP_SHARED));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create_in("x", (struct rtalloc_region[]){{one, 8192}}, 1, 0)); /* no room */
+	assert_int_equal(errno, EINVAL);
+}
+
+static void exhaustion_and_recovery(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create("exhaust", 256 << 10, 0);
+	assert_non_null(h);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_int_equal(in.size, 256 << 10);
+	assert_int_equal(in.largest_free, 256 << 10);
+	static void *b[40000];
+	/* mixed sizes until it is full */
+	size_t n = 0;
+	for (;; n++) {
+		assert_true(n < 40000);
+		b[n] = rtalloc_heap_alloc(h, (n % 7) * 300 + 16);
+		if (!b[n])
+			break;
+	}
+	assert_int_equal(errno, ENOMEM);
+	assert_null(rtalloc_heap_alloc(h, 1 << 20));
+	assert_int_equal(errno, ENOMEM);
+	in = info_of(h);
+	size_t lowest = in.min_free_bytes;
+	assert_true(lowest <= in.free_bytes);
+	assert_true(lowest < 8 * 4096); /* free blocks of partial pages of 7 classes at most */
+	assert_int_equal(in.live_blocks, n);
+	assert_heap_sound(h);
+	/* timed allocation with a past or zero timeout never waits */
+	struct timespec zero = {0, 0};
+	uint64_t t0 = now_ns();
+	assert_null(rtalloc_heap_alloc_timed(h, 4096, &zero));
+	assert_int_equal(errno, ETIMEDOUT);
+	struct timespec past = in_ms(-5);
+	assert_null(rtalloc_heap_alloc_timed(h, 4096, &past));
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(now_ns() - t0 < 100000000u);
+	assert_null(rtalloc_heap_alloc_timed(h, 4096, &(struct timespec){0, 1000000000L}));
+	assert_int_equal(errno, EINVAL);
+	for (size_t i = 0; i < n; i += 2)
+		rtalloc_heap_free(h, b[i]);
+	for (size_t i = 1; i < n; i += 2)
+		rtalloc_free(b[i]);
+	in = info_of(h);
+	assert_int_equal(in.free_bytes, in.size);
+	assert_int_equal(in.live_blocks, 0);
+	assert_int_equal(in.min_free_bytes, lowest); /* lowest ever stays */
+	assert_int_equal(in.largest_free, 256 << 10);
+	assert_heap_sound(h);
+	void *big = rtalloc_heap_alloc(h, 256 << 10); /* all of it again: nothing leaked */
+	assert_non_null(big);
+	assert_int_equal(rtalloc_malloc_usable_size(big), 256 << 10);
+	assert_null(rtalloc_realloc(big, 300 << 10)); /* the heap's, and it is full */
+	assert_int_equal(errno, ENOMEM);
+	rtalloc_free(big);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
+static void bad_arguments(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(rtalloc_heap_create("bad/name", 65536, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create("", 65536, RTALLOC_HEAP_SHARED));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create(NULL, 65536, RTALLOC_HEAP_SHARED));
+	assert_int_equal(errno, EINVAL);
+	char longname[70];
+	memset(longname, 'a', 65);
+	longname[65] = '\0';
+	assert_null(rtalloc_heap_create(longname, 65536, 0));
+	assert_int_equal(errno, EINVAL);
+	longname[64] = '\0'; /* 64 characters: fine */
+	rtalloc_heap_t *h = rtalloc_heap_create(longname, 65536, 0);
+	assert_non_null(h);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+	assert_null(rtalloc_heap_create("ok", 0, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create("ok", 65536, 0x100));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_create("ok", 65536, RTALLOC_HEAP_GROW));
+	assert_int_equal(errno, ENOTSUP);
+	assert_null(rtalloc_heap_alloc(NULL, 16));
+	assert_int_equal(errno, EINVAL);
+	assert_null(rtalloc_heap_alloc((rtalloc_heap_t *)one, 16));
+	assert_int_equal(errno, EINVAL);
+	h = rtalloc_heap_create(NULL, 65536, 0);
+	assert_non_null(h);
+	assert_null(rtalloc_heap_aligned_alloc(h, 24, 16));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(rtalloc_heap_inquire(h, NULL), EINVAL);
+	assert_int_equal(rtalloc_heap_inquire(NULL, &(struct rtalloc_heap_info){0}), EINVAL);
+	assert_int_equal(rtalloc_heap_unbind(h), EINVAL); /* not shared */
+	assert_null(rtalloc_heap_bind("no-such-heap-here", NULL));
+	assert_int_equal(errno, ENOENT);
+	struct timespec t = in_ms(30);
+	uint64_t t0 = now_ns();
+	assert_null(rtalloc_heap_bind("no-such-heap-here", &t));
+	assert_int_equal(errno, ENOENT);
+	assert_true(now_ns() - t0 >= 25000000u);
+	assert_int_equal(rtalloc_thread_use_heap((rtalloc_heap_t *)one), EINVAL);
+	rtalloc_heap_free(h, NULL);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+	assert_int_equal(rtalloc_heap_destroy(NULL), EINVAL);
+}
+
+static void invalid_free_aborts(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create(NULL, 65536, 0);
+	assert_non_null(h);
+	char *p = rtalloc_heap_alloc(h, 64);
+	assert_non_null(p);
+	for (int kind = 0; kind < 3; kind++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY);
+			dup2(fd, 2);
+			if (kind == 0)
+				rtalloc_free(p + 16); /* not a block start */
+			if (kind == 1) {
+				rtalloc_free(p);
+				rtalloc_free(p); /* double free */
+			}
+			if (kind == 2)
+				rtalloc_heap_free(h, (char *)rtalloc_malloc(32)); /* not this heap's */
+			_exit(0);
+		}
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	}
+	rtalloc_free(p);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
+/* Random sizes and frees over a heap of three regions; contents and every
+ * invariant checked along the way. */
+static void random_mix(void **state)
+{
+	(void)state;
+	static _Alignas(4096) char m1[192 << 10], m2[100000], m3[64 << 10];
+	struct rtalloc_region r[3] = {{m1, sizeof(m1)}, {m2, sizeof(m2)}, {m3 + 100, sizeof(m3) - 100}};
+	rtalloc_heap_t *h = rtalloc_heap_create_in("mix", r, 3, 0);
+	assert_non_null(h);
+	enum { N = 512 };
+	static unsigned char *blk[N];
+	static size_t len[N];
+	uint64_t x = 88172645463325252ULL;
+	size_t live = 0;
+	for (int op = 0; op < 40000; op++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		unsigned k = (unsigned)(x % N);
+		if (blk[k]) {
+			for (size_t i = 0; i < len[k]; i += 61)
+				assert_int_equal(blk[k][i], (unsigned char)(k + i));
+			if (op % 3 == 0) {
+				size_t n = (size_t)(x >> 20) % 9000 + 1;
+				unsigned char *q = rtalloc_realloc(blk[k], n);
+				if (q) {
+					blk[k] = q;
+					if (n > len[k])
+						for (size_t i = 0; i < n; i++)
+							q[i] = (unsigned char)(k + i);
+					len[k] = n;
+				}
+				continue;
+			}
+			rtalloc_heap_free(h, blk[k]);
+			blk[k] = NULL;
+			live--;
+		} else {
+			size_t n = (x >> 32) % 8 ? (size_t)(x >> 40) % 1500 + 1 : (size_t)(x >> 40) % 40000 + 1;
+			blk[k] = rtalloc_heap_alloc(h, n);
+			if (!blk[k]) {
+				assert_int_equal(errno, ENOMEM);
+				continue;
+			}
+			assert_true(rtalloc_malloc_usable_size(blk[k]) >= n);
+			len[k] = n;
+			for (size_t i = 0; i < n; i++)
+				blk[k][i] = (unsigned char)(k + i);
+			live++;
+		}
+		if (op % 5000 == 0) {
+			assert_heap_sound(h);
+			assert_int_equal(info_of(h).live_blocks, live);
+		}
+	}
+	for (unsigned k = 0; k < N; k++)
+		rtalloc_free(blk[k]);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_int_equal(in.live_blocks, 0);
+	assert_int_equal(in.free_bytes, in.size);
+	assert_heap_sound(h);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(static_array),
+		cmocka_unit_test(several_regions),
+		cmocka_unit_test(exhaustion_and_recovery),
+		cmocka_unit_test(bad_arguments),
+		cmocka_unit_test(invalid_free_aborts),
+		cmocka_unit_test(random_mix),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
