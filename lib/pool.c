@@ -377,8 +377,9 @@ void rt_pool_fork_parent(void)
 
 /* The child has one thread; the locks were held by the parent's forking
  * thread, which is this one under another TID: make them anew.  mlockall is
- * not inherited; it is applied again at the child's next slow path (a child
- * that only execs never pays for locking its copy of the pool). */
+ * not inherited; it is applied again at the child's first allocation or free
+ * (rt_tcache_fork_child: a child that only execs never pays for locking its
+ * copy of the pool). */
 void rt_pool_fork_child(void)
 {
 	pthread_mutexattr_t at;
@@ -387,11 +388,12 @@ void rt_pool_fork_child(void)
 	for (unsigned i = 0; i < rt_g.narenas; i++)
 		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
 	pthread_mutexattr_destroy(&at);
+	rt_stats_fork_child(); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;
 		rt_g.relock_child = true;
+		rt_tcache_fork_child();
 	}
-	rt_stats_fork_child();
 }
 
 void rt_pool_relock_child(void)

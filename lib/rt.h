@@ -329,6 +329,7 @@ RT_HIDDEN int rt_tcache_prepare(void);
 RT_HIDDEN int rt_tcache_setup(void); /* set the calling thread up: 0 or ENOMEM */
 RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
 RT_HIDDEN void rt_tcache_thread_exit(void *arg);
+RT_HIDDEN void rt_tcache_fork_child(void); /* in the child of fork: see tcache.c */
 RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
 
 /* ---- pool.c -------------------------------------------------------------- */

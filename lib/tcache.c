@@ -81,6 +81,26 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 	}
 }
 
+/* fork, in the child: its memory must be locked again (mlockall is not
+ * inherited), at its first allocation or free rather than at fork, so a
+ * child that only execs never pays for locking a copy of the pool.  Emptying
+ * the forking thread's lists (limits 0) sends that first call to a slow
+ * path, which locks and gives the lists back; threads the child creates
+ * lock in thread_setup. */
+void rt_tcache_fork_child(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (tc->state == RT_TC_LIVE && !tc->heap)
+		rt_tcache_flush_all(tc);
+}
+
+static RT_COLD void relock_after_fork(struct rt_tcache *tc)
+{
+	rt_pool_relock_child();
+	if (tc->state == RT_TC_LIVE && !tc->heap)
+		rt_tcache_restore_limits(tc);
+}
+
 /* The arena a thread refills from: its node's, chosen once. */
 static inline struct rt_arena *home(const struct rt_tcache *tc) { return &rt_g.arenas[tc->arena]; }
 
@@ -149,6 +169,8 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 void *rt_malloc_slow(size_t n)
 {
 	struct rt_tcache *tc = &rt_tc;
+	if (rt_unlikely(rt_g.relock_child))
+		relock_after_fork(tc);
 	if (rt_unlikely(tc->heap))
 		return rt_heap_thread_alloc(tc->heap, n);
 	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
@@ -228,6 +250,8 @@ void rt_free_slow(void *ptr, const char *call)
 		return;
 	int saved = errno; /* free preserves errno */
 	struct rt_tcache *tc = &rt_tc;
+	if (rt_unlikely(rt_g.relock_child))
+		relock_after_fork(tc);
 	struct rt_page *pg = rt_page_of(ptr);
 	if (!pg) {
 		if (rt_heap_free_foreign(ptr, call))

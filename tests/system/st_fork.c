@@ -84,6 +84,12 @@ static void child(int round)
 	for (int i = 0; i < 1000; i++)
 		CHECK(inherited[i] == (char)(i * 7), "round %d: inherited block changed at %d", round, i);
 	free(inherited);
+	/* Locked again at the child's first free, by its only thread (no new
+	 * thread has been set up yet). */
+	if (parent_locked)
+		CHECK(st_status_kb("VmLck") >= (long)(pool_bytes >> 10),
+		      "round %d: the child's first free did not lock its memory: VmLck %ld kB", round,
+		      st_status_kb("VmLck"));
 	static char *b[600];
 	uint64_t seed = (uint64_t)round * 1234567 + 1;
 	for (int i = 0; i < 600; i++) {
