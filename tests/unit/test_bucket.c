@@ -436,27 +436,34 @@ static size_t class_cycle(unsigned c, size_t pages, uint64_t seed, int *err)
 
 /* When every block of a class has been freed, its pages are back in the buddy
  * allocator (one kept at most, by design: the class's last partial page). */
-static int child_released_in_order(void *arg)
+/* Cycle classes (every class in order, or every other one freed in random
+ * order): no page is lost (buddy + idle = all), idle pages serve any class,
+ * and they go back to the buddy on demand: a block of a quarter of the pool
+ * is there afterwards. */
+static int released_pages(unsigned step, size_t pages, bool random)
 {
-	(void)arg;
 	CHILD_CHECK(fresh_heap() == 0);
 	int bad = 0;
-	for (unsigned c = 1; c <= RT_NSMALL; c++) {
+	for (unsigned c = 1; c <= RT_NSMALL; c += step) {
 		int err;
-		size_t idle = class_cycle(c, 100, 0, &err);
-		CHILD_CHECK(!err); /* no page lost: buddy + idle = all */
-		if (idle > 100) {
-			fprintf(stderr, "class %zu B: %zu idle pages of 100; ", rt_class_size(c), idle);
+		size_t idle = class_cycle(c, pages, random ? 1234 + c : 0, &err);
+		CHILD_CHECK(!err);
+		if (idle > pages) {
+			fprintf(stderr, "class %zu B: %zu idle pages of %zu; ", rt_class_size(c), idle, pages);
 			bad = 1;
 		}
 	}
-	/* Idle pages serve any class, and go back to the buddy on demand: a
-	 * block of a quarter of the pool is there. */
 	void *big = rtalloc_malloc((total_pages() << RT_PAGE_SHIFT) / 4);
 	CHILD_CHECK(big != NULL);
 	rtalloc_free(big);
 	CHILD_CHECK(rtalloc_check() == 0);
 	return bad ? 200 : 0;
+}
+
+static int child_released_in_order(void *arg)
+{
+	(void)arg;
+	return released_pages(1, 100, false);
 }
 
 static void pages_released_in_order(void **state)
@@ -470,22 +477,7 @@ static void pages_released_in_order(void **state)
 static int child_released_random(void *arg)
 {
 	(void)arg;
-	CHILD_CHECK(fresh_heap() == 0);
-	int bad = 0;
-	for (unsigned c = 1; c <= RT_NSMALL; c += 2) {
-		int err;
-		size_t idle = class_cycle(c, 200, 1234 + c, &err);
-		CHILD_CHECK(!err); /* no page lost: buddy + idle = all */
-		if (idle > 200) {
-			fprintf(stderr, "class %zu B: %zu idle pages of 200; ", rt_class_size(c), idle);
-			bad = 1;
-		}
-	}
-	void *big = rtalloc_malloc((total_pages() << RT_PAGE_SHIFT) / 4);
-	CHILD_CHECK(big != NULL);
-	rtalloc_free(big);
-	CHILD_CHECK(rtalloc_check() == 0);
-	return bad ? 200 : 0;
+	return released_pages(2, 200, true);
 }
 
 static void pages_released_random_order(void **state)
