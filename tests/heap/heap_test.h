@@ -68,6 +68,15 @@ static inline struct rtalloc_heap_info info_of(rtalloc_heap_t *h)
 
 /* Fill h with blocks of size bytes until it refuses (ENOMEM); returns how
  * many, stored in blocks (at most max). */
+/* Nothing allocated: no live block, every byte free, invariants hold. */
+static inline void assert_heap_whole(rtalloc_heap_t *h)
+{
+	struct rtalloc_heap_info in = info_of(h);
+	assert_int_equal(in.live_blocks, 0);
+	assert_int_equal(in.free_bytes, in.size);
+	assert_heap_sound(h);
+}
+
 static inline size_t fill_heap(rtalloc_heap_t *h, size_t size, void **blocks, size_t max)
 {
 	size_t n = 0;

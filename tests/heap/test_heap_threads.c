@@ -255,10 +255,7 @@ static void two_processes(void **state)
 	assert_string_equal(q, "hello from the child");
 	assert_int_equal(info_of(h).live_blocks, 1);
 	rtalloc_free(q);
-	struct rtalloc_heap_info in = info_of(h);
-	assert_int_equal(in.live_blocks, 0);
-	assert_int_equal(in.free_bytes, in.size);
-	assert_heap_sound(h);
+	assert_heap_whole(h);
 	close(to_child[0]);
 	close(to_child[1]);
 	close(to_parent[0]);
@@ -362,10 +359,7 @@ static void killed_holding_the_lock(void **state)
 	for (int i = 0; i < 64; i++)
 		if (i % 4)
 			rtalloc_free(b[i]);
-	struct rtalloc_heap_info in = info_of(h);
-	assert_int_equal(in.free_bytes, in.size);
-	assert_int_equal(in.live_blocks, 0);
-	assert_heap_sound(h);
+	assert_heap_whole(h);
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
@@ -442,10 +436,7 @@ static void thread_on_its_heap(void **state)
 	pthread_barrier_destroy(&bar);
 	assert_int_equal(__atomic_load_n(&exhausted, __ATOMIC_ACQUIRE), 1);
 	assert_null(bad);
-	struct rtalloc_heap_info in = info_of(h);
-	assert_int_equal(in.live_blocks, 0);
-	assert_int_equal(in.free_bytes, in.size);
-	assert_heap_sound(h);
+	assert_heap_whole(h);
 	assert_int_equal(rtalloc_check(), 0);
 	void *p = rtalloc_malloc(100); /* this thread was never bound: the pool */
 	assert_non_null(p);
@@ -510,10 +501,7 @@ static void threads_share_a_heap(void **state)
 	for (int k = 0; k < SLOTS; k++)
 		if (shared_slots[k])
 			rtalloc_free(shared_slots[k]);
-	struct rtalloc_heap_info in = info_of(h);
-	assert_int_equal(in.live_blocks, 0);
-	assert_int_equal(in.free_bytes, in.size);
-	assert_heap_sound(h);
+	assert_heap_whole(h);
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 

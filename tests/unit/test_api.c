@@ -16,20 +16,7 @@
 static int group_setup(void **state)
 {
 	UNUSED_STATE(state);
-	struct rtalloc_config cfg = {
-		.size = sizeof(cfg),
-		.pool_size = 4 * MiB,
-		.pool_max = 32 * MiB,
-		.stack_prefault = RTALLOC_STACK_PREFAULT_NONE,
-		.mlock = RTALLOC_MLOCK_OFF,
-		.numa = RTALLOC_NUMA_OFF,
-	};
-	int e = rtalloc_init(&cfg);
-	if (e) {
-		fprintf(stderr, "rtalloc_init failed: %d\n", e);
-		return -1;
-	}
-	return 0;
+	return unit_init(4 * MiB, 32 * MiB, RTALLOC_STACK_PREFAULT_NONE, RTALLOC_EXHAUST_UNSET);
 }
 
 static int group_teardown(void **state)

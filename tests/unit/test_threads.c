@@ -94,21 +94,7 @@ static void assert_everything_back(void)
 static int group_setup(void **state)
 {
 	UNUSED_STATE(state);
-	struct rtalloc_config cfg = {
-		.size = sizeof(cfg),
-		.pool_size = POOL,
-		.pool_max = POOL,
-		.stack_prefault = MiB,
-		.mlock = RTALLOC_MLOCK_OFF,
-		.on_exhaust = RTALLOC_EXHAUST_FAIL,
-		.numa = RTALLOC_NUMA_OFF,
-	};
-	int e = rtalloc_init(&cfg);
-	if (e) {
-		fprintf(stderr, "rtalloc_init failed: %d\n", e);
-		return -1;
-	}
-	return 0;
+	return unit_init(POOL, POOL, MiB, RTALLOC_EXHAUST_FAIL);
 }
 
 static void start_threads(pthread_t *t, int n, void *(*fn)(void *), void *args, size_t argsize)

@@ -255,4 +255,26 @@ static inline unsigned count_lines(const char *s)
 	return n;
 }
 
+/* Initialise the allocator for a test process: an OS pool of the given
+ * sizes, never locked (sanitizer builds), one arena.  0, or -1 with a line
+ * on stderr: a CMocka group setup's result. */
+static inline int unit_init(size_t pool, size_t pool_max, size_t stack_prefault, int on_exhaust)
+{
+	struct rtalloc_config cfg = {
+		.size = sizeof(cfg),
+		.pool_size = pool,
+		.pool_max = pool_max,
+		.stack_prefault = stack_prefault,
+		.mlock = RTALLOC_MLOCK_OFF,
+		.on_exhaust = on_exhaust,
+		.numa = RTALLOC_NUMA_OFF,
+	};
+	int e = rtalloc_init(&cfg);
+	if (e) {
+		fprintf(stderr, "rtalloc_init failed: %d\n", e);
+		return -1;
+	}
+	return 0;
+}
+
 #endif /* RT_UNIT_H */
