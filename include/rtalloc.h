@@ -135,7 +135,7 @@ void rtalloc_free_aligned_sized(void *ptr, size_t alignment, size_t size);
  * Statistics (see rtalloc-stat(1) for the same figures from outside)
  * ------------------------------------------------------------------------ */
 
-#define RTALLOC_STATS_VERSION 1
+#define RTALLOC_STATS_VERSION 2 /* 2: bytes_allocated, bytes_freed */
 #define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] huge */
 #define RTALLOC_STATS_ARENAS 8
 
@@ -154,8 +154,7 @@ struct rtalloc_stats {
 	uint64_t grows, last_grow_ns;
 	uint64_t failed_allocs, last_failure_ns;
 	uint64_t foreign_frees; /* frees of pointers librtalloc did not hand out (ignored) */
-	/* thread counters, summed over live and exited threads (as of each
-	 * thread's last slow path or real-time section end) */
+	/* thread counters, summed over live threads (read live) and exited ones */
 	uint64_t mallocs, frees, slow_mallocs, slow_frees, refills, flushes;
 	uint64_t rt_sections, rt_minflt, rt_majflt, rt_slow;
 	/* the process's page faults since initialisation ended */
@@ -169,6 +168,9 @@ struct rtalloc_stats {
 	uint64_t class_units[RTALLOC_STATS_CLASSES];
 	uint64_t arena_pool_bytes[RTALLOC_STATS_ARENAS], arena_free_bytes[RTALLOC_STATS_ARENAS];
 	int32_t arena_node[RTALLOC_STATS_ARENAS]; /* NUMA node, -1 when not bound */
+	/* version 2: bytes of the blocks allocated and freed (their usable
+	 * sizes, so in use by the program = bytes_allocated - bytes_freed) */
+	uint64_t bytes_allocated, bytes_freed;
 };
 
 /* Fill *stats (set stats->size first).  Never blocks an allocating thread.

@@ -34,7 +34,7 @@ static inline void *rt_malloc_fast(size_t n)
 			bin->head = next;
 			bin->count = count - 1;
 			p[1] = NULL; /* a live block never carries the free stamp */
-			rt_tc.st.mallocs++;
+			bin->allocs++;
 			return p;
 		}
 	}
@@ -59,7 +59,7 @@ static inline void rt_free_fast(void *ptr, const char *call)
 			p[1] = (void *)rt_g.key;
 			bin->head = p;
 			bin->count++;
-			rt_tc.st.frees++;
+			bin->frees++;
 			return;
 		}
 	}

@@ -48,6 +48,8 @@
 #include <pthread.h>
 
 #include "rtalloc.h"
+#include <urcu/list.h>
+
 #include "stats.h"
 
 #define RT_HIDDEN __attribute__((visibility("hidden")))
@@ -55,6 +57,17 @@
 #define RT_NOINLINE __attribute__((noinline))
 #define RT_COLD __attribute__((cold, noinline))
 #define RT_NORETURN __attribute__((noreturn))
+/* Functions that read counters other threads write with plain adds (stats). */
+#if defined(__SANITIZE_THREAD__)
+#define RT_NO_TSAN __attribute__((no_sanitize_thread))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#ifndef RT_NO_TSAN
+#define RT_NO_TSAN
+#endif
 #define rt_likely(x) __builtin_expect(!!(x), 1)
 #define rt_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -209,16 +222,21 @@ struct rt_arena {
 /* ---- thread caches ----------------------------------------------------- */
 
 /* Invariant: the list from head has exactly count blocks, and the last
- * block's link is the sentinel (void *)rt_g.base (once the thread is set up). */
+ * block's link is the sentinel (void *)rt_g.base (once the thread is set up).
+ * allocs and frees count the fast paths' blocks of this class (the slow
+ * paths count theirs in rt_tcache.st): the thread's allocations and bytes
+ * are derived from them when read (rt_tcache_counters), so the fast paths
+ * count with one add each on the cache line they already touch. */
 struct rt_bin {
 	void *head;     /* free list of this class */
 	uint32_t count; /* blocks on it */
 	uint32_t limit; /* flush when count reaches limit; 0 until the thread is set up */
 	uintptr_t mask; /* rt_class_size(c) - 1: block starts have these bits clear */
-	uintptr_t pad;
-};
-_Static_assert(sizeof(struct rt_bin) == 32, "a bin is indexed with one shift");
-
+	uint64_t allocs; /* blocks handed out by rt_malloc_fast, only grows */
+	uint64_t frees;  /* blocks taken back by rt_free_fast, only grows */
+	uintptr_t pad[3];
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct rt_bin) == 64, "a bin is one cache line, indexed with one shift");
 
 enum { RT_TC_NEW = 0, RT_TC_LIVE, RT_TC_DEAD };
 
@@ -229,8 +247,9 @@ struct rt_tcache {
 	/* bin[0] and bin[RT_CLS_HUGE] keep limit 0 forever, so a free whose page
 	 * has no cached class falls to the slow path without a test of its own. */
 	struct rt_bin bin[RT_CLS_HUGE + 1];
-	struct rt_tcounters st;       /* only this thread touches them; published to slot */
+	struct rt_tcounters st;       /* the slow paths' counts (rt_tcache_counters adds the bins') */
 	struct rt_stats_slot *slot;   /* this thread's slot in the stats region, or NULL */
+	struct cds_list_head node;    /* in the registry of live threads (stats.c, RCU) */
 	uint64_t rt_minflt, rt_majflt; /* the thread's faults when its real-time section began */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
@@ -331,6 +350,10 @@ RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
 RT_HIDDEN void rt_tcache_thread_exit(void *arg);
 RT_HIDDEN void rt_tcache_fork_child(void); /* in the child of fork: see tcache.c */
 RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
+/* A thread's counters as of now: its slow paths' plus its bins' (allocations,
+ * frees and their bytes).  Any thread may call it on any live tcache; the
+ * owner's fast paths keep counting meanwhile (reads are relaxed, per word). */
+RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out);
 
 /* ---- pool.c -------------------------------------------------------------- */
 RT_HIDDEN int rt_init(const struct rtalloc_config *cfg);

@@ -19,7 +19,10 @@
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
-static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
+/* The registry of live threads: their tcaches (TLS), linked under
+ * registry_lock (PI), read under RCU (see rt_stats_thread_exit). */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
+static CDS_LIST_HEAD(registry);
 
 /* ---- seqlock writers ----------------------------------------------------------- */
 
@@ -90,7 +93,7 @@ void rt_stats_init(void)
 	pthread_mutexattr_t at;
 	pthread_mutexattr_init(&at);
 	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&exit_lock, &at);
+	pthread_mutex_init(&registry_lock, &at);
 	pthread_mutexattr_destroy(&at);
 
 	struct rt_stats_region *r = rt_g.opt.stats && !rt_g.user_memory ? create_file() : NULL;
@@ -158,11 +161,14 @@ __attribute__((destructor)) static void stats_at_exit(void)
  * private copy with only the forking thread's slot, and exports nothing. */
 void rt_stats_fork_child(void)
 {
+	struct rt_tcache *tc = &rt_tc;
+	CDS_INIT_LIST_HEAD(&registry); /* the other threads are gone, and their TLS */
+	if (tc->state == RT_TC_LIVE)
+		cds_list_add(&tc->node, &registry);
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
 	if (!old || !r)
 		return;
 	memcpy(r, old, sizeof(*r));
-	struct rt_tcache *tc = &rt_tc;
 	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
 		if (tc->slot == &old->slots[i]) {
 			tc->slot = &r->slots[i];
@@ -180,7 +186,7 @@ void rt_stats_fork_child(void)
 	pthread_mutexattr_t at;
 	pthread_mutexattr_init(&at);
 	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&exit_lock, &at);
+	pthread_mutex_init(&registry_lock, &at);
 	pthread_mutexattr_destroy(&at);
 }
 
@@ -215,6 +221,9 @@ void rt_stats_publish_arena(struct rt_arena *a)
 void rt_stats_thread_start(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
+	pthread_mutex_lock(&registry_lock);
+	cds_list_add_tail_rcu(&tc->node, &registry);
+	pthread_mutex_unlock(&registry_lock);
 	tc->slot = NULL;
 	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
 		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
@@ -243,27 +252,35 @@ void rt_stats_publish_thread(struct rt_tcache *tc)
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
+	struct rt_tcounters c;
+	rt_tcache_counters(tc, &c);
 	seq_begin(&s->seq);
 	PUT(s->in_rt, tc->in_rt);
-#define RT_X_PUT(name, text) PUT(s->c.name, tc->st.name);
+#define RT_X_PUT(name, text) PUT(s->c.name, c.name);
 	RT_TCOUNTERS(RT_X_PUT)
 #undef RT_X_PUT
 	seq_end(&s->seq);
 }
 
-/* A thread leaves its totals behind and frees its slot.  Both inside one
- * exit_seq window, so a reader summing slots and totals never counts twice. */
+/* A thread leaves its totals behind, leaves the registry and frees its slot.
+ * Totals and registry change inside one exit_seq window, so a reader summing
+ * both never counts a thread twice or not at all.  Readers may still be
+ * walking this thread's node (its TLS): the thread waits for a grace period
+ * before it goes on to exit and its TLS is reused.  That wait is the only
+ * place an allocating thread meets RCU; readers are short (a walk over the
+ * live threads), and thread exit is not a real-time path. */
 void rt_stats_thread_exit(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
-	if (!r)
-		return;
-	pthread_mutex_lock(&exit_lock);
+	struct rt_tcounters c;
+	rt_tcache_counters(tc, &c);
+	pthread_mutex_lock(&registry_lock);
 	seq_begin(&r->exit_seq);
-#define RT_X_ADD(name, text) PUT(r->exited.name, r->exited.name + tc->st.name);
+#define RT_X_ADD(name, text) PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
 #undef RT_X_ADD
 	PUT(r->threads_exited, r->threads_exited + 1);
+	cds_list_del_rcu(&tc->node);
 	struct rt_stats_slot *s = tc->slot;
 	if (s) {
 		seq_begin(&s->seq);
@@ -275,7 +292,8 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 		seq_end(&s->seq);
 	}
 	seq_end(&r->exit_seq);
-	pthread_mutex_unlock(&exit_lock);
+	pthread_mutex_unlock(&registry_lock);
+	rt_rcu_synchronize();
 	if (s) {
 		unsigned i = (unsigned)(s - r->slots);
 		__atomic_fetch_and(&r->slot_map[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELEASE);
@@ -311,10 +329,11 @@ void rt_stats_totals(struct rt_totals *t)
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
 
-/* Thread counters of every live thread plus those left by exited threads.
- * Retries (bounded, yielding) while a thread exits meanwhile; after that, the
- * last complete pass is returned. */
-static uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
+/* Thread counters of every live thread, read live from their tcaches under
+ * RCU, plus those left by exited threads.  Retries (bounded, yielding) while
+ * a thread exits meanwhile; after that, the last complete pass is returned.
+ * Uninstrumented under TSan: see rt_tcache_counters. */
+static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
 {
 	uint32_t live = 0;
 	for (int tries = 0; tries < 100; tries++) { /* bound: 100 passes */
@@ -324,16 +343,19 @@ static uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters
 		struct rt_tcounters t;
 		uint32_t n = 0;
 		rt_seq_read(&r->exit_seq, &t, &r->exited, sizeof(t));
-		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: the slots */
-			struct rt_stats_slot s = {0};
-			rt_seq_read(&r->slots[i].seq, &s, &r->slots[i], sizeof(s));
-			if (!s.tid)
-				continue;
+		rt_rcu_read_lock();
+		/* by node, not cds_list_for_each_entry_rcu: that forms a tcache
+		 * pointer from the list head too, which is no tcache */
+		for (struct cds_list_head *e = rcu_dereference(registry.next); e != &registry;
+		     e = rcu_dereference(e->next)) { /* bound: the live threads */
+			struct rt_tcounters c;
+			rt_tcache_counters(caa_container_of(e, struct rt_tcache, node), &c);
 			n++;
-#define RT_X_SUM(name, text) t.name += s.c.name;
+#define RT_X_SUM(name, text) t.name += c.name;
 			RT_TCOUNTERS(RT_X_SUM)
 #undef RT_X_SUM
 		}
+		rt_rcu_read_unlock();
 		*sum = t;
 		live = n;
 		if (!(e1 & 1) && __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
@@ -389,6 +411,8 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.rt_minflt = t.rt_minflt;
 		st.rt_majflt = t.rt_majflt;
 		st.rt_slow = t.rt_slow;
+		st.bytes_allocated = t.bytes_allocated;
+		st.bytes_freed = t.bytes_freed;
 		st.last_failure_ns = __atomic_load_n(&r->last_failure_ns, __ATOMIC_RELAXED);
 		st.foreign_frees = rt_tcache_foreign_frees();
 		struct rusage ru;

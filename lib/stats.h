@@ -24,10 +24,23 @@
  * writer never waits for a reader: a reader that keeps losing the race gives
  * up after a bounded number of retries and reports the last copy.
  *
- * A thread's counters are plain TLS increments on the fast path; they reach
- * its slot when the thread publishes: at every refill and flush (the slow
- * paths), at rtalloc_rt_end() and at thread exit.  The region is thus exact
- * for slow-path events and, for malloc/free counts, as of the last publish.
+ * A thread's counters are plain TLS increments: the fast paths count blocks
+ * in the bin of their class (struct rt_bin: allocs, frees), the slow paths in
+ * rt_tcache.st; rt_tcache_counters() sums them and derives the bytes.  They
+ * reach the thread's slot when the thread publishes: at every refill and
+ * flush (the slow paths), at rtalloc_rt_end() and at thread exit.  The
+ * region (what other processes see) is thus exact for slow-path events and,
+ * for malloc/free counts, as of the last publish.
+ *
+ * In the process, rtalloc_stats() reads live threads' counters directly from
+ * their tcaches, through the registry of live threads (stats.c):
+ *   registry (list of tcaches)  thread_setup adds, thread      RCU (liburcu-bp):
+ *                               exit removes, under            read-side section
+ *                               registry_lock (PI)             around the walk
+ *   a tcache's counters         its own thread (plain adds)    word reads (relaxed)
+ * An exiting thread removes itself, then waits for a grace period before its
+ * TLS goes away: no reader is left holding a pointer into it.  Removal and
+ * the move of its counts to exited share one exit_seq window.
  */
 #ifndef RT_STATS_H
 #define RT_STATS_H
@@ -36,7 +49,7 @@
 #include <stdint.h>
 
 #define RT_STATS_MAGIC 0x3153434f4c4c4154ULL /* "TALLOCS1" little-endian */
-#define RT_STATS_VERSION 1
+#define RT_STATS_VERSION 1 /* slots' bytes_* counters took two pad words: same layout */
 #define RT_STATS_SLOTS 1024
 #define RT_STATS_ARENAS 8
 #define RT_STATS_CLASSES 14 /* 0, classes 1..12, huge */
@@ -54,7 +67,9 @@
 	X(rt_sections, "real-time sections ended")                                \
 	X(rt_minflt, "minor faults in real-time sections")                        \
 	X(rt_majflt, "major faults in real-time sections")                        \
-	X(rt_slow, "slow-path entries in real-time sections")
+	X(rt_slow, "slow-path entries in real-time sections")                     \
+	X(bytes_allocated, "bytes allocated (the blocks' usable sizes)")          \
+	X(bytes_freed, "bytes freed (the blocks' usable sizes)")
 
 struct rt_tcounters {
 #define RT_X_FIELD(name, text) uint64_t name;
@@ -126,7 +141,7 @@ _Static_assert(sizeof(struct rt_stats_slot) == 128, "slot layout");
 _Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in words");
 /* A region of the layout before heaps ends here. */
 #define RT_STATS_REGION_V1_SIZE offsetof(struct rt_stats_region, heaps)
-_Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot");
+_Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot (13 words at most)");
 
 /* Seqlock read of n bytes at src into dst: 0, or -1 when the writer kept
  * writing (bounded retries).  Used by the library and by rtalloc-stat. */

@@ -191,6 +191,7 @@ void *rt_malloc_slow(size_t n)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
 		tc->st.mallocs++;
+		tc->st.bytes_allocated += (uint64_t)RT_PAGE_SIZE << order;
 		return p;
 	}
 	struct rt_bin *bin = &tc->bin[c];
@@ -206,6 +207,7 @@ void *rt_malloc_slow(size_t n)
 		if (tc->state == RT_TC_DEAD) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
+			tc->st.bytes_allocated += rt_class_size(c);
 			return head;
 		}
 		bin->head = head;
@@ -262,6 +264,7 @@ void rt_free_slow(void *ptr, const char *call)
 	size_t size = live_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
 	tc->st.frees++;
+	tc->st.bytes_freed += size;
 	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_bucket_huge_free(ptr, pg);
@@ -299,6 +302,28 @@ void rt_free_slow(void *ptr, const char *call)
 	bin->count++;
 out:
 	errno = saved;
+}
+
+/* Another thread's fast paths increment these counters with plain adds while
+ * this may read them: each is read once, as a whole aligned word (never torn),
+ * so a reader sees every counter as of some moment, and counters only grow.
+ * Not atomics (the fast paths would pay for them): hence uninstrumented under
+ * TSan, which instruments even relaxed atomic loads. */
+#define RT_READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+
+RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out)
+{
+#define RT_X_LOAD(name, text) out->name = RT_READ_ONCE(tc->st.name);
+	RT_TCOUNTERS(RT_X_LOAD)
+#undef RT_X_LOAD
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS bins */
+		uint64_t allocs = RT_READ_ONCE(tc->bin[c].allocs);
+		uint64_t frees = RT_READ_ONCE(tc->bin[c].frees);
+		out->mallocs += allocs;
+		out->frees += frees;
+		out->bytes_allocated += allocs * rt_class_size(c);
+		out->bytes_freed += frees * rt_class_size(c);
+	}
 }
 
 uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }

@@ -1012,6 +1012,8 @@ static void text_counters_line(const struct rt_tcounters *c)
 	       (unsigned long long)c->mallocs, (unsigned long long)c->frees,
 	       (unsigned long long)c->slow_mallocs, (unsigned long long)c->slow_frees,
 	       (unsigned long long)c->refills, (unsigned long long)c->flushes);
+	printf("  bytes allocated %llu KiB, freed %llu KiB (blocks' usable sizes)\n",
+	       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10);
 }
 
 /* A heap's name as stored: up to 64 characters, NUL-terminated when shorter. */
@@ -1128,8 +1130,9 @@ static void report_text(const struct target *t, const struct report *rep)
 	       (unsigned long long)s->threads_exited);
 	if (s->threads_unslotted)
 		printf(", %llu without a statistics slot", (unsigned long long)s->threads_unslotted);
-	printf("\n  %7s %-16s %8s %6s %9s %9s %7s %7s %5s %10s %10s\n", "TID", "NAME", "MINFLT", "MAJFLT",
-	       "RT-MINFLT", "RT-MAJFLT", "RT-SLOW", "RT-SECT", "IN-RT", "ALLOCS", "FREES");
+	printf("\n  %7s %-16s %8s %6s %9s %9s %7s %7s %5s %10s %10s %10s %10s\n", "TID", "NAME", "MINFLT",
+	       "MAJFLT", "RT-MINFLT", "RT-MAJFLT", "RT-SLOW", "RT-SECT", "IN-RT", "ALLOCS", "FREES",
+	       "ALLOC-KiB", "FREED-KiB");
 	for (unsigned i = 0; i < rep->nrows; i++) {
 		const struct thread_row *row = &rep->rows[i];
 		char minf[24] = "-", majf[24] = "-";
@@ -1140,20 +1143,24 @@ static void report_text(const struct target *t, const struct report *rep)
 		printf("  %7d %-16s %8s %6s", (int)row->tid, row->name, minf, majf);
 		if (row->slot) {
 			const struct rt_tcounters *c = &row->slot->c;
-			printf(" %9llu %9llu %7llu %7llu %5s %10llu %10llu\n", (unsigned long long)c->rt_minflt,
-			       (unsigned long long)c->rt_majflt, (unsigned long long)c->rt_slow,
-			       (unsigned long long)c->rt_sections, row->slot->in_rt ? "yes" : "no",
-			       (unsigned long long)c->mallocs, (unsigned long long)c->frees);
+			printf(" %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n",
+			       (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
+			       (unsigned long long)c->rt_slow, (unsigned long long)c->rt_sections,
+			       row->slot->in_rt ? "yes" : "no", (unsigned long long)c->mallocs,
+			       (unsigned long long)c->frees, (unsigned long long)c->bytes_allocated >> 10,
+			       (unsigned long long)c->bytes_freed >> 10);
 		} else {
-			printf(" %9s %9s %7s %7s %5s %10s %10s\n", "-", "-", "-", "-", "-", "-", "-");
+			printf(" %9s %9s %7s %7s %5s %10s %10s %10s %10s\n", "-", "-", "-", "-", "-", "-", "-", "-",
+			       "-");
 		}
 	}
 	if (s->threads_exited) {
 		const struct rt_tcounters *c = &s->exited;
-		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu\n", "-", "(exited)", "-",
-		       "-", (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
+		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n", "-",
+		       "(exited)", "-", "-", (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
 		       (unsigned long long)c->rt_slow, (unsigned long long)c->rt_sections, "-",
-		       (unsigned long long)c->mallocs, (unsigned long long)c->frees);
+		       (unsigned long long)c->mallocs, (unsigned long long)c->frees,
+		       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10);
 	}
 
 	printf("\nAllocator (each thread's counts as of its last slow path or real-time section end)\n");

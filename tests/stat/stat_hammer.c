@@ -100,7 +100,7 @@ static void *churner(void *arg)
 #define FIELDS(X)                                                                                  \
 	X(mallocs) X(frees) X(slow_mallocs) X(slow_frees) X(refills) X(flushes) X(failed_allocs)   \
 	X(rt_sections) X(rt_minflt) X(rt_majflt) X(rt_slow) X(grows) X(pool_bytes)                 \
-	X(high_water_bytes) X(pool_max_bytes)
+	X(high_water_bytes) X(pool_max_bytes) X(bytes_allocated) X(bytes_freed)
 
 struct reader_result {
 	long reads;

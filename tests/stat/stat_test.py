@@ -221,6 +221,9 @@ def case_json(ctx):
     c = rt[0]["counters"]
     check(c["rt_minflt"] >= faulted and c["rt_sections"] >= 1 and rt[0]["in_rt"] is False,
           "rt-loop counters: %r" % rt[0])
+    # bytes: each block counts its usable size, 16 bytes at least
+    check(c["mallocs"] >= 1 and c["bytes_allocated"] >= 16 * c["mallocs"]
+          and c["bytes_freed"] >= 16 * c["frees"], "rt-loop bytes: %r" % c)
     check(rt[0]["minflt"] >= PAGES, "rt-loop minflt")
     for th in d["threads"]:
         if th["name"] != "rt-loop" and th["counters"]:

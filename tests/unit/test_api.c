@@ -220,18 +220,59 @@ static void realloc_zero_frees(void **state)
 	for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
 		void *p = rtalloc_malloc(sizes[s]);
 		assert_non_null(p);
-		uint64_t frees = rt_tc.st.frees;
+		uint64_t frees = my_counts().frees;
 		errno = 0;
 		assert_null(rtalloc_realloc(p, 0));
 		assert_int_equal(errno, 0); /* not a failure */
-		assert_int_equal(rt_tc.st.frees, frees + 1);
+		assert_int_equal(my_counts().frees, frees + 1);
 	}
 	/* reallocarray with a zero count is realloc(p, 0) too. */
 	void *p = rtalloc_malloc(64);
 	assert_non_null(p);
-	uint64_t frees = rt_tc.st.frees;
+	uint64_t frees = my_counts().frees;
 	assert_null(rtalloc_reallocarray(p, 0, 64));
-	assert_int_equal(rt_tc.st.frees, frees + 1);
+	assert_int_equal(my_counts().frees, frees + 1);
+	assert_sound();
+}
+
+/* Every allocation and free counts once, with its usable size in bytes, on the
+ * fast path (cached classes) and on the slow paths (first use, huge blocks);
+ * rtalloc_stats() sees the calling thread's counts at once. */
+static void counters_count_blocks_and_bytes(void **state)
+{
+	UNUSED_STATE(state);
+	static const size_t sizes[] = {1, 16, 17, 100, 2048, 4096, 5000, 40000, 100000, 1u << 20};
+	for (int round = 0; round < 2; round++) { /* the first round also takes the slow paths */
+		for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+			struct rtalloc_stats s0 = {.size = sizeof(s0)}, s1 = {.size = sizeof(s1)};
+			struct rt_tcounters c0 = my_counts();
+			assert_int_equal(rtalloc_stats(&s0), 0);
+			void *p = rtalloc_malloc(sizes[i]);
+			assert_non_null(p);
+			size_t usable = rtalloc_malloc_usable_size(p);
+			struct rt_tcounters c1 = my_counts();
+			assert_int_equal(c1.mallocs - c0.mallocs, 1);
+			assert_int_equal(c1.bytes_allocated - c0.bytes_allocated, usable);
+			rtalloc_free(p);
+			struct rt_tcounters c2 = my_counts();
+			assert_int_equal(c2.frees - c1.frees, 1);
+			assert_int_equal(c2.bytes_freed - c1.bytes_freed, usable);
+			assert_int_equal(rtalloc_stats(&s1), 0);
+			assert_int_equal(s1.version, RTALLOC_STATS_VERSION);
+			assert_int_equal(s1.size, sizeof(s1));
+			assert_int_equal(s1.mallocs - s0.mallocs, 1);
+			assert_int_equal(s1.frees - s0.frees, 1);
+			assert_int_equal(s1.bytes_allocated - s0.bytes_allocated, usable);
+			assert_int_equal(s1.bytes_freed - s0.bytes_freed, usable);
+		}
+	}
+	/* A caller built against version 1 gets exactly its struct back. */
+	struct rtalloc_stats v1;
+	memset(&v1, 0xa5, sizeof(v1));
+	v1.size = (uint32_t)offsetof(struct rtalloc_stats, bytes_allocated);
+	assert_int_equal(rtalloc_stats(&v1), 0);
+	assert_int_equal(v1.size, offsetof(struct rtalloc_stats, bytes_allocated));
+	assert_int_equal(v1.bytes_allocated, 0xa5a5a5a5a5a5a5a5ULL);
 	assert_sound();
 }
 
@@ -747,6 +788,7 @@ int main(void)
 		cmocka_unit_test(calloc_overflow),
 		cmocka_unit_test(realloc_null_is_malloc),
 		cmocka_unit_test(realloc_zero_frees),
+		cmocka_unit_test(counters_count_blocks_and_bytes),
 		cmocka_unit_test(realloc_same_class_in_place),
 		cmocka_unit_test(realloc_moves_and_copies),
 		cmocka_unit_test(realloc_failure_keeps_block),

@@ -609,7 +609,7 @@ static void every_class(void **state)
 	UNUSED_STATE(state);
 	enum { MAXN = 3 * 256 + 1 };
 	static void *p[MAXN];
-	uint64_t mallocs0 = rt_tc.st.mallocs;
+	uint64_t mallocs0 = my_counts().mallocs;
 	uint64_t count = 0;
 	for (unsigned c = 1; c <= RT_NCLASS; c++) {
 		size_t size = rt_class_size(c), req[3];
@@ -643,7 +643,7 @@ static void every_class(void **state)
 			assert_heap_sound();
 		}
 	}
-	assert_int_equal(rt_tc.st.mallocs - mallocs0, count);
+	assert_int_equal(my_counts().mallocs - mallocs0, count);
 	assert_all_back();
 }
 

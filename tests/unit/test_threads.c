@@ -13,6 +13,7 @@
  * tfail() and the main thread asserts after joining them.
  */
 #include <sched.h>
+#include <stdatomic.h>
 
 #include "unit.h"
 #include "stats.h"
@@ -652,6 +653,63 @@ static void fork_while_threads_allocate(void **state)
 	assert_everything_back();
 }
 
+/* ---- statistics read live (RCU registry) -------------------------------- */
+
+#define LIVE_PAIRS 10000
+
+struct live_arg {
+	atomic_int phase; /* 1: counted, waiting; 2: may exit */
+	uint64_t slow_before, slow_after;
+};
+
+static void *live_worker(void *arg)
+{
+	struct live_arg *a = arg;
+	assert_int_equal(rtalloc_thread_prepare(), 0);
+	struct rt_tcounters c = my_counts();
+	a->slow_before = c.slow_mallocs + c.slow_frees + c.refills + c.flushes;
+	for (int i = 0; i < LIVE_PAIRS; i++) { /* one block back and forth: the fast paths only */
+		void *p = rtalloc_malloc(64);
+		rtalloc_free(p);
+	}
+	c = my_counts();
+	a->slow_after = c.slow_mallocs + c.slow_frees + c.refills + c.flushes;
+	atomic_store(&a->phase, 1);
+	while (atomic_load(&a->phase) != 2)
+		sched_yield();
+	return NULL;
+}
+
+/* Another thread reads a live thread's fast-path counts at once (no slow path
+ * published them), and keeps them after the thread exits. */
+static void stats_read_live(void **state)
+{
+	UNUSED_STATE(state);
+	struct rtalloc_stats s0 = {.size = sizeof(s0)}, s1 = {.size = sizeof(s1)}, s2 = {.size = sizeof(s2)};
+	assert_int_equal(rtalloc_stats(&s0), 0);
+	struct live_arg a = {0};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, live_worker, &a), 0);
+	while (atomic_load(&a.phase) != 1)
+		sched_yield();
+	assert_int_equal(a.slow_after, a.slow_before);
+	assert_int_equal(rtalloc_stats(&s1), 0);
+	assert_int_equal(s1.threads, s0.threads + 1);
+	if (s1.mallocs - s0.mallocs < LIVE_PAIRS || s1.frees - s0.frees < LIVE_PAIRS)
+		fail_msg("a live thread's %d pairs not seen: %llu allocations, %llu frees", LIVE_PAIRS,
+			 (unsigned long long)(s1.mallocs - s0.mallocs),
+			 (unsigned long long)(s1.frees - s0.frees));
+	assert_true(s1.bytes_allocated - s0.bytes_allocated >= 64u * LIVE_PAIRS);
+	assert_true(s1.bytes_freed - s0.bytes_freed >= 64u * LIVE_PAIRS);
+	atomic_store(&a.phase, 2);
+	join_threads(&t, 1);
+	assert_int_equal(rtalloc_stats(&s2), 0);
+	assert_int_equal(s2.threads, s0.threads);
+	assert_true(s2.mallocs >= s1.mallocs && s2.frees >= s1.frees);
+	assert_true(s2.bytes_allocated >= s1.bytes_allocated && s2.bytes_freed >= s1.bytes_freed);
+	assert_everything_back();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +721,7 @@ int main(void)
 		cmocka_unit_test(allocation_in_tls_destructor),
 		cmocka_unit_test(concurrent_huge_blocks),
 		cmocka_unit_test(fork_while_threads_allocate),
+		cmocka_unit_test(stats_read_live),
 	};
 	int failed = cmocka_run_group_tests_name("threads", tests, group_setup, NULL);
 	rt_stats_remove(); /* the core has no destructor to do it (RTALLOC_STATS=1 by hand) */

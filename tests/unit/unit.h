@@ -33,6 +33,15 @@
 #define UNUSED_STATE(s) ((void)(s))
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- the calling thread's counters (slow paths' plus bins') --------------- */
+
+static inline struct rt_tcounters my_counts(void)
+{
+	struct rt_tcounters c;
+	rt_tcache_counters(&rt_tc, &c);
+	return c;
+}
+
 /* ---- deterministic pseudo-random numbers (xorshift64*) -------------------- */
 
 struct rng {
