@@ -198,7 +198,8 @@ void rtalloc_rt_end(void);
  * caller owns (rtalloc_heap_create_in, no system call on it).  Afterwards
  * allocating and freeing make no system call and take no page fault, in
  * bounded time, under the heap's own lock (priority inheritance).  A full
- * heap fails with ENOMEM: it never grows.  A block of any heap may also be
+ * heap fails with ENOMEM: it never grows, unless created with
+ * RTALLOC_HEAP_GROW.  A block of any heap may also be
  * released with free(), resized with realloc() (the new block comes from the
  * same heap) and measured with malloc_usable_size().
  *
@@ -208,8 +209,8 @@ void rtalloc_rt_end(void);
  * caller waited (or its lock holder's death left it unrecoverable),
  * EEXIST a shared heap of that name exists, ENOENT no such shared heap,
  * EAGAIN every waiter record of the heap is in use, ENOTSUP
- * RTALLOC_HEAP_GROW (not implemented), EBUSY destroy could not wait out
- * the heap's waiters.
+ * RTALLOC_HEAP_GROW with RTALLOC_HEAP_SHARED, EBUSY destroy could not wait
+ * out the heap's waiters.
  * ------------------------------------------------------------------------ */
 
 typedef struct rtalloc_heap rtalloc_heap_t;
@@ -217,11 +218,16 @@ struct timespec;
 
 #define RTALLOC_HEAP_SHARED 0x1u /* a named POSIX shared memory object, bindable by other processes */
 #define RTALLOC_HEAP_PRIO 0x2u   /* waiters are served by priority (else first come, first served) */
-#define RTALLOC_HEAP_GROW 0x4u   /* reserved: growth is not implemented (ENOTSUP) */
+/* rtalloc_heap_create only, not with RTALLOC_HEAP_SHARED: when an allocation
+ * finds no room, the heap maps, pre-faults and locks one more region of its
+ * first size (a non-real-time event, with one line on stderr), up to
+ * RTALLOC_HEAP_REGIONS regions in all; blocks larger than the largest power
+ * of two in that size are never served by growth. */
+#define RTALLOC_HEAP_GROW 0x4u
 
 #define RTALLOC_HEAP_NAME_MAX 64 /* names: 1..64 of [A-Za-z0-9_.-] */
 #define RTALLOC_HEAP_MAX 64      /* heaps one process may have at once (created or bound) */
-#define RTALLOC_HEAP_REGIONS 8   /* regions of rtalloc_heap_create_in */
+#define RTALLOC_HEAP_REGIONS 8   /* regions of rtalloc_heap_create_in, or of a heap that grows */
 #define RTALLOC_HEAP_WAITERS 32  /* threads (of all processes) waiting on one heap at once */
 #define RTALLOC_HEAP_BAD_OFFSET ((size_t)-1)
 

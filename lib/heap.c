@@ -120,6 +120,8 @@ struct rtalloc_heap {
 	uint32_t first[NREG];
 	void *map;
 	size_t map_len;
+	void *grown[NREG]; /* RTALLOC_HEAP_GROW: regions 1.. mapped at growth */
+	size_t grown_len[NREG];
 };
 
 static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];
@@ -157,7 +159,8 @@ static struct rtalloc_heap *heap_of(const void *p)
 		struct rtalloc_heap *h = &reg[i];
 		if (!__atomic_load_n(&h->active, __ATOMIC_ACQUIRE))
 			continue;
-		for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		unsigned nr = __atomic_load_n(&h->nregions, __ATOMIC_ACQUIRE); /* grows: see grow() */
+		for (unsigned r = 0; r < nr; r++) /* bound: RTALLOC_HEAP_REGIONS */
 			if (a - h->rbase[r] < h->rsize[r])
 				return h;
 	}
@@ -623,7 +626,8 @@ static void do_free(struct rtalloc_heap *h, void *p, const char *call)
 
 static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p)
 {
-	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+	unsigned nr = __atomic_load_n(&h->nregions, __ATOMIC_ACQUIRE);
+	for (unsigned r = 0; r < nr; r++) /* bound: RTALLOC_HEAP_REGIONS */
 		if ((uintptr_t)p - h->rbase[r] < h->rsize[r])
 			return h->hdr->reg[r].base_off + ((uintptr_t)p - h->rbase[r]);
 	return RTALLOC_HEAP_BAD_OFFSET;
@@ -631,7 +635,8 @@ static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p)
 
 static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
 {
-	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+	unsigned nr = __atomic_load_n(&h->nregions, __ATOMIC_ACQUIRE);
+	for (unsigned r = 0; r < nr; r++) { /* bound: RTALLOC_HEAP_REGIONS */
 		uint64_t b = h->hdr->reg[r].base_off;
 		if (off - b < h->rsize[r])
 			return (void *)(h->rbase[r] + (off - b));
@@ -678,9 +683,10 @@ static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t
 }
 
 /* Format a heap over n regions; region 0 starts with the header at hdr_at,
- * then room for the descriptors of every page.  Returns 0 or EINVAL. */
+ * then room for the descriptors of every page, and of `reserve` pages more
+ * (the regions a heap created to grow may add).  Returns 0 or EINVAL. */
 static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
-		  size_t const size[], unsigned n)
+		  size_t const size[], unsigned n, size_t reserve)
 {
 	uintptr_t start[NREG], stop[NREG];
 	size_t total = 0;
@@ -690,9 +696,9 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 		if (stop[r] > start[r])
 			total += (stop[r] - start[r]) >> RT_PAGE_SHIFT;
 	}
-	size_t dbytes = page_round(total * sizeof(struct rt_page));
+	size_t dbytes = page_round((total + reserve) * sizeof(struct rt_page));
 	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES, data0 = desc_at + dbytes;
-	if (stop[0] < data0 || total > RT_NIL / 2)
+	if (stop[0] < data0 || total + reserve > RT_NIL / 2)
 		return EINVAL;
 	start[0] = data0;
 	struct rt_heap_hdr *H = (struct rt_heap_hdr *)hdr_at;
@@ -761,16 +767,18 @@ static rtalloc_heap_t *fail(int e)
 RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags)
 {
 	bool shared = flags & RTALLOC_HEAP_SHARED;
-	if (flags & ~KNOWN_FLAGS || size == 0 || size > ((size_t)RT_NIL / 2) << RT_PAGE_SHIFT)
+	bool grows = flags & RTALLOC_HEAP_GROW;
+	if (flags & ~KNOWN_FLAGS || size == 0 || size > ((size_t)RT_NIL / 2 / NREG) << RT_PAGE_SHIFT)
 		return fail(EINVAL);
-	if (flags & RTALLOC_HEAP_GROW)
-		return fail(ENOTSUP);
+	if (grows && shared)
+		return fail(ENOTSUP); /* every bound process would have to map the new regions */
 	if (shared ? !name || !name_ok(name) : name && name[0] && !name_ok(name))
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
 	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
-	size_t data_off = HDR_BYTES + page_round(pages * sizeof(struct rt_page));
+	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
+	size_t data_off = HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page));
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
 	size_t align = (size_t)1 << (63 - __builtin_clzll(pages << RT_PAGE_SHIFT));
 	if (align > ((size_t)1 << 30))
@@ -804,7 +812,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	uintptr_t base[1] = {(uintptr_t)map};
 	size_t sz[1] = {len};
 	if (!e)
-		e = format(h, name, flags, base, sz, 1);
+		e = format(h, name, flags, base, sz, 1, reserve);
 	if (e) {
 		rt_os_unmap(map, len);
 		goto out_unlink;
@@ -839,7 +847,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 	    (name && name[0] && !name_ok(name)))
 		return fail(EINVAL);
 	if (flags & RTALLOC_HEAP_GROW)
-		return fail(ENOTSUP);
+		return fail(EINVAL); /* the caller's memory is all there is */
 	uintptr_t base[NREG];
 	size_t size[NREG];
 	for (size_t r = 0; r < n; r++) { /* bound: RTALLOC_HEAP_REGIONS */
@@ -854,7 +862,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 	}
 	pthread_mutex_lock(&reg_lock);
 	struct rtalloc_heap *h = slot_claim();
-	int e = h ? format(h, name, flags, base, size, (unsigned)n) : ENOMEM;
+	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0) : ENOMEM;
 	if (!e) {
 		__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
 		heap_lock(h);
@@ -959,6 +967,9 @@ static void slot_release(struct rtalloc_heap *h)
 	unpublish(h);
 	if (h->own_map)
 		rt_os_unmap(h->map, h->map_len);
+	for (unsigned r = 1; r < NREG; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		if (h->grown[r])
+			rt_os_unmap(h->grown[r], h->grown_len[r]);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -1018,6 +1029,64 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 
 /* ---- allocation ------------------------------------------------------------------ */
 
+/* RTALLOC_HEAP_GROW: when an allocation finds no room, the heap adds a
+ * region of its first region's size (mapped, pre-faulted and locked like the
+ * first; descriptors reserved at creation), at most RTALLOC_HEAP_REGIONS - 1
+ * times.  A non-real-time event: system calls under the heap's lock.
+ * Requests larger than the biggest block a new region holds never grow it.
+ * Lock held.  True when a region was added. */
+static bool grow(struct rtalloc_heap *h, size_t n)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	unsigned r = h->nregions;
+	if (!(H->flags & RTALLOC_HEAP_GROW) || r >= NREG || !h->own_map)
+		return false;
+	const struct rt_buddy *b0 = &H->reg[0].buddy;
+	uint32_t np = b0->limit - b0->skew;
+	size_t len = (size_t)np << RT_PAGE_SHIFT;
+	size_t align = (size_t)1 << (63 - __builtin_clzll(len));
+	if (align > ((size_t)1 << 30))
+		align = (size_t)1 << 30;
+	if (n > align)
+		return false; /* no region of this heap can hold it */
+	void *map = rt_os_map_aligned(len, align, 0, -1);
+	if (!map)
+		return false;
+	if (prepare_memory(map, len) != 0) {
+		rt_os_unmap(map, len);
+		return false;
+	}
+	struct rt_heap_region *R = &H->reg[r];
+	R->base_off = H->reg[r - 1].base_off + H->reg[r - 1].bytes;
+	R->bytes = len;
+	R->data_off = 0;
+	rt_buddy_init(&R->buddy, h->desc, H->npages, (uintptr_t)map, np, r);
+	rt_buddy_add(&R->buddy, np);
+	h->grown[r] = map;
+	h->grown_len[r] = len;
+	h->rbase[r] = (uintptr_t)map;
+	h->rsize[r] = len;
+	h->data[r] = (uintptr_t)map;
+	h->dend[r] = (uintptr_t)map + len;
+	h->first[r] = H->npages;
+	H->npages += np;
+	H->nregions = r + 1;
+	/* heap_of() reads the regions without the lock: they are complete
+	 * before the count that covers them is published */
+	__atomic_store_n(&h->nregions, r + 1, __ATOMIC_RELEASE);
+	rt_say("heap %s grew by %zu KiB to %zu KiB (region %u of %u): a non-real-time event",
+	       H->name[0] ? H->name : "(unnamed)", len >> 10, data_bytes(H) >> 10, r + 1, NREG);
+	return true;
+}
+
+static void *alloc_or_grow(struct rtalloc_heap *h, size_t n)
+{
+	void *p = do_alloc(h, n);
+	if (rt_unlikely(!p) && grow(h, n))
+		p = do_alloc(h, n);
+	return p;
+}
+
 static void *alloc_locked(struct rtalloc_heap *h, size_t n)
 {
 	if (heap_lock(h) != 0)
@@ -1026,7 +1095,7 @@ static void *alloc_locked(struct rtalloc_heap *h, size_t n)
 		heap_unlock(h);
 		return fail(EIDRM);
 	}
-	void *p = do_alloc(h, n);
+	void *p = alloc_or_grow(h, n);
 	publish(h);
 	heap_unlock(h);
 	if (!p)
@@ -1097,7 +1166,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		}
 		/* Try ourselves only before queueing: once queued, frees serve
 		 * the queue in order. */
-		if (!w && (p = do_alloc(h, size)) != NULL)
+		if (!w && (p = alloc_or_grow(h, size)) != NULL)
 			break;
 		if (abs && rt_os_now_ns() >= ts_ns(abs)) {
 			e = ETIMEDOUT;

@@ -198,8 +198,10 @@ static void bad_arguments(void **state)
 	assert_int_equal(errno, EINVAL);
 	assert_null(rtalloc_heap_create("ok", 65536, 0x100));
 	assert_int_equal(errno, EINVAL);
-	assert_null(rtalloc_heap_create("ok", 65536, RTALLOC_HEAP_GROW));
+	assert_null(rtalloc_heap_create("ok", 65536, RTALLOC_HEAP_GROW | RTALLOC_HEAP_SHARED));
 	assert_int_equal(errno, ENOTSUP);
+	assert_null(rtalloc_heap_create_in("ok", &(struct rtalloc_region){one, sizeof(one)}, 1, RTALLOC_HEAP_GROW));
+	assert_int_equal(errno, EINVAL);
 	assert_null(rtalloc_heap_alloc(NULL, 16));
 	assert_int_equal(errno, EINVAL);
 	assert_null(rtalloc_heap_alloc((rtalloc_heap_t *)one, 16));
@@ -316,6 +318,58 @@ static void random_mix(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* RTALLOC_HEAP_GROW: a full heap adds regions of its first size, up to
+ * RTALLOC_HEAP_REGIONS; blocks of every region work with the heap's calls and
+ * with plain free; a request no region could hold does not grow it. */
+static void grows_when_created_to(void **state)
+{
+	(void)state;
+	enum { STEP = 64 * 1024, BLOCK = 4096, PER = STEP / BLOCK };
+	rtalloc_heap_t *h = rtalloc_heap_create("grows", STEP, RTALLOC_HEAP_GROW);
+	assert_non_null(h);
+	assert_int_equal(info_of(h).size, STEP);
+	void *blk[RTALLOC_HEAP_REGIONS * PER + 1];
+	size_t n = fill_heap(h, BLOCK, blk, ARRAY_LEN(blk));
+	assert_int_equal(n, RTALLOC_HEAP_REGIONS * PER);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_int_equal(in.size, RTALLOC_HEAP_REGIONS * STEP);
+	assert_int_equal(in.free_bytes, 0);
+	assert_int_equal(in.min_free_bytes, 0);
+	assert_int_equal(in.live_blocks, n);
+	assert_heap_sound(h);
+	for (size_t i = 0; i < n; i++) {
+		memset(blk[i], (int)i, BLOCK);
+		size_t off = rtalloc_heap_offset(h, blk[i]);
+		assert_true(off != RTALLOC_HEAP_BAD_OFFSET);
+		assert_ptr_equal(rtalloc_heap_ptr(h, off), blk[i]);
+		assert_int_equal(rtalloc_malloc_usable_size(blk[i]), BLOCK);
+	}
+	for (size_t i = 0; i < n; i++) { /* half with free(), half with the heap's call */
+		assert_int_equal(((unsigned char *)blk[i])[BLOCK - 1], (unsigned char)i);
+		if (i % 2)
+			rtalloc_free(blk[i]);
+		else
+			rtalloc_heap_free(h, blk[i]);
+	}
+	assert_heap_whole(h);
+	/* larger than any region can hold: ENOMEM, no growth */
+	errno = 0;
+	assert_null(rtalloc_heap_alloc(h, 2 * STEP));
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(info_of(h).size, RTALLOC_HEAP_REGIONS * STEP);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+
+	/* a heap that never filled up never grew */
+	h = rtalloc_heap_create(NULL, STEP, RTALLOC_HEAP_GROW);
+	assert_non_null(h);
+	void *p = rtalloc_heap_alloc(h, STEP / 2);
+	assert_non_null(p);
+	assert_int_equal(info_of(h).size, STEP);
+	rtalloc_free(p);
+	assert_heap_whole(h);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +379,7 @@ int main(void)
 		cmocka_unit_test(bad_arguments),
 		cmocka_unit_test(invalid_free_aborts),
 		cmocka_unit_test(random_mix),
+		cmocka_unit_test(grows_when_created_to),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
