@@ -19,8 +19,10 @@
  * tried (at most RTALLOC_HEAP_REGIONS); free = at most RT_ORDER_MAX merges,
  * plus, when threads wait, at most RTALLOC_HEAP_WAITERS hand-overs each
  * choosing among RTALLOC_HEAP_WAITERS records.  A free that hands a block to
- * a waiter makes one system call (FUTEX_WAKE); nothing else on the
- * alloc/free paths does.  Recovery after a process died holding the lock
+ * a waiter makes one system call (FUTEX_WAKE), and for a waiter of another
+ * process one more first (kill(pid, 0): a waiter killed while it waited
+ * loses its record instead of getting a block); nothing else on the
+ * alloc/free paths does, except a heap's growth (RTALLOC_HEAP_GROW).  Recovery after a process died holding the lock
  * walks every page (O(pages * RT_ORDER_MAX)): not real-time, and rare.
  *
  * Synchronization table
@@ -578,6 +580,14 @@ static void serve_waiters(struct rtalloc_heap *h)
 		}
 		if (!best)
 			return;
+		if (rt_unlikely(h->shared && best->pid != rt_os_getpid() && !rt_os_pid_alive(best->pid))) {
+			/* killed while it waited: its record goes, no block is
+			 * granted to it (one kill(pid, 0) per dead record, only on
+			 * a free that is about to wake a waiter of another process) */
+			best->state = W_FREE;
+			H->nwaiters--;
+			continue;
+		}
 		void *p = do_alloc(h, best->size);
 		if (!p)
 			return; /* the first in line is not overtaken by smaller requests */
@@ -587,6 +597,33 @@ static void serve_waiters(struct rtalloc_heap *h)
 		__atomic_store_n(&best->futex, 1, __ATOMIC_RELEASE);
 		rt_os_futex_wake(&best->futex, 1, h->shared);
 	}
+}
+
+static void do_free(struct rtalloc_heap *h, void *p, const char *call);
+
+/* Every waiter record in use and some of them may be of processes that were
+ * killed while waiting, or before they took the block granted to them: free
+ * those records (and such blocks).  One kill(pid, 0) per record of another
+ * process: only on this path, where the caller is about to sleep anyway.
+ * Returns a free record, or NULL. */
+static struct rt_heap_waiter *reclaim_dead_waiter(struct rtalloc_heap *h)
+{
+	struct rt_heap_hdr *H = h->hdr;
+	struct rt_heap_waiter *found = NULL;
+	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
+		struct rt_heap_waiter *w = &H->w[i];
+		if (w->state == W_FREE || w->pid == rt_os_getpid() || rt_os_pid_alive(w->pid))
+			continue;
+		if (w->state == W_WAITING)
+			H->nwaiters--;
+		uint64_t granted = w->state == W_GRANTED ? w->result : RTALLOC_HEAP_BAD_OFFSET;
+		w->state = W_FREE;
+		if (granted != RTALLOC_HEAP_BAD_OFFSET)
+			do_free(h, heap_ptr_of(h, granted), "rtalloc_heap_alloc_timed");
+		if (!found && w->state == W_FREE)
+			found = w;
+	}
+	return found;
 }
 
 static void do_free(struct rtalloc_heap *h, void *p, const char *call)
@@ -1176,6 +1213,8 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			for (unsigned i = 0; i < NWAIT && !w; i++) /* bound: RTALLOC_HEAP_WAITERS */
 				if (H->w[i].state == W_FREE)
 					w = &H->w[i];
+			if (!w && h->shared)
+				w = reclaim_dead_waiter(h);
 			if (!w) {
 				e = EAGAIN;
 				break;

@@ -313,6 +313,84 @@ static void bind_waits_and_cross_process_waiter(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* Processes killed while they wait on a shared heap leave no trace: a free
+ * drops the record of a dead waiter instead of granting it a block, and a
+ * waiter that finds every record taken reclaims those of dead processes. */
+static pid_t spawn_waiter(const char *name, int ready_fd)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		rtalloc_heap_t *c = rtalloc_heap_bind(name, NULL);
+		if (!c)
+			_exit(20);
+		char ok = 'w';
+		if (write(ready_fd, &ok, 1) != 1)
+			_exit(21);
+		struct timespec dl = in_ms(20000);
+		rtalloc_heap_alloc_timed(c, 8192, &dl); /* killed in here */
+		_exit(22);
+	}
+	return pid;
+}
+
+static void kill_all(pid_t *pids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(kill(pids[i], SIGKILL), 0);
+		int st;
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFSIGNALED(st));
+	}
+}
+
+static void killed_while_waiting(void **state)
+{
+	(void)state;
+	char name[64];
+	heap_name(name, sizeof(name), "wdead");
+	rtalloc_heap_t *h = rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED);
+	assert_non_null(h);
+	void *all = rtalloc_heap_alloc(h, 64 << 10);
+	assert_non_null(all);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pids[RTALLOC_HEAP_WAITERS];
+	char c;
+
+	/* one dead waiter, then a free */
+	pids[0] = spawn_waiter(name, fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	wait_for_waiters(h, 1);
+	kill_all(pids, 1);
+	assert_int_equal(info_of(h).waiters, 1); /* its record is still there */
+	rtalloc_heap_free(h, all);
+	struct rtalloc_heap_info in = info_of(h);
+	assert_int_equal(in.waiters, 0);
+	assert_int_equal(in.live_blocks, 0); /* nothing granted to the dead */
+	assert_heap_whole(h);
+
+	/* every record taken by dead waiters, then a new waiter */
+	all = rtalloc_heap_alloc(h, 64 << 10);
+	assert_non_null(all);
+	for (unsigned i = 0; i < RTALLOC_HEAP_WAITERS; i++) {
+		pids[i] = spawn_waiter(name, fds[1]);
+		assert_int_equal(read(fds[0], &c, 1), 1);
+	}
+	wait_for_waiters(h, RTALLOC_HEAP_WAITERS);
+	kill_all(pids, RTALLOC_HEAP_WAITERS);
+	struct timespec soon = in_ms(20);
+	errno = 0;
+	assert_null(rtalloc_heap_alloc_timed(h, 8192, &soon));
+	assert_int_equal(errno, ETIMEDOUT); /* not EAGAIN: it found a record */
+	assert_int_equal(info_of(h).waiters, 0);
+	rtalloc_heap_free(h, all);
+	assert_heap_whole(h);
+	close(fds[0]);
+	close(fds[1]);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
 static void killed_holding_the_lock(void **state)
 {
 	(void)state;
@@ -514,6 +592,7 @@ int main(void)
 		cmocka_unit_test(fifo_order),
 		cmocka_unit_test(two_processes),
 		cmocka_unit_test(bind_waits_and_cross_process_waiter),
+		cmocka_unit_test(killed_while_waiting),
 		cmocka_unit_test(killed_holding_the_lock),
 		cmocka_unit_test(thread_on_its_heap),
 		cmocka_unit_test(threads_share_a_heap),
