@@ -41,6 +41,8 @@
  *   slot `users`                alloc_timed callers (atomic)   destroy, which waits for 0
  *   stats heaps[i] (stats.h)    the heap lock's holder, with   rtalloc-stat (seqlock)
  *                               the seqlock pattern of stats.c
+ *   hdr->fig (shared heaps)     the heap lock's holder, of     rtalloc-stat, mapping the
+ *                               any process (seqlock)          object read-only
  * The registry is read without locks and without RCU: a slot is never
  * unmapped memory (a static array), and a heap's memory goes only at
  * rtalloc_heap_destroy, after which using its blocks is the caller's error.
@@ -62,10 +64,10 @@
 #include "heap.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 1
+#define HEAP_VERSION 2 /* 2: fig */
 #define NREG RTALLOC_HEAP_REGIONS
 #define NWAIT RTALLOC_HEAP_WAITERS
-#define SHM_PREFIX "/rtalloc-heap-"
+#define SHM_PREFIX RT_HEAP_SHM_PREFIX
 #define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW)
 
 enum { W_FREE = 0, W_WAITING, W_GRANTED, W_CANCELLED };
@@ -90,6 +92,7 @@ struct rt_heap_region {
 struct rt_heap_hdr {
 	uint64_t magic; /* HEAP_MAGIC once complete */
 	uint32_t version, flags;
+	struct rt_stats_heap fig; /* shared: the figures for rtalloc-stat (RT_HEAP_FIG_OFFSET) */
 	char name[RTALLOC_HEAP_NAME_MAX + 8];
 	uint64_t key;       /* stamp in word 1 of a free small block */
 	uint64_t desc_off;  /* descriptors: offset from region 0's base */
@@ -108,6 +111,11 @@ struct rt_heap_hdr {
 	struct rt_heap_region reg[NREG];
 	struct rt_heap_waiter w[NWAIT];
 };
+
+_Static_assert(offsetof(struct rt_heap_hdr, fig) == RT_HEAP_FIG_OFFSET, "rtalloc-stat finds fig there");
+_Static_assert(RT_STATS_HEAP_SHARED == RTALLOC_HEAP_SHARED && RT_STATS_HEAP_PRIO == RTALLOC_HEAP_PRIO &&
+		       RT_STATS_HEAP_GROW == RTALLOC_HEAP_GROW,
+	       "rtalloc-stat reads the heap flags");
 
 /* A process's handle: a slot of the registry. */
 struct rtalloc_heap {
@@ -239,12 +247,8 @@ static size_t data_bytes(const struct rt_heap_hdr *H)
 	return (size_t)H->npages << RT_PAGE_SHIFT;
 }
 
-static void publish(struct rtalloc_heap *h)
+static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
 {
-	struct rt_stats_heap *s = stats_rec(h);
-	if (!s)
-		return;
-	const struct rt_heap_hdr *H = h->hdr;
 	seq_begin(&s->seq);
 	uint64_t name[RTALLOC_HEAP_NAME_MAX / 8];
 	memcpy(name, H->name, sizeof(name));
@@ -258,6 +262,16 @@ static void publish(struct rtalloc_heap *h)
 	PUT(s->live_blocks, H->live);
 	PUT(s->waiters, (uint64_t)count_waiters(H));
 	seq_end(&s->seq);
+}
+
+/* Lock held: this process's record, and a shared heap's own. */
+static void publish(struct rtalloc_heap *h)
+{
+	struct rt_stats_heap *s = stats_rec(h);
+	if (s)
+		put_figures(s, h->hdr);
+	if (h->shared)
+		put_figures(&h->hdr->fig, h->hdr);
 }
 
 static void unpublish(struct rtalloc_heap *h)

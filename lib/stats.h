@@ -97,6 +97,9 @@ struct rt_stats_arena { /* written under the arena's lock */
 
 #define RT_STATS_HEAPS 16
 #define RT_STATS_HEAP_USED 0x80000000u /* in flags: the record describes a heap */
+#define RT_STATS_HEAP_SHARED 0x1u /* in flags: RTALLOC_HEAP_SHARED */
+#define RT_STATS_HEAP_PRIO 0x2u   /* in flags: RTALLOC_HEAP_PRIO */
+#define RT_STATS_HEAP_GROW 0x4u   /* in flags: RTALLOC_HEAP_GROW */
 
 struct rt_stats_heap { /* written under the heap's lock, seqlock as the others */
 	uint32_t seq;
@@ -104,6 +107,13 @@ struct rt_stats_heap { /* written under the heap's lock, seqlock as the others *
 	char name[64];  /* not NUL-terminated when 64 characters long */
 	uint64_t size, free, min_free, largest_free, live_blocks, waiters;
 };
+
+/* A shared heap's object (/dev/shm/rtalloc-heap-<name>) carries the same
+ * record at this offset from its start, published by whichever process holds
+ * the heap's lock: rtalloc-stat reads a shared heap's figures there, as of
+ * the last operation of any process (heap.c, struct rt_heap_hdr). */
+#define RT_HEAP_FIG_OFFSET 16
+#define RT_HEAP_SHM_PREFIX "/rtalloc-heap-"
 
 struct rt_stats_region {
 	uint64_t magic;     /* RT_STATS_MAGIC once the header is complete */

@@ -693,6 +693,35 @@ static void add_counters(struct rt_tcounters *sum, const struct rt_tcounters *c)
 #undef RS_X_ADD
 }
 
+/* A shared heap's figures as of the last operation of any process bound to
+ * it, from the record the heap's object carries (stats.h, RT_HEAP_FIG_OFFSET);
+ * the process's own record (as of its own last operation) when the object
+ * is gone or not readable. */
+static void shared_heap_now(struct rt_stats_heap *h)
+{
+	char name[sizeof(h->name) + 1], path[sizeof(RT_HEAP_SHM_PREFIX) + sizeof(name)];
+	memcpy(name, h->name, sizeof(h->name));
+	name[sizeof(h->name)] = '\0';
+	snprintf(path, sizeof(path), "%s%s", RT_HEAP_SHM_PREFIX, name);
+	int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	struct stat st;
+	size_t len = RT_HEAP_FIG_OFFSET + sizeof(struct rt_stats_heap);
+	void *m = fstat(fd, &st) == 0 && (size_t)st.st_size >= len
+			  ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0)
+			  : MAP_FAILED;
+	close(fd);
+	if (m == MAP_FAILED)
+		return;
+	const struct rt_stats_heap *src = (const void *)((const char *)m + RT_HEAP_FIG_OFFSET);
+	struct rt_stats_heap now = {0};
+	if (rt_seq_read(&src->seq, &now, src, sizeof(now)) == 0 && (now.flags & RT_STATS_HEAP_USED) &&
+	    memcmp(now.name, h->name, sizeof(h->name)) == 0)
+		*h = now;
+	munmap(m, len);
+}
+
 static void pause_us(long us)
 {
 	struct timespec ts = {0, us * 1000};
@@ -789,6 +818,9 @@ static enum region_status snap_read(const struct region *r, struct snap *s)
 			s->nheaps++;
 	}
 	bus_armed = 0;
+	for (unsigned i = 0; i < s->nheaps; i++)
+		if (s->heaps[i].flags & RT_STATS_HEAP_SHARED)
+			shared_heap_now(&s->heaps[i]);
 	s->total = s->exited;
 	for (unsigned i = 0; i < s->nlive; i++)
 		add_counters(&s->total, &s->live[i].c);
@@ -1035,15 +1067,16 @@ static void text_heaps(const struct snap *s)
 		printf("  (none)\n");
 		return;
 	}
-	printf("  %-24s %-11s %10s %10s %10s %10s %10s %7s\n", "NAME", "FLAGS", "SIZE", "FREE", "MIN-FREE",
+	printf("  %-24s %-17s %10s %10s %10s %10s %10s %7s\n", "NAME", "FLAGS", "SIZE", "FREE", "MIN-FREE",
 	       "LARGEST", "LIVE", "WAITERS");
 	for (unsigned i = 0; i < s->nheaps; i++) {
 		const struct rt_stats_heap *h = &s->heaps[i];
-		char name[sizeof(h->name) + 1], flags[16];
+		char name[sizeof(h->name) + 1], flags[24];
 		heap_name(h, name);
-		snprintf(flags, sizeof(flags), "%s%s", (h->flags & 1) ? "shared" : "private",
-			 (h->flags & 2) ? ",prio" : "");
-		printf("  %-24s %-11s %10llu %10llu %10llu %10llu %10llu %7llu\n", name[0] ? name : "(unnamed)",
+		snprintf(flags, sizeof(flags), "%s%s%s", (h->flags & RT_STATS_HEAP_SHARED) ? "shared" : "private",
+			 (h->flags & RT_STATS_HEAP_PRIO) ? ",prio" : "",
+			 (h->flags & RT_STATS_HEAP_GROW) ? ",grow" : "");
+		printf("  %-24s %-17s %10llu %10llu %10llu %10llu %10llu %7llu\n", name[0] ? name : "(unnamed)",
 		       flags, (unsigned long long)h->size >> 10, (unsigned long long)h->free >> 10,
 		       (unsigned long long)h->min_free >> 10, (unsigned long long)h->largest_free >> 10,
 		       (unsigned long long)h->live_blocks, (unsigned long long)h->waiters);
@@ -1235,8 +1268,9 @@ static void j_pool(const struct snap *s)
 		heap_name(h, name);
 		j_open(NULL, '{');
 		j_str("name", name);
-		j_bool("shared", h->flags & 1);
-		j_bool("prio", h->flags & 2);
+		j_bool("shared", h->flags & RT_STATS_HEAP_SHARED);
+		j_bool("prio", h->flags & RT_STATS_HEAP_PRIO);
+		j_bool("grow", h->flags & RT_STATS_HEAP_GROW);
 		j_u64("size_bytes", h->size);
 		j_u64("free_bytes", h->free);
 		j_u64("min_free_bytes", h->min_free);

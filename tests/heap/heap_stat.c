@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rtalloc.h"
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
 	CHECK(strstr(out, "(unnamed)"));
 	CHECK(run(argv[1], "--json") == 0);
 	CHECK(strstr(out, "\"heaps\":[{\"name\":\"stat-heap\",\"shared\":false,\"prio\":true,"
-			  "\"size_bytes\":1048576,\"free_bytes\":1024000,\"min_free_bytes\":1024000,"
+			  "\"grow\":false,\"size_bytes\":1048576,\"free_bytes\":1024000,\"min_free_bytes\":1024000,"
 			  "\"largest_free_bytes\":524288,\"live_blocks\":3,\"waiters\":0}"));
 	for (int i = 0; i < 3; i++)
 		free(p[i]); /* plain free, through the libc name */
@@ -63,5 +64,31 @@ int main(int argc, char **argv)
 	rtalloc_heap_destroy(b);
 	CHECK(run(argv[1], "--json") == 0);
 	CHECK(strstr(out, "\"heaps\":[]"));
+
+	/* A shared heap shows what every process did to it: here another
+	 * process allocates after this one's last operation on it. */
+	char name[64], want[320];
+	snprintf(name, sizeof(name), "stat-shared-%d", (int)getpid());
+	rtalloc_heap_t *sh = rtalloc_heap_create(name, 1 << 20, RTALLOC_HEAP_SHARED);
+	CHECK(sh != NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		rtalloc_heap_t *c = rtalloc_heap_bind(name, NULL);
+		for (int i = 0; c && i < 3; i++)
+			if (!rtalloc_heap_alloc(c, 5000))
+				_exit(1);
+		_exit(c ? 0 : 1);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(run(argv[1], "--json") == 0);
+	snprintf(want, sizeof(want),
+		 "{\"name\":\"%s\",\"shared\":true,\"prio\":false,\"grow\":false,\"size_bytes\":1048576,"
+		 "\"free_bytes\":1024000,\"min_free_bytes\":1024000,\"largest_free_bytes\":524288,"
+		 "\"live_blocks\":3,\"waiters\":0}",
+		 name);
+	CHECK(strstr(out, want));
+	rtalloc_heap_destroy(sh);
 	return 0;
 }
