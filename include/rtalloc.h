@@ -229,6 +229,7 @@ struct timespec;
 #define RTALLOC_HEAP_MAX 64      /* heaps one process may have at once (created or bound) */
 #define RTALLOC_HEAP_REGIONS 8   /* regions of rtalloc_heap_create_in, or of a heap that grows */
 #define RTALLOC_HEAP_WAITERS 32  /* threads (of all processes) waiting on one heap at once */
+#define RTALLOC_HEAP_PROCS 64    /* processes bound to one shared heap at once (its creator included) */
 #define RTALLOC_HEAP_BAD_OFFSET ((size_t)-1)
 
 struct rtalloc_region {
@@ -288,7 +289,11 @@ int rtalloc_heap_inquire(rtalloc_heap_t *heap, struct rtalloc_heap_info *info);
  * does not exist yet, wait for its creation until the CLOCK_MONOTONIC time
  * abs_timeout (NULL: do not wait), polling every millisecond (binding is
  * not a real-time operation).  NULL with errno ENOENT (not there in time),
- * EINVAL or ENOMEM. */
+ * EINVAL, ENOMEM or EAGAIN (RTALLOC_HEAP_PROCS processes are bound).
+ * A shared heap's name outlives its processes until rtalloc_heap_destroy;
+ * when every process that created or bound it has died, the next
+ * rtalloc_heap_create of that name removes the stale heap and creates a new
+ * one (a forked child is not counted unless it binds the heap itself). */
 rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout);
 /* Detach: the mapping goes, the heap stays.  Returns 0 or EINVAL. */
 int rtalloc_heap_unbind(rtalloc_heap_t *heap);

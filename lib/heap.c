@@ -67,6 +67,7 @@
 #define HEAP_VERSION 2 /* 2: fig */
 #define NREG RTALLOC_HEAP_REGIONS
 #define NWAIT RTALLOC_HEAP_WAITERS
+#define NPROC RTALLOC_HEAP_PROCS
 #define SHM_PREFIX RT_HEAP_SHM_PREFIX
 #define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW)
 
@@ -110,6 +111,7 @@ struct rt_heap_hdr {
 	uint32_t partial[RT_NSMALL + 1];
 	struct rt_heap_region reg[NREG];
 	struct rt_heap_waiter w[NWAIT];
+	int32_t procs[NPROC]; /* shared: pids of the creator and bound processes, 0 free */
 };
 
 _Static_assert(offsetof(struct rt_heap_hdr, fig) == RT_HEAP_FIG_OFFSET, "rtalloc-stat finds fig there");
@@ -809,6 +811,72 @@ static void shm_path(char *buf, const char *name)
 	memcpy(buf + sizeof(SHM_PREFIX) - 1, name, strlen(name) + 1);
 }
 
+/* ---- processes of a shared heap ------------------------------------------------ */
+
+/* Lock held.  Record (pid > 0) or forget (-pid) a process of a shared heap;
+ * a record of a dead process is reused.  0, or EAGAIN when RTALLOC_HEAP_PROCS
+ * live processes are recorded. */
+static int procs_update(struct rt_heap_hdr *H, int pid)
+{
+	int me = pid > 0 ? pid : -pid;
+	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
+		if (H->procs[i] == me) {
+			if (pid < 0)
+				H->procs[i] = 0;
+			return 0;
+		}
+	if (pid < 0)
+		return 0;
+	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
+		if (!H->procs[i] || !rt_os_pid_alive(H->procs[i])) {
+			H->procs[i] = me;
+			return 0;
+		}
+	return EAGAIN;
+}
+
+static bool procs_all_dead(const struct rt_heap_hdr *H)
+{
+	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
+		if (H->procs[i] && rt_os_pid_alive(H->procs[i]))
+			return false;
+	return true;
+}
+
+static void *map_object(int fd, struct rt_heap_hdr *hdr);
+static void slot_release(struct rtalloc_heap *h);
+
+/* The name of a shared heap exists: if every process that created or bound
+ * it is gone (its creator crashed, nobody bound it since), the heap is
+ * stale: it is marked destroyed and its name removed, under its lock, so
+ * that two creators cannot both take it.  True when the name is free now. */
+static bool reclaim_stale(const char *path)
+{
+	int fd = rt_os_shm_open(path, O_RDWR, 0);
+	if (fd < 0)
+		return errno == ENOENT;
+	struct rt_heap_hdr hdr;
+	void *map = map_object(fd, &hdr);
+	rt_os_close(fd);
+	if (!map)
+		return false;
+	struct rtalloc_heap tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	handle_fill(&tmp, map, (uintptr_t[]){(uintptr_t)map});
+	bool freed = false;
+	if (heap_lock(&tmp) == 0) {
+		struct rt_heap_hdr *H = tmp.hdr;
+		if (!H->dead && procs_all_dead(H)) {
+			H->dead = 1;
+			rt_os_shm_unlink(path);
+			freed = true;
+		}
+		heap_unlock(&tmp);
+	}
+	rt_os_unmap(map, hdr.map_bytes);
+	return freed;
+}
+
 static rtalloc_heap_t *fail(int e)
 {
 	errno = e;
@@ -845,6 +913,8 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	if (shared) {
 		shm_path(path, name);
 		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
+		if (fd < 0 && errno == EEXIST && reclaim_stale(path))
+			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
 		if (fd < 0) {
 			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
 			goto out;
@@ -870,6 +940,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	}
 	h->hdr->map_bytes = len;
 	h->hdr->map_align = align;
+	h->hdr->procs[0] = rt_os_getpid();
 	h->map = map;
 	h->map_len = len;
 	h->own_map = true;
@@ -945,42 +1016,27 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(ENOMEM);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	shm_path(path, name);
-	int fd = -1;
 	struct rt_heap_hdr hdr;
+	void *map = NULL;
 	/* bound: the timeout, one round per millisecond */
 	for (;;) {
-		fd = rt_os_shm_open(path, O_RDWR, 0);
+		int fd = rt_os_shm_open(path, O_RDWR, 0);
 		if (fd < 0 && errno != ENOENT)
 			return fail(errno == EACCES ? EACCES : ENOMEM);
 		if (fd >= 0) {
-			long long sz = rt_os_fd_size(fd);
-			if (sz >= (long long)HDR_BYTES) {
-				void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-				if (m != MAP_FAILED) {
-					uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
-					memcpy(&hdr, m, sizeof(hdr));
-					rt_os_unmap(m, HDR_BYTES);
-					if (magic == HEAP_MAGIC && !hdr.dead)
-						break;
-				}
-			}
+			errno = 0;
+			map = map_object(fd, &hdr);
 			rt_os_close(fd);
-			fd = -1;
+			if (map)
+				break;
+			if (errno == EINVAL || errno == ENOMEM)
+				return fail(errno);
 		}
 		if (!abs_timeout || rt_os_now_ns() >= ts_ns(abs_timeout))
 			return fail(ENOENT);
 		rt_os_sleep_ns(1000000);
 	}
-	int e = 0;
-	if (hdr.version != HEAP_VERSION || hdr.nregions != 1 || rt_os_fd_size(fd) < (long long)hdr.map_bytes) {
-		rt_os_close(fd);
-		return fail(EINVAL);
-	}
-	void *map = rt_os_map_aligned(hdr.map_bytes, hdr.map_align, hdr.reg[0].data_off, fd);
-	rt_os_close(fd);
-	if (!map)
-		return fail(ENOMEM);
-	e = prepare_memory(map, hdr.map_bytes);
+	int e = prepare_memory(map, hdr.map_bytes);
 	pthread_mutex_lock(&reg_lock);
 	struct rtalloc_heap *h = e ? NULL : slot_claim();
 	if (!e && !h)
@@ -1006,10 +1062,44 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(e);
 	}
 	if (heap_lock(h) == 0) {
+		e = procs_update(h->hdr, rt_os_getpid());
 		publish(h);
 		heap_unlock(h);
 	}
+	if (e) { /* RTALLOC_HEAP_PROCS processes are bound already */
+		pthread_mutex_lock(&reg_lock);
+		slot_release(h);
+		pthread_mutex_unlock(&reg_lock);
+		return fail(e);
+	}
 	return h;
+}
+
+/* Map a shared heap's object as every process does (same alignment of its
+ * data); NULL with errno EINVAL when it is not one of this version, ENOMEM
+ * when it cannot be mapped, 0 when it is not complete yet or destroyed.
+ * hdr: a copy of its header. */
+static void *map_object(int fd, struct rt_heap_hdr *hdr)
+{
+	long long sz = rt_os_fd_size(fd);
+	if (sz < (long long)HDR_BYTES)
+		return NULL;
+	void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
+	memcpy(hdr, m, sizeof(*hdr));
+	rt_os_unmap(m, HDR_BYTES);
+	if (magic != HEAP_MAGIC || hdr->dead)
+		return NULL;
+	if (hdr->version != HEAP_VERSION || hdr->nregions != 1 || sz < (long long)hdr->map_bytes) {
+		errno = EINVAL;
+		return NULL;
+	}
+	void *map = rt_os_map_aligned(hdr->map_bytes, hdr->map_align, hdr->reg[0].data_off, fd);
+	if (!map)
+		errno = ENOMEM;
+	return map;
 }
 
 static void slot_release(struct rtalloc_heap *h)
@@ -1030,6 +1120,10 @@ RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 	if (!valid(h) || !h->shared) {
 		pthread_mutex_unlock(&reg_lock);
 		return EINVAL;
+	}
+	if (heap_lock(h) == 0) {
+		procs_update(h->hdr, -rt_os_getpid());
+		heap_unlock(h);
 	}
 	slot_release(h);
 	pthread_mutex_unlock(&reg_lock);

@@ -391,6 +391,62 @@ static void killed_while_waiting(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* A shared heap whose processes are all gone (the creator crashed and
+ * nobody is bound) gives its name to the next creator; one with a live
+ * process bound keeps it (EEXIST). */
+static pid_t create_and_die(const char *name)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED) ? 0 : 1); /* no destroy */
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	return pid;
+}
+
+static void stale_name_after_its_processes_died(void **state)
+{
+	(void)state;
+	char name[64];
+	heap_name(name, sizeof(name), "stale");
+	create_and_die(name);
+	rtalloc_heap_t *h = rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED);
+	assert_non_null(h); /* the dead creator's heap was reclaimed */
+	assert_null(rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED));
+	assert_int_equal(errno, EEXIST); /* this creator lives */
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+
+	/* creator dead, but a live process bound: the name stays taken */
+	create_and_die(name);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		rtalloc_heap_t *c = rtalloc_heap_bind(name, NULL);
+		char x = c ? 'b' : 'x';
+		if (write(fds[1], &x, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	char x;
+	assert_int_equal(read(fds[0], &x, 1), 1);
+	assert_int_equal(x, 'b');
+	errno = 0;
+	assert_null(rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED));
+	assert_int_equal(errno, EEXIST);
+	kill_all(&pid, 1);
+	h = rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED);
+	assert_non_null(h);
+	assert_heap_whole(h);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 static void killed_holding_the_lock(void **state)
 {
 	(void)state;
@@ -593,6 +649,7 @@ int main(void)
 		cmocka_unit_test(two_processes),
 		cmocka_unit_test(bind_waits_and_cross_process_waiter),
 		cmocka_unit_test(killed_while_waiting),
+		cmocka_unit_test(stale_name_after_its_processes_died),
 		cmocka_unit_test(killed_holding_the_lock),
 		cmocka_unit_test(thread_on_its_heap),
 		cmocka_unit_test(threads_share_a_heap),
