@@ -234,7 +234,8 @@ struct rt_bin {
 	uintptr_t mask; /* rt_class_size(c) - 1: block starts have these bits clear */
 	uint64_t allocs; /* blocks handed out by rt_malloc_fast, only grows */
 	uint64_t frees;  /* blocks taken back by rt_free_fast, only grows */
-	uintptr_t pad[3];
+	uint64_t folded_allocs, folded_frees; /* what rt_tcache_fold has added to tc->fold */
+	uintptr_t pad;
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct rt_bin) == 64, "a bin is one cache line, indexed with one shift");
 
@@ -250,6 +251,11 @@ struct rt_tcache {
 	struct rt_tcounters st;       /* the slow paths' counts (rt_tcache_counters adds the bins') */
 	struct rt_stats_slot *slot;   /* this thread's slot in the stats region, or NULL */
 	struct cds_list_head node;    /* in the registry of live threads (stats.c, RCU) */
+	/* The bins' counts as last folded for publishing to the slot (a slow
+	 * path folds two classes, so its cost stays constant): mallocs, frees,
+	 * bytes_allocated, bytes_freed; the other fields stay 0. */
+	struct rt_tcounters fold;
+	uint8_t fold_next; /* the class the next partial fold takes besides its own */
 	uint64_t rt_minflt, rt_majflt; /* the thread's faults when its real-time section began */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
@@ -354,6 +360,9 @@ RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
  * frees and their bytes).  Any thread may call it on any live tcache; the
  * owner's fast paths keep counting meanwhile (reads are relaxed, per word). */
 RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out);
+/* The calling thread's: add the bins' counts since the last fold to tc->fold,
+ * for class c and one more in turn (c = 0: every class). */
+RT_HIDDEN void rt_tcache_fold(struct rt_tcache *tc, unsigned c);
 
 /* ---- pool.c -------------------------------------------------------------- */
 RT_HIDDEN int rt_init(const struct rtalloc_config *cfg);
@@ -383,7 +392,10 @@ RT_HIDDEN void rt_stats_init(void); /* after the pool is set up, before init is 
 RT_HIDDEN void rt_stats_init_done(uint64_t started_ns);
 RT_HIDDEN void rt_stats_publish_arena(struct rt_arena *a); /* arena lock held */
 RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
-RT_HIDDEN void rt_stats_publish_thread(struct rt_tcache *tc);
+/* Publish the thread's counters to its slot; c: the class of the refill or
+ * flush that publishes (its counts and one more class's are brought up to
+ * date: constant cost), 0 for all classes (not on an allocation path). */
+RT_HIDDEN void rt_stats_publish_thread(struct rt_tcache *tc, unsigned c);
 RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_fork_child(void);
 RT_HIDDEN void rt_stats_remove(void); /* unlink the region's file */

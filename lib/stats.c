@@ -152,7 +152,7 @@ __attribute__((destructor)) static void stats_at_exit(void)
 	if (!rt_ready())
 		return;
 	if (rt_tc.state == RT_TC_LIVE)
-		rt_stats_publish_thread(&rt_tc);
+		rt_stats_publish_thread(&rt_tc, 0);
 	rt_stats_report();
 	rt_stats_remove();
 }
@@ -244,19 +244,20 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	seq_begin(&s->seq);
 	PUT(s->tid, (int32_t)syscall(SYS_gettid));
 	seq_end(&s->seq);
-	rt_stats_publish_thread(tc);
+	rt_stats_publish_thread(tc, 0);
 }
 
-void rt_stats_publish_thread(struct rt_tcache *tc)
+/* The calling thread's counters to its slot: the slow paths' exactly, the
+ * fast paths' as folded (rt_tcache_fold: cls and one more class, or all). */
+void rt_stats_publish_thread(struct rt_tcache *tc, unsigned cls)
 {
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
-	struct rt_tcounters c;
-	rt_tcache_counters(tc, &c);
+	rt_tcache_fold(tc, cls);
 	seq_begin(&s->seq);
 	PUT(s->in_rt, tc->in_rt);
-#define RT_X_PUT(name, text) PUT(s->c.name, c.name);
+#define RT_X_PUT(name, text) PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
 #undef RT_X_PUT
 	seq_end(&s->seq);
@@ -539,7 +540,7 @@ RT_EXPORT void rtalloc_rt_begin(void)
 		return;
 	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->in_rt = 1;
-	rt_stats_publish_thread(tc);
+	rt_stats_publish_thread(tc, 0);
 }
 
 RT_EXPORT void rtalloc_rt_end(void)
@@ -553,5 +554,5 @@ RT_EXPORT void rtalloc_rt_end(void)
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
 	tc->in_rt = 0;
-	rt_stats_publish_thread(tc);
+	rt_stats_publish_thread(tc, 0);
 }

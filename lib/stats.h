@@ -28,9 +28,11 @@
  * in the bin of their class (struct rt_bin: allocs, frees), the slow paths in
  * rt_tcache.st; rt_tcache_counters() sums them and derives the bytes.  They
  * reach the thread's slot when the thread publishes: at every refill and
- * flush (the slow paths), at rtalloc_rt_end() and at thread exit.  The
- * region (what other processes see) is thus exact for slow-path events and,
- * for malloc/free counts, as of the last publish.
+ * flush (the slow paths; rt_tcache_fold brings the bins of that class and
+ * of one more, in turn, into rt_tcache.fold: constant cost), and in full at
+ * rtalloc_rt_begin/end() and thread exit.  The region (what other processes
+ * see) is thus exact for slow-path events and, for malloc/free counts and
+ * bytes, as of the last publish of each class.
  *
  * In the process, rtalloc_stats() reads live threads' counters directly from
  * their tcaches, through the registry of live threads (stats.c):

@@ -157,7 +157,7 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 {
 	tc->st.failed++;
 	rt_stats_failure();
-	rt_stats_publish_thread(tc);
+	rt_stats_publish_thread(tc, 0);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
 		rt_say("out of memory: a request of %zu bytes cannot be met (RTALLOC_ON_EXHAUST=abort)", n);
 		abort();
@@ -203,7 +203,7 @@ void *rt_malloc_slow(size_t n)
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
-		rt_stats_publish_thread(tc);
+		rt_stats_publish_thread(tc, c);
 		if (tc->state == RT_TC_DEAD) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
@@ -294,7 +294,7 @@ void rt_free_slow(void *ptr, const char *call)
 		rt_bucket_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
-		rt_stats_publish_thread(tc);
+		rt_stats_publish_thread(tc, c);
 	}
 	p[0] = bin->head;
 	p[1] = (void *)rt_g.key;
@@ -305,10 +305,12 @@ out:
 }
 
 /* Another thread's fast paths increment these counters with plain adds while
- * this may read them: each is read once, as a whole aligned word (never torn),
- * so a reader sees every counter as of some moment, and counters only grow.
- * Not atomics (the fast paths would pay for them): hence uninstrumented under
- * TSan, which instruments even relaxed atomic loads. */
+ * a reader (rtalloc_stats) may read them: each is read once, as a whole
+ * aligned word (never torn), so a reader sees every counter as of some
+ * moment, and counters only grow.  Not atomics (the fast paths would pay for
+ * them): hence uninstrumented under TSan, which instruments even relaxed
+ * atomic loads.  About 250 instructions: readers only, never on an
+ * allocation path (those fold, below). */
 #define RT_READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 
 RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out)
@@ -324,6 +326,36 @@ RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounte
 		out->bytes_allocated += allocs * rt_class_size(c);
 		out->bytes_freed += frees * rt_class_size(c);
 	}
+}
+
+static inline void fold_class(struct rt_tcache *tc, unsigned c)
+{
+	struct rt_bin *b = &tc->bin[c];
+	uint64_t da = b->allocs - b->folded_allocs, df = b->frees - b->folded_frees;
+	b->folded_allocs = b->allocs;
+	b->folded_frees = b->frees;
+	tc->fold.mallocs += da;
+	tc->fold.frees += df;
+	tc->fold.bytes_allocated += da * rt_class_size(c);
+	tc->fold.bytes_freed += df * rt_class_size(c);
+}
+
+/* Invariant (per class c): tc->fold holds bin[c].folded_* counts, and
+ * folded_* <= the bin's counts.  A slow path folds its own class (the one
+ * that moved most) and the next in turn: every class is at most RT_NCLASS
+ * slow paths behind in the slot; rtalloc_stats() reads them exactly anyway. */
+void rt_tcache_fold(struct rt_tcache *tc, unsigned c)
+{
+	if (c == 0 || c > RT_NCLASS) {
+		for (unsigned k = 1; k <= RT_NCLASS; k++) /* bound: RT_NCLASS */
+			fold_class(tc, k);
+		return;
+	}
+	fold_class(tc, c);
+	unsigned next = tc->fold_next >= 1 && tc->fold_next <= RT_NCLASS ? tc->fold_next : 1;
+	if (next != c)
+		fold_class(tc, next);
+	tc->fold_next = (uint8_t)(next % RT_NCLASS + 1);
 }
 
 uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }

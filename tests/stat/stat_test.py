@@ -180,7 +180,7 @@ def case_snapshot(ctx):
     print(out)
     rows = thread_rows(out)
     check("rt-loop" in rows, "no thread named rt-loop in the report")
-    # TID NAME MINFLT MAJFLT RT-MINFLT RT-MAJFLT RT-SLOW RT-SECT IN-RT ALLOCS FREES
+    # TID NAME MINFLT MAJFLT RT-MINFLT RT-MAJFLT RT-SLOW RT-SECT IN-RT ALLOCS FREES ALLOC-KiB FREED-KiB
     rt = rows["rt-loop"]
     check(int(rt[2]) >= PAGES, "rt-loop's MINFLT %s < %d" % (rt[2], PAGES))
     check(int(rt[4]) >= faulted, "rt-loop's RT-MINFLT %s < the %d faults it took" % (rt[4], faulted))
