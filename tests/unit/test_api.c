@@ -276,6 +276,36 @@ static void counters_count_blocks_and_bytes(void **state)
 	assert_sound();
 }
 
+/* The thread's slot (what rtalloc-stat reads) trails the exact counts by what
+ * the slow paths have not folded yet, never more, and matches them after a
+ * real-time section ends. */
+static void slot_counts_trail_then_match(void **state)
+{
+	UNUSED_STATE(state);
+	void *p[600];
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < ARRAY_LEN(p); i++)
+			p[i] = rtalloc_malloc((size_t)16 << (i % 12));
+		for (size_t i = 0; i < ARRAY_LEN(p); i++)
+			rtalloc_free(p[i]);
+		const struct rt_stats_slot *slot = rt_tc.slot;
+		assert_non_null(slot);
+		struct rt_tcounters exact = my_counts();
+		uint64_t folded = 0;
+		for (unsigned c = 1; c <= RT_NCLASS; c++) {
+			assert_true(rt_tc.bin[c].folded_allocs <= rt_tc.bin[c].allocs);
+			folded += rt_tc.bin[c].folded_allocs;
+		}
+		assert_int_equal(rt_tc.fold.mallocs, folded);
+		assert_true(slot->c.mallocs <= exact.mallocs && slot->c.bytes_freed <= exact.bytes_freed);
+		assert_int_equal(slot->c.refills, exact.refills); /* slow-path counts: exact */
+		rtalloc_rt_begin();
+		rtalloc_rt_end();
+		exact = my_counts();
+		assert_memory_equal(&slot->c, &exact, sizeof(exact));
+	}
+}
+
 static void realloc_same_class_in_place(void **state)
 {
 	UNUSED_STATE(state);
@@ -789,6 +819,7 @@ int main(void)
 		cmocka_unit_test(realloc_null_is_malloc),
 		cmocka_unit_test(realloc_zero_frees),
 		cmocka_unit_test(counters_count_blocks_and_bytes),
+		cmocka_unit_test(slot_counts_trail_then_match),
 		cmocka_unit_test(realloc_same_class_in_place),
 		cmocka_unit_test(realloc_moves_and_copies),
 		cmocka_unit_test(realloc_failure_keeps_block),
