@@ -200,15 +200,7 @@ static void slot_publish(struct rtalloc_heap *h)
 		__atomic_store_n(&reg_hi, i + 1, __ATOMIC_RELEASE);
 }
 
-/* ---- statistics (seqlock writer, as in stats.c) --------------------------- */
-
-static void seq_begin(uint32_t *seq)
-{
-	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-}
-static void seq_end(uint32_t *seq) { __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); }
-#define PUT(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
+/* ---- statistics (the seqlock writer of stats.h) --------------------------- */
 
 static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
 {
@@ -251,19 +243,19 @@ static size_t data_bytes(const struct rt_heap_hdr *H)
 
 static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
 {
-	seq_begin(&s->seq);
+	rt_seq_write_begin(&s->seq);
 	uint64_t name[RTALLOC_HEAP_NAME_MAX / 8];
 	memcpy(name, H->name, sizeof(name));
 	for (unsigned i = 0; i < RTALLOC_HEAP_NAME_MAX / 8; i++) /* bound: 8 words */
-		PUT(((uint64_t *)(void *)s->name)[i], name[i]);
-	PUT(s->flags, H->flags | RT_STATS_HEAP_USED);
-	PUT(s->size, (uint64_t)data_bytes(H));
-	PUT(s->free, (uint64_t)free_bytes(H));
-	PUT(s->min_free, H->min_free);
-	PUT(s->largest_free, (uint64_t)largest_free(H));
-	PUT(s->live_blocks, H->live);
-	PUT(s->waiters, (uint64_t)count_waiters(H));
-	seq_end(&s->seq);
+		RT_SEQ_PUT(((uint64_t *)(void *)s->name)[i], name[i]);
+	RT_SEQ_PUT(s->flags, H->flags | RT_STATS_HEAP_USED);
+	RT_SEQ_PUT(s->size, (uint64_t)data_bytes(H));
+	RT_SEQ_PUT(s->free, (uint64_t)free_bytes(H));
+	RT_SEQ_PUT(s->min_free, H->min_free);
+	RT_SEQ_PUT(s->largest_free, (uint64_t)largest_free(H));
+	RT_SEQ_PUT(s->live_blocks, H->live);
+	RT_SEQ_PUT(s->waiters, (uint64_t)count_waiters(H));
+	rt_seq_write_end(&s->seq);
 }
 
 /* Lock held: this process's record, and a shared heap's own. */
@@ -281,10 +273,10 @@ static void unpublish(struct rtalloc_heap *h)
 	struct rt_stats_heap *s = stats_rec(h);
 	if (!s)
 		return;
-	seq_begin(&s->seq);
-	PUT(s->flags, 0);
-	PUT(s->size, 0);
-	seq_end(&s->seq);
+	rt_seq_write_begin(&s->seq);
+	RT_SEQ_PUT(s->flags, 0);
+	RT_SEQ_PUT(s->size, 0);
+	rt_seq_write_end(&s->seq);
 }
 
 /* ---- the lock and recovery ------------------------------------------------------ */
@@ -790,6 +782,14 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	return 0;
 }
 
+/* The alignment of a heap region's data of len bytes: its largest power of
+ * two (at most 1 GiB), so that the buddy serves its largest block. */
+static size_t region_align(size_t len)
+{
+	size_t align = (size_t)1 << (63 - __builtin_clzll(len));
+	return align > ((size_t)1 << 30) ? (size_t)1 << 30 : align;
+}
+
 /* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
 static int prepare_memory(void *p, size_t len)
 {
@@ -899,9 +899,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
 	size_t data_off = HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page));
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
-	size_t align = (size_t)1 << (63 - __builtin_clzll(pages << RT_PAGE_SHIFT));
-	if (align > ((size_t)1 << 30))
-		align = (size_t)1 << 30;
+	size_t align = region_align(pages << RT_PAGE_SHIFT);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	int fd = -1, e = 0;
 	pthread_mutex_lock(&reg_lock);
@@ -1189,9 +1187,7 @@ static bool grow(struct rtalloc_heap *h, size_t n)
 	const struct rt_buddy *b0 = &H->reg[0].buddy;
 	uint32_t np = b0->limit - b0->skew;
 	size_t len = (size_t)np << RT_PAGE_SHIFT;
-	size_t align = (size_t)1 << (63 - __builtin_clzll(len));
-	if (align > ((size_t)1 << 30))
-		align = (size_t)1 << 30;
+	size_t align = region_align(len);
 	if (n > align)
 		return false; /* no region of this heap can hold it */
 	void *map = rt_os_map_aligned(len, align, 0, -1);

@@ -24,18 +24,6 @@ static char region_path[256];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
 static CDS_LIST_HEAD(registry);
 
-/* ---- seqlock writers ----------------------------------------------------------- */
-
-static inline void seq_begin(uint32_t *seq)
-{
-	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static inline void seq_end(uint32_t *seq) { __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); }
-
-#define PUT(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
-
 /* ---- the region ---------------------------------------------------------------- */
 
 static size_t region_bytes(void) { return (sizeof(struct rt_stats_region) + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
@@ -199,23 +187,23 @@ void rt_stats_publish_arena(struct rt_arena *a)
 		return;
 	struct rt_stats_arena *s = &r->arenas[a->index];
 	const struct rt_buddy *b = &a->buddy;
-	seq_begin(&s->seq);
-	PUT(s->node, a->node);
-	PUT(s->pool_bytes, (uint64_t)(b->committed - b->skew) << RT_PAGE_SHIFT);
-	PUT(s->max_bytes, (uint64_t)(b->limit - b->skew) << RT_PAGE_SHIFT);
+	rt_seq_write_begin(&s->seq);
+	RT_SEQ_PUT(s->node, a->node);
+	RT_SEQ_PUT(s->pool_bytes, (uint64_t)(b->committed - b->skew) << RT_PAGE_SHIFT);
+	RT_SEQ_PUT(s->max_bytes, (uint64_t)(b->limit - b->skew) << RT_PAGE_SHIFT);
 	/* idle small pages (the empty list) are free for any use */
-	PUT(s->free_bytes, (uint64_t)(b->free_pages + a->nempty) << RT_PAGE_SHIFT);
-	PUT(s->min_free_bytes, (uint64_t)b->min_free_pages << RT_PAGE_SHIFT);
-	PUT(s->grows, a->grows);
-	PUT(s->last_grow_ns, a->last_grow_ns);
-	PUT(s->failed, a->failed);
-	PUT(s->refills, a->refills);
-	PUT(s->flushes, a->flushes);
-	PUT(s->huge_allocs, a->huge_allocs);
-	PUT(s->huge_frees, a->huge_frees);
+	RT_SEQ_PUT(s->free_bytes, (uint64_t)(b->free_pages + a->nempty) << RT_PAGE_SHIFT);
+	RT_SEQ_PUT(s->min_free_bytes, (uint64_t)b->min_free_pages << RT_PAGE_SHIFT);
+	RT_SEQ_PUT(s->grows, a->grows);
+	RT_SEQ_PUT(s->last_grow_ns, a->last_grow_ns);
+	RT_SEQ_PUT(s->failed, a->failed);
+	RT_SEQ_PUT(s->refills, a->refills);
+	RT_SEQ_PUT(s->flushes, a->flushes);
+	RT_SEQ_PUT(s->huge_allocs, a->huge_allocs);
+	RT_SEQ_PUT(s->huge_frees, a->huge_frees);
 	for (unsigned c = 0; c < RT_STATS_CLASSES; c++)
-		PUT(s->class_units[c], a->class_units[c]);
-	seq_end(&s->seq);
+		RT_SEQ_PUT(s->class_units[c], a->class_units[c]);
+	rt_seq_write_end(&s->seq);
 }
 
 void rt_stats_thread_start(struct rt_tcache *tc)
@@ -241,9 +229,9 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 		return;
 	}
 	struct rt_stats_slot *s = tc->slot;
-	seq_begin(&s->seq);
-	PUT(s->tid, (int32_t)syscall(SYS_gettid));
-	seq_end(&s->seq);
+	rt_seq_write_begin(&s->seq);
+	RT_SEQ_PUT(s->tid, (int32_t)syscall(SYS_gettid));
+	rt_seq_write_end(&s->seq);
 	rt_stats_publish_thread(tc, 0);
 }
 
@@ -255,12 +243,12 @@ void rt_stats_publish_thread(struct rt_tcache *tc, unsigned cls)
 	if (!s)
 		return;
 	rt_tcache_fold(tc, cls);
-	seq_begin(&s->seq);
-	PUT(s->in_rt, tc->in_rt);
-#define RT_X_PUT(name, text) PUT(s->c.name, tc->st.name + tc->fold.name);
+	rt_seq_write_begin(&s->seq);
+	RT_SEQ_PUT(s->in_rt, tc->in_rt);
+#define RT_X_PUT(name, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
 #undef RT_X_PUT
-	seq_end(&s->seq);
+	rt_seq_write_end(&s->seq);
 }
 
 /* A thread leaves its totals behind, leaves the registry and frees its slot.
@@ -276,23 +264,23 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 	struct rt_tcounters c;
 	rt_tcache_counters(tc, &c);
 	pthread_mutex_lock(&registry_lock);
-	seq_begin(&r->exit_seq);
-#define RT_X_ADD(name, text) PUT(r->exited.name, r->exited.name + c.name);
+	rt_seq_write_begin(&r->exit_seq);
+#define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
 #undef RT_X_ADD
-	PUT(r->threads_exited, r->threads_exited + 1);
+	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
 	cds_list_del_rcu(&tc->node);
 	struct rt_stats_slot *s = tc->slot;
 	if (s) {
-		seq_begin(&s->seq);
-		PUT(s->tid, 0);
-		PUT(s->in_rt, 0);
-#define RT_X_ZERO(name, text) PUT(s->c.name, 0);
+		rt_seq_write_begin(&s->seq);
+		RT_SEQ_PUT(s->tid, 0);
+		RT_SEQ_PUT(s->in_rt, 0);
+#define RT_X_ZERO(name, text) RT_SEQ_PUT(s->c.name, 0);
 		RT_TCOUNTERS(RT_X_ZERO)
 #undef RT_X_ZERO
-		seq_end(&s->seq);
+		rt_seq_write_end(&s->seq);
 	}
-	seq_end(&r->exit_seq);
+	rt_seq_write_end(&r->exit_seq);
 	pthread_mutex_unlock(&registry_lock);
 	rt_rcu_synchronize();
 	if (s) {

@@ -155,6 +155,19 @@ _Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in 
 #define RT_STATS_REGION_V1_SIZE offsetof(struct rt_stats_region, heaps)
 _Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot (13 words at most)");
 
+/* Seqlock writer (one writer per record: its owner, or its lock's holder):
+ * the sequence is odd while the record's words change. */
+static inline void rt_seq_write_begin(uint32_t *seq)
+{
+	__atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void rt_seq_write_end(uint32_t *seq) { __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE); }
+
+/* One word of a record, as a whole (readers copy concurrently). */
+#define RT_SEQ_PUT(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
+
 /* Seqlock read of n bytes at src into dst: 0, or -1 when the writer kept
  * writing (bounded retries).  Used by the library and by rtalloc-stat. */
 static inline int rt_seq_read(const uint32_t *seq, void *dst, const void *src, size_t n)
