@@ -208,5 +208,10 @@ RT_EXPORT int rtalloc_check(void)
 			return -1;
 		}
 	}
+	const char *why = rt_tcache_check();
+	if (why) {
+		rt_say("rtalloc_check: %s", why);
+		return -1;
+	}
 	return 0;
 }

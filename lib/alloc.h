@@ -23,17 +23,21 @@ static inline void *rt_malloc_fast(size_t n)
 		uint32_t count = bin->count;
 		if (rt_likely(count != 0)) {
 			void **p = bin->head;
-			void *next = p[0];
-			/* Validate the link before it becomes the head: inside the
-			 * space and aligned to the class.  Lists end with the
-			 * sentinel rt_g.base, which passes (count says where a list
-			 * ends; the sentinel is never dereferenced). */
-			uintptr_t off = (uintptr_t)next - rt_g.base;
-			if (rt_unlikely(off >= rt_g.span || (off & bin->mask)))
+			/* Validate the block before it is handed out (rt.h, "links
+			 * and stamps"): inside the space and aligned to the class,
+			 * then of a page of this class and stamped as on a thread
+			 * list.  The head came from a decoded link: until here it is
+			 * untrusted.  count says where a list ends (in NULL, which
+			 * would fail the first test). */
+			uintptr_t off = (uintptr_t)p - rt_g.base;
+			if (rt_unlikely((off >= rt_g.span) | ((off & bin->mask) != 0)))
 				rt_list_corrupt(p);
-			bin->head = next;
+			if (rt_unlikely((rt_load(&rt_g.pages[off >> RT_PAGE_SHIFT].cls) != c) |
+					!rt_stamped_by(p, RT_STAMP_CACHED)))
+				rt_list_corrupt(p);
+			bin->head = rt_link_get(p);
 			bin->count = count - 1;
-			p[1] = NULL; /* a live block never carries the free stamp */
+			p[1] = NULL; /* a live block never carries its free stamp */
 			bin->allocs++;
 			return p;
 		}
@@ -51,12 +55,11 @@ static inline void rt_free_fast(void *ptr, const char *call)
 		void **p = ptr;
 		/* Room in this thread's list (the limit is 0 for "no class", huge
 		 * blocks and threads not set up yet), a block start of its class
-		 * (blocks are aligned to their size), and not stamped as free (a
-		 * freed or never handed out block). */
-		if (rt_likely(bin->count < bin->limit && (off & bin->mask) == 0 &&
-			      p[1] != (void *)rt_g.key)) {
-			p[0] = bin->head;
-			p[1] = (void *)rt_g.key;
+		 * (blocks are aligned to their size), and no free stamp (a block
+		 * freed already, or never handed out). */
+		if (rt_likely(bin->count < bin->limit && (off & bin->mask) == 0 && !rt_stamped(p))) {
+			rt_link_set(p, bin->head);
+			rt_stamp_set(p, RT_STAMP_CACHED);
 			bin->head = p;
 			bin->count++;
 			bin->frees++;

@@ -485,6 +485,7 @@ int rt_init(const struct rtalloc_config *cfg)
 	uint64_t started = rt_os_now_ns();
 	rt_options_read(&rt_g.opt, cfg);
 	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
+	rt_g.link_key = rt_os_random();
 	int e = pthread_key_create(&rt_g.thread_key, rt_tcache_thread_exit);
 	if (!e) {
 		if (cfg && cfg->memory)

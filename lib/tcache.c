@@ -46,7 +46,8 @@ static inline unsigned batch_of(unsigned c) { return tc_limit[c] > 1 ? tc_limit[
 
 void rt_list_corrupt(const void *p)
 {
-	rt_fatal("malloc", "heap corruption (use after free or overflow?): bad free-list link in block", p);
+	rt_fatal("malloc", "heap corruption (use after free, overflow or double free?): a thread's "
+			   "free list leads to a block that is not free or not of its class:", p);
 }
 
 void rt_tcache_thread_exit(void *arg)
@@ -69,13 +70,13 @@ void rt_tcache_flush_all(struct rt_tcache *tc)
 	}
 }
 
-/* Empty lists ready for the fast paths: sentinel heads, limits, masks. */
+/* Empty lists ready for the fast paths: NULL heads, limits, masks. */
 void rt_tcache_restore_limits(struct rt_tcache *tc)
 {
 	if (tc->state == RT_TC_DEAD)
 		return; /* a dead thread caches nothing */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
-		tc->bin[c].head = (void *)rt_g.base; /* the sentinel */
+		tc->bin[c].head = NULL;
 		tc->bin[c].limit = tc_limit[c];
 		tc->bin[c].mask = rt_class_size(c) - 1;
 	}
@@ -231,7 +232,7 @@ static size_t live_block_size(const void *p, const struct rt_page *pg, const cha
 		rt_fatal(call, "invalid pointer (not a block, or already freed)", p);
 	if ((in_page & (rt_class_size(c) - 1)) != 0 || in_page >= rt_load(&pg->carved))
 		rt_fatal(call, "invalid pointer (not the start of a block)", p);
-	if (((void *const *)p)[1] == (void *)rt_g.key)
+	if (rt_stamped(p))
 		rt_fatal(call, "double free (block already freed)", p);
 	return rt_class_size(c);
 }
@@ -275,29 +276,33 @@ void rt_free_slow(void *ptr, const char *call)
 	if (rt_unlikely(tc->heap) ||
 	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD)) {
 		/* a thread bound to a heap, or dead: caches nothing */
-		p[1] = (void *)rt_g.key;
+		rt_link_set(p, NULL);
+		rt_stamp_set(p, RT_STAMP_CACHED);
 		rt_bucket_flush(c, p, 1);
 		goto out;
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count >= bin->limit) {
-		/* Flush the newest batch; the list keeps count - batch blocks. */
+		/* Flush the newest batch; the list keeps count - batch blocks.
+		 * The walk only decodes links (bucket.c validates each block it
+		 * takes back); a link out of the space is never followed. */
 		unsigned n = batch_of(c);
 		void **cut = bin->head;
 		for (unsigned i = 1; i < n; i++) { /* bound: RT_BATCH_MAX links */
-			cut = cut[0];
+			cut = rt_link_get(cut);
 			if (rt_unlikely(!rt_page_of(cut)))
-				rt_list_corrupt(cut);
+				rt_fatal(call, "heap corruption (use after free or overflow?): a thread's "
+					       "free list leads out of the pool:", cut);
 		}
 		void *flushed = bin->head;
-		bin->head = cut[0];
+		bin->head = rt_link_get(cut);
 		rt_bucket_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
 		rt_stats_publish_thread(tc, c);
 	}
-	p[0] = bin->head;
-	p[1] = (void *)rt_g.key;
+	rt_link_set(p, bin->head);
+	rt_stamp_set(p, RT_STAMP_CACHED);
 	bin->head = p;
 	bin->count++;
 out:
@@ -358,6 +363,28 @@ void rt_tcache_fold(struct rt_tcache *tc, unsigned c)
 	tc->fold_next = (uint8_t)(next % RT_NCLASS + 1);
 }
 
+const char *rt_tcache_check(void)
+{
+	const struct rt_tcache *tc = &rt_tc;
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS lists */
+		const struct rt_bin *bin = &tc->bin[c];
+		void **b = bin->head;
+		for (uint32_t i = 0; i < bin->count; i++) { /* bound: the list's limit */
+			const struct rt_page *pg = rt_page_of(b);
+			if (!pg || ((uintptr_t)b - rt_g.base) & (rt_class_size(c) - 1))
+				return "thread cache: a list leads out of the pool or to no block start (T1)";
+			if (rt_load(&pg->cls) != c || pg->state != RT_PS_USED)
+				return "thread cache: a list holds a block of a page of another class (T1)";
+			if (!rt_stamped_by(b, RT_STAMP_CACHED))
+				return "thread cache: a listed block lost its free stamp (use after free?) (T1)";
+			b = rt_link_get(b);
+		}
+		if (b != NULL)
+			return "thread cache: a list does not end where its count says (T1)";
+	}
+	return NULL;
+}
+
 uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
 
 int rt_tcache_prepare(void)
@@ -380,8 +407,8 @@ int rt_tcache_prepare(void)
 			return ENOMEM;
 		void **last = head;
 		for (unsigned i = 1; i < got; i++) /* bound: RT_BATCH_MAX */
-			last = last[0];
-		last[0] = bin->head;
+			last = rt_link_get(last);
+		rt_link_set(last, bin->head);
 		bin->head = head;
 		bin->count += got;
 	}
