@@ -268,6 +268,7 @@ struct rt_tcache {
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
+	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 

@@ -167,9 +167,33 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 	return NULL;
 }
 
-void *rt_malloc_slow(size_t n)
+/* A slow path entered while the same thread is inside one: a signal handler
+ * (or an asynchronous callback) that interrupted malloc or free calls them
+ * again.  Going on would deadlock on the arena lock the interrupted call
+ * holds, or corrupt the list it is changing: say why, and abort. */
+static RT_NORETURN RT_COLD void reentered(const char *call)
 {
-	struct rt_tcache *tc = &rt_tc;
+	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
+	       "handler? malloc is not async-signal-safe); aborting", call);
+	abort();
+}
+
+static inline void slow_enter(struct rt_tcache *tc, const char *call)
+{
+	if (rt_unlikely(tc->in_slow))
+		reentered(call);
+	tc->in_slow = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* set before anything changes */
+}
+
+static inline void slow_leave(struct rt_tcache *tc)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tc->in_slow = 0;
+}
+
+static void *malloc_slow(struct rt_tcache *tc, size_t n)
+{
 	if (rt_unlikely(rt_g.relock_child))
 		relock_after_fork(tc);
 	if (rt_unlikely(tc->heap))
@@ -217,6 +241,15 @@ void *rt_malloc_slow(size_t n)
 	return rt_malloc_fast(n);
 }
 
+void *rt_malloc_slow(size_t n)
+{
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, "malloc");
+	void *p = malloc_slow(tc, n);
+	slow_leave(tc);
+	return p;
+}
+
 /* Validate p as a live block and return its size; abort naming call if it
  * is not one.  p must be inside the space. */
 static size_t live_block_size(const void *p, const struct rt_page *pg, const char *call)
@@ -247,20 +280,16 @@ size_t rt_block_size(const void *p, const char *call)
  * before interposition): never taken into a free list, only counted. */
 static uint64_t foreign_frees;
 
-void rt_free_slow(void *ptr, const char *call)
+static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 {
-	if (!ptr)
-		return;
-	int saved = errno; /* free preserves errno */
-	struct rt_tcache *tc = &rt_tc;
 	if (rt_unlikely(rt_g.relock_child))
 		relock_after_fork(tc);
 	struct rt_page *pg = rt_page_of(ptr);
 	if (!pg) {
 		if (rt_heap_free_foreign(ptr, call))
-			goto out;
+			return;
 		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
-		goto out;
+		return;
 	}
 	size_t size = live_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
@@ -269,7 +298,7 @@ void rt_free_slow(void *ptr, const char *call)
 	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_bucket_huge_free(ptr, pg);
-		goto out;
+		return;
 	}
 	unsigned c = rt_class_of(size);
 	void **p = ptr;
@@ -279,7 +308,7 @@ void rt_free_slow(void *ptr, const char *call)
 		rt_link_set(p, NULL);
 		rt_stamp_set(p, RT_STAMP_CACHED);
 		rt_bucket_flush(c, p, 1);
-		goto out;
+		return;
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count >= bin->limit) {
@@ -305,7 +334,17 @@ void rt_free_slow(void *ptr, const char *call)
 	rt_stamp_set(p, RT_STAMP_CACHED);
 	bin->head = p;
 	bin->count++;
-out:
+}
+
+void rt_free_slow(void *ptr, const char *call)
+{
+	if (!ptr)
+		return;
+	int saved = errno; /* free preserves errno */
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, call);
+	free_slow(tc, ptr, call);
+	slow_leave(tc);
 	errno = saved;
 }
 
