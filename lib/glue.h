@@ -197,39 +197,4 @@ static inline int rt_os_thread_prio(void)
 	return policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
 }
 
-/* ---- liburcu, "bulletproof" flavour (urcu-bp) ---------------------------
- * RCU for the registry of live threads (stats.c).  urcu-bp because readers
- * are any thread calling rtalloc_stats(): they need no registration, and
- * allocating threads never call into liburcu except once, at their exit
- * (a grace period before their TLS goes away).  Not _LGPL_SOURCE: calls. */
-#include <urcu/urcu-bp.h>
-#include <urcu/rculist.h>
-
-static inline void rt_rcu_read_lock(void) { urcu_bp_read_lock(); }
-static inline void rt_rcu_read_unlock(void) { urcu_bp_read_unlock(); }
-#if defined(__SANITIZE_ADDRESS__)
-#define RT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RT_ASAN 1
-#endif
-#endif
-#ifdef RT_ASAN
-void __asan_handle_no_return(void);
-#endif
-
-static inline void rt_rcu_synchronize(void)
-{
-#ifdef RT_ASAN
-	/* At the exit of a cancelled thread, ASan's shadow still marks the
-	 * stack frames the cancellation unwound; liburcu (not instrumented)
-	 * reuses that stack and ASan's interceptors would report it. */
-	__asan_handle_no_return();
-#endif
-	urcu_bp_synchronize_rcu();
-}
-static inline void rt_rcu_fork_prepare(void) { urcu_bp_before_fork(); }
-static inline void rt_rcu_fork_parent(void) { urcu_bp_after_fork_parent(); }
-static inline void rt_rcu_fork_child(void) { urcu_bp_after_fork_child(); }
-
 #endif /* RT_GLUE_H */

@@ -365,7 +365,6 @@ struct rt_arena *rt_pool_arena_for_thread(void)
 
 void rt_pool_fork_prepare(void)
 {
-	rt_rcu_fork_prepare(); /* liburcu's own locks (a thread exiting holds them) */
 	for (unsigned i = 0; i < rt_g.narenas; i++)
 		rt_arena_lock(&rt_g.arenas[i]);
 }
@@ -374,7 +373,6 @@ void rt_pool_fork_parent(void)
 {
 	for (unsigned i = rt_g.narenas; i-- > 0;)
 		rt_arena_unlock(&rt_g.arenas[i]);
-	rt_rcu_fork_parent();
 }
 
 /* The child has one thread; the locks were held by the parent's forking
@@ -390,7 +388,6 @@ void rt_pool_fork_child(void)
 	for (unsigned i = 0; i < rt_g.narenas; i++)
 		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
 	pthread_mutexattr_destroy(&at);
-	rt_rcu_fork_child();
 	rt_stats_fork_child(); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;

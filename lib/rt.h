@@ -50,7 +50,6 @@
 #include <pthread.h>
 
 #include "rtalloc.h"
-#include <urcu/list.h>
 
 #include "stats.h"
 
@@ -258,7 +257,6 @@ struct rt_tcache {
 	struct rt_bin bin[RT_CLS_HUGE + 1];
 	struct rt_tcounters st;       /* the slow paths' counts (rt_tcache_counters adds the bins') */
 	struct rt_stats_slot *slot;   /* this thread's slot in the stats region, or NULL */
-	struct cds_list_head node;    /* in the registry of live threads (stats.c, RCU) */
 	/* The bins' counts as last folded for publishing to the slot (a slow
 	 * path folds two classes, so its cost stays constant): mallocs, frees,
 	 * bytes_allocated, bytes_freed; the other fields stay 0. */

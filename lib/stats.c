@@ -19,10 +19,45 @@
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
-/* The registry of live threads: their tcaches (TLS), linked under
- * registry_lock (PI), read under RCU (see rt_stats_thread_exit). */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
-static CDS_LIST_HEAD(registry);
+/* exit_lock (PI) serialises exiting threads' updates of the exited totals
+ * (one exit_seq writer at a time). */
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
+
+/* The registry of live threads: record i names the tcache (TLS) of the thread
+ * that holds slot i of the region.  A reader takes the record's lock (PI)
+ * for as long as it reads that one tcache (rt_tcache_counters, a constant
+ * number of loads); the thread takes it once at start and once at exit, to
+ * set and clear tc.  So an exiting thread waits at most for one reader's
+ * read of its own counters, boosted to its priority: no grace period, no
+ * IPI, whatever the number of threads or readers.  Records are static:
+ * never freed, so a reader never touches memory that went away. */
+struct rt_thread_rec {
+	pthread_mutex_t lock;
+	struct rt_tcache *tc; /* under lock; NULL: no live thread here */
+};
+static struct rt_thread_rec records[RT_STATS_SLOTS];
+
+static void pi_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+}
+
+/* Every record's lock made anew, every record empty but keep's (fork's
+ * child: the other threads are gone, a reader may have held a lock). */
+static void records_init(const struct rt_tcache *keep)
+{
+	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: RT_STATS_SLOTS */
+		pi_mutex_init(&records[i].lock);
+		records[i].tc = keep && keep->slot && rt_stats &&
+					keep->slot == &rt_stats->slots[i]
+				? (struct rt_tcache *)keep
+				: NULL;
+	}
+}
 
 /* ---- the region ---------------------------------------------------------------- */
 
@@ -78,11 +113,8 @@ static struct rt_stats_region *create_file(void)
 
 void rt_stats_init(void)
 {
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&registry_lock, &at);
-	pthread_mutexattr_destroy(&at);
+	pi_mutex_init(&exit_lock);
+	records_init(NULL); /* also faults the records in: thread start touches them */
 
 	struct rt_stats_region *r = rt_g.opt.stats && !rt_g.user_memory ? create_file() : NULL;
 	uint32_t flags = r ? RT_STATS_F_EXPORTED : 0;
@@ -150,12 +182,12 @@ __attribute__((destructor)) static void stats_at_exit(void)
 void rt_stats_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
-	CDS_INIT_LIST_HEAD(&registry); /* the other threads are gone, and their TLS */
-	if (tc->state == RT_TC_LIVE)
-		cds_list_add(&tc->node, &registry);
+	pi_mutex_init(&exit_lock);
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
-	if (!old || !r)
+	if (!old || !r) {
+		records_init(tc->state == RT_TC_LIVE ? tc : NULL);
 		return;
+	}
 	memcpy(r, old, sizeof(*r));
 	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
 		if (tc->slot == &old->slots[i]) {
@@ -171,11 +203,7 @@ void rt_stats_fork_child(void)
 	if (old->flags & RT_STATS_F_EXPORTED)
 		munmap(old, region_bytes());
 	region_path[0] = '\0';
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&registry_lock, &at);
-	pthread_mutexattr_destroy(&at);
+	records_init(tc->state == RT_TC_LIVE ? tc : NULL); /* the other threads are gone */
 }
 
 /* ---- writers ---------------------------------------------------------------------- */
@@ -209,9 +237,6 @@ void rt_stats_publish_arena(struct rt_arena *a)
 void rt_stats_thread_start(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
-	pthread_mutex_lock(&registry_lock);
-	cds_list_add_tail_rcu(&tc->node, &registry);
-	pthread_mutex_unlock(&registry_lock);
 	tc->slot = NULL;
 	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
 		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
@@ -229,6 +254,10 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 		return;
 	}
 	struct rt_stats_slot *s = tc->slot;
+	struct rt_thread_rec *rec = &records[s - r->slots];
+	pthread_mutex_lock(&rec->lock);
+	rec->tc = tc;
+	pthread_mutex_unlock(&rec->lock);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->tid, (int32_t)syscall(SYS_gettid));
 	rt_seq_write_end(&s->seq);
@@ -253,25 +282,28 @@ void rt_stats_publish_thread(struct rt_tcache *tc, unsigned cls)
 
 /* A thread leaves its totals behind, leaves the registry and frees its slot.
  * Totals and registry change inside one exit_seq window, so a reader summing
- * both never counts a thread twice or not at all.  Readers may still be
- * walking this thread's node (its TLS): the thread waits for a grace period
- * before it goes on to exit and its TLS is reused.  That wait is the only
- * place an allocating thread meets RCU; readers are short (a walk over the
- * live threads), and thread exit is not a real-time path. */
+ * both never counts a thread twice or not at all.  A reader may be reading
+ * this thread's counters right now: clearing the record under its lock waits
+ * for that one read (a constant, boosted by priority inheritance), after
+ * which no reader can reach this TLS again.  Bound: two PI locks, each held
+ * by others for a constant time; no wait for any other thread's progress. */
 void rt_stats_thread_exit(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
 	struct rt_tcounters c;
 	rt_tcache_counters(tc, &c);
-	pthread_mutex_lock(&registry_lock);
+	pthread_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
 #undef RT_X_ADD
 	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
-	cds_list_del_rcu(&tc->node);
 	struct rt_stats_slot *s = tc->slot;
 	if (s) {
+		struct rt_thread_rec *rec = &records[s - r->slots];
+		pthread_mutex_lock(&rec->lock);
+		rec->tc = NULL;
+		pthread_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
 		RT_SEQ_PUT(s->in_rt, 0);
@@ -281,8 +313,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 		rt_seq_write_end(&s->seq);
 	}
 	rt_seq_write_end(&r->exit_seq);
-	pthread_mutex_unlock(&registry_lock);
-	rt_rcu_synchronize();
+	pthread_mutex_unlock(&exit_lock);
 	if (s) {
 		unsigned i = (unsigned)(s - r->slots);
 		__atomic_fetch_and(&r->slot_map[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELEASE);
@@ -318,10 +349,10 @@ void rt_stats_totals(struct rt_totals *t)
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
 
-/* Thread counters of every live thread, read live from their tcaches under
- * RCU, plus those left by exited threads.  Retries (bounded, yielding) while
- * a thread exits meanwhile; after that, the last complete pass is returned.
- * Uninstrumented under TSan: see rt_tcache_counters. */
+/* Thread counters of every live thread, read live from their tcaches through
+ * the records, plus those left by exited threads.  Retries (bounded,
+ * yielding) while a thread exits meanwhile; after that, the last complete
+ * pass is returned.  Uninstrumented under TSan: see rt_tcache_counters. */
 static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
 {
 	uint32_t live = 0;
@@ -332,19 +363,23 @@ static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct r
 		struct rt_tcounters t;
 		uint32_t n = 0;
 		rt_seq_read(&r->exit_seq, &t, &r->exited, sizeof(t));
-		rt_rcu_read_lock();
-		/* by node, not cds_list_for_each_entry_rcu: that forms a tcache
-		 * pointer from the list head too, which is no tcache */
-		for (struct cds_list_head *e = rcu_dereference(registry.next); e != &registry;
-		     e = rcu_dereference(e->next)) { /* bound: the live threads */
+		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: RT_STATS_SLOTS records */
+			if (!(__atomic_load_n(&r->slot_map[i / 64], __ATOMIC_ACQUIRE) & (1ULL << (i % 64))))
+				continue;
+			struct rt_thread_rec *rec = &records[i];
 			struct rt_tcounters c;
-			rt_tcache_counters(caa_container_of(e, struct rt_tcache, node), &c);
+			pthread_mutex_lock(&rec->lock);
+			bool live = rec->tc != NULL;
+			if (live)
+				rt_tcache_counters(rec->tc, &c);
+			pthread_mutex_unlock(&rec->lock);
+			if (!live)
+				continue;
 			n++;
 #define RT_X_SUM(name, text) t.name += c.name;
 			RT_TCOUNTERS(RT_X_SUM)
 #undef RT_X_SUM
 		}
-		rt_rcu_read_unlock();
 		*sum = t;
 		live = n;
 		if (!(e1 & 1) && __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
