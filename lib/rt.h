@@ -267,6 +267,8 @@ struct rt_tcache {
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
+	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 

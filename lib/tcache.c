@@ -15,6 +15,13 @@
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
  *
+ * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB)
+ * and over all threads, by the cache budget, an eighth of the pool.  A
+ * thread takes its share at set-up (the whole 383 KiB while the budget has
+ * it, else its limits halved until they fit what is left, down to caching
+ * nothing) and gives it back at exit.  So threads that freed everything and
+ * never call again hold at most an eighth of the pool, however many they are.
+ *
  * Synchronization: a tcache is touched only by its own thread (the counters
  * in st are read by other threads for statistics, see stats.c).  A thread
  * exit destructor returns the cache and marks it dead: afterwards (other TLS
@@ -30,8 +37,8 @@
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
 /* Blocks kept per class: 16 KiB or less of each small class, 64 or 128 KiB
- * of each cached buddy class; a thread holds at most ~375 KiB.  A refill or
- * flush moves half the limit. */
+ * of each cached buddy class; a thread holds at most 383 KiB (RT_TC_FULL).
+ * A refill or flush moves half the limit. */
 static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 	0,                              /* no class */
 	64, 64, 64, 64, 32, 16, 16, 8,  /* 16 B .. 2 KiB */
@@ -41,8 +48,45 @@ static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 #define RT_BATCH_MAX 32
 _Static_assert(RT_NCLASS == 12, "tc_limit has one entry per class");
 
+#define RT_TC_FULL ((size_t)392192) /* sum of tc_limit[c] * class size: 383 KiB */
+#define RT_TC_SHIFT_MAX 7            /* limits >> 7 are all 0: nothing cached */
+
 unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0; }
-static inline unsigned batch_of(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
+/* Blocks a refill or flush moves: half the thread's limit of the class. */
+static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
+
+/* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift). */
+static size_t cache_used;
+
+static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
+
+/* Take this thread's share of the budget: its limits are tc_limit >> shift,
+ * the smallest shift whose 383 KiB >> shift still fits. */
+static void quota_take(struct rt_tcache *tc)
+{
+	size_t used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
+	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then nothing cached */
+		size_t budget = cache_budget(), left = budget > used ? budget - used : 0;
+		unsigned shift = 0;
+		while (shift < RT_TC_SHIFT_MAX && (RT_TC_FULL >> shift) > left) /* bound: 7 */
+			shift++;
+		size_t take = shift < RT_TC_SHIFT_MAX ? RT_TC_FULL >> shift : 0;
+		if (__atomic_compare_exchange_n(&cache_used, &used, used + take, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			tc->quota = take;
+			tc->shift = (uint8_t)shift;
+			return;
+		}
+	}
+	tc->quota = 0;
+	tc->shift = RT_TC_SHIFT_MAX;
+}
+
+static void quota_give_back(struct rt_tcache *tc)
+{
+	__atomic_fetch_sub(&cache_used, tc->quota, __ATOMIC_RELAXED);
+	tc->quota = 0;
+}
 
 void rt_list_corrupt(const void *p)
 {
@@ -54,6 +98,7 @@ void rt_tcache_thread_exit(void *arg)
 {
 	struct rt_tcache *tc = arg;
 	rt_tcache_flush_all(tc);
+	quota_give_back(tc);
 	tc->state = RT_TC_DEAD;
 	rt_stats_thread_exit(tc);
 }
@@ -77,7 +122,7 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 		return; /* a dead thread caches nothing */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
 		tc->bin[c].head = NULL;
-		tc->bin[c].limit = tc_limit[c];
+		tc->bin[c].limit = tc_limit[c] >> tc->shift;
 		tc->bin[c].mask = rt_class_size(c) - 1;
 	}
 }
@@ -91,6 +136,8 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 void rt_tcache_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
+	/* the other threads are gone, and their shares of the budget with them */
+	__atomic_store_n(&cache_used, tc->state == RT_TC_LIVE ? tc->quota : 0, __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		rt_tcache_flush_all(tc);
 }
@@ -116,6 +163,7 @@ static int thread_setup(struct rt_tcache *tc)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
 	tc->arena = (uint8_t)a->index;
+	quota_take(tc);
 	rt_tcache_restore_limits(tc);
 	tc->state = RT_TC_LIVE;
 	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
@@ -221,15 +269,23 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count == 0) {
-		/* A dead thread takes single blocks and caches nothing. */
-		unsigned want = tc->state == RT_TC_DEAD ? 1 : batch_of(c);
+		/* A dead thread, or one whose share of the budget leaves this
+		 * class uncached, takes single blocks. */
+		bool single = tc->state == RT_TC_DEAD || bin->limit == 0;
+		unsigned want = single ? 1 : batch_of(bin);
 		void *head;
 		unsigned got = refill(tc, c, want, &head);
+		if (!got && tc->state == RT_TC_LIVE) {
+			/* before failing: the memory this thread's own lists hold */
+			rt_tcache_flush_all(tc);
+			rt_tcache_restore_limits(tc);
+			got = refill(tc, c, want, &head);
+		}
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
 		rt_stats_publish_thread(tc, c);
-		if (tc->state == RT_TC_DEAD) {
+		if (single) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
 			tc->st.bytes_allocated += rt_class_size(c);
@@ -303,8 +359,9 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	unsigned c = rt_class_of(size);
 	void **p = ptr;
 	if (rt_unlikely(tc->heap) ||
-	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD)) {
-		/* a thread bound to a heap, or dead: caches nothing */
+	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD) ||
+	    tc->bin[c].limit == 0) {
+		/* a thread bound to a heap, dead, or not caching this class */
 		rt_link_set(p, NULL);
 		rt_stamp_set(p, RT_STAMP_CACHED);
 		rt_bucket_flush(c, p, 1);
@@ -315,7 +372,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 		/* Flush the newest batch; the list keeps count - batch blocks.
 		 * The walk only decodes links (bucket.c validates each block it
 		 * takes back); a link out of the space is never followed. */
-		unsigned n = batch_of(c);
+		unsigned n = batch_of(bin);
 		void **cut = bin->head;
 		for (unsigned i = 1; i < n; i++) { /* bound: RT_BATCH_MAX links */
 			cut = rt_link_get(cut);
@@ -437,7 +494,7 @@ int rt_tcache_prepare(void)
 	 * then stay on the fast path. */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) {
 		struct rt_bin *bin = &tc->bin[c];
-		unsigned want = batch_of(c);
+		unsigned want = bin->limit / 2;
 		if (bin->count >= want)
 			continue;
 		void *head;

@@ -126,12 +126,88 @@ static void fragmenting_pattern_is_bounded(void **state)
 	assert_int_equal(small.big_steps[1], large.big_steps[1]);
 }
 
+/* ---- memory parked in idle threads' caches -------------------------------- */
+
+#define SMALL_POOL (1u << 20)
+#define PARKED 3
+
+static pthread_barrier_t parked, release;
+static size_t cached_bytes[PARKED];
+
+static size_t my_cached_bytes(void)
+{
+	size_t n = 0;
+	for (unsigned c = 1; c <= RT_NCLASS; c++)
+		n += (size_t)rt_tc.bin[c].count * rt_class_size(c);
+	return n;
+}
+
+/* Allocate and free every cached class in bursts (so each list fills to
+ * its limit), then park with everything freed and never call again. */
+static void *parking_thread(void *arg)
+{
+	size_t id = (size_t)arg;
+	void *v[64];
+	for (int round = 0; round < 8; round++)
+		for (size_t n = 16; n <= 32768; n *= 2) {
+			int k = 0;
+			for (; k < 64; k++)
+				if (!(v[k] = rtalloc_malloc(n)))
+					break;
+			while (k-- > 0)
+				rtalloc_free(v[k]);
+		}
+	cached_bytes[id] = my_cached_bytes();
+	pthread_barrier_wait(&parked);
+	pthread_barrier_wait(&release);
+	return NULL;
+}
+
+static int child_parked_caches(void *arg)
+{
+	(void)arg;
+	if (unit_init(SMALL_POOL, SMALL_POOL, 0, RTALLOC_EXHAUST_FAIL) != 0)
+		return 2;
+	pthread_barrier_init(&parked, NULL, PARKED + 1);
+	pthread_barrier_init(&release, NULL, PARKED + 1);
+	pthread_t t[PARKED];
+	for (size_t i = 0; i < PARKED; i++)
+		CHILD_CHECK(pthread_create(&t[i], NULL, parking_thread, (void *)i) == 0);
+	pthread_barrier_wait(&parked);
+	size_t total = my_cached_bytes();
+	for (size_t i = 0; i < PARKED; i++)
+		total += cached_bytes[i];
+	fprintf(stderr, "cached by %d parked threads and main: %zu bytes of a %u-byte pool\n", PARKED,
+		total, SMALL_POOL);
+	CHILD_CHECK(total <= SMALL_POOL / 8); /* the cache budget */
+	void *p = rtalloc_malloc(32768);
+	CHILD_CHECK(p != NULL);
+	void *q = rtalloc_malloc(SMALL_POOL / 2);
+	CHILD_CHECK(q != NULL);
+	rtalloc_free(q);
+	rtalloc_free(p);
+	pthread_barrier_wait(&release);
+	for (size_t i = 0; i < PARKED; i++)
+		pthread_join(t[i], NULL);
+	return 0;
+}
+
+static void parked_caches_leave_the_pool_usable(void **state)
+{
+	UNUSED_STATE(state);
+	struct child_result r;
+	run_child(child_parked_caches, NULL, &r);
+	print_message("%s", r.out);
+	assert_child_ok(&r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fragmenting_pattern_is_bounded),
+		cmocka_unit_test(parked_caches_leave_the_pool_usable),
 	};
 	return cmocka_run_group_tests_name("bounds", tests, NULL, NULL);
 }
