@@ -414,7 +414,8 @@ RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
 RT_HIDDEN void *rt_malloc_slow(size_t n);
 RT_HIDDEN void rt_free_slow(void *p, const char *call);
 RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
-RT_HIDDEN RT_NORETURN RT_COLD void rt_list_corrupt(const void *p);
+/* Aborts; declared to return so that the fast path tail-calls it. */
+RT_HIDDEN RT_COLD void *rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
 RT_HIDDEN void rt_tcache_restore_limits(struct rt_tcache *tc); /* after rt_tcache_flush_all */
 RT_HIDDEN int rt_tcache_prepare(void);

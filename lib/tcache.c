@@ -88,7 +88,7 @@ static void quota_give_back(struct rt_tcache *tc)
 	tc->quota = 0;
 }
 
-void rt_list_corrupt(const void *p)
+void *rt_list_corrupt(const void *p)
 {
 	rt_fatal("malloc", "heap corruption (use after free, overflow or double free?): a thread's "
 			   "free list leads to a block that is not free or not of its class:", p);
