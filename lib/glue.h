@@ -37,6 +37,11 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
+/* The largest pool or reservation: 2^30 pages (4 TiB), so that the space's
+ * pages, with each arena's slot rounded up to a power of two, stay below
+ * RT_NIL / 2.  Larger sizes from the environment are refused as bad values. */
+#define RT_POOL_CEIL ((size_t)1 << (30 + RT_PAGE_SHIFT))
+
 /* Reserve address space: no access, no memory, not counted as committed. */
 static inline void *rt_os_reserve(size_t len)
 {
