@@ -49,6 +49,20 @@ static inline void *rt_os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* The same at exactly p, if that range is free; NULL otherwise. */
+static inline void *rt_os_reserve_at(void *p, size_t len)
+{
+	void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+	if (q == MAP_FAILED)
+		return NULL;
+	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
+		munmap(q, len);
+		return NULL;
+	}
+	return q;
+}
+
 /* Map fresh read-write memory (descriptors). */
 static inline void *rt_os_map(size_t len)
 {
