@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <rtalloc.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "st_util.h"
 
@@ -38,7 +39,8 @@ static int print_stats(void)
 	int in_xdg = 0;
 	if (xdg) {
 		snprintf(path, sizeof(path), "%s/rtalloc-%u-%d.stats", xdg, (unsigned)getuid(), (int)getpid());
-		in_xdg = access(path, F_OK) == 0;
+		struct stat st; /* not access(): that is the real uid's view (setuid) */
+		in_xdg = stat(path, &st) == 0;
 	}
 	printf("pool=%llu max=%llu exported=%u locked=%u xdg_file=%d\n", (unsigned long long)s.pool_bytes,
 	       (unsigned long long)s.pool_max_bytes, s.exported, s.locked, in_xdg);
