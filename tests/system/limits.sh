@@ -15,7 +15,8 @@
 #    256M (a broken check is then killed there, never by the global OOM killer);
 #  - RLIMIT_AS (ulimit -v): the reservation fits what the limit leaves, one line
 #    when it cannot honour the configured pool, threads start, and a failing
-#    posix_memalign leaves errno at ENOMEM (st_limits aslimit).
+#    posix_memalign leaves errno at ENOMEM (st_limits aslimit);
+#  - no pool possible at all (ulimit -d 400): the program is not ended.
 name=limits
 PROBE=${1:?st_probe path}
 LIMITS=${2:?st_limits path}
@@ -148,6 +149,18 @@ check '[ "$(kv arena)" = $((64 * M)) ]' "ulimit -v 200M, RTALLOC_POOL_SIZE=512M:
 run_as $((60 * K)) -- fill 4096 1M
 one_line "default pool" RLIMIT_AS
 check '[ "$(kv got)" = $M ]' "ulimit -v 60M: the program could not allocate 1M"
+
+# Limits so low that no pool can be set up (RLIMIT_DATA 400K): malloc fails,
+# but nothing librtalloc brings along ends the program (libnuma's constructor
+# did: exit 1, "Out of memory allocating bitmask").
+ECHO=$(command -v echo)
+OUT=$(ulimit -d 400 && env "${clean_env[@]}" XDG_RUNTIME_DIR="$st_tmp" LD_PRELOAD="$RTALLOC_LIB" "$ECHO" alive \
+	2>"$st_tmp/err")
+RC=$?
+ERR=$(cat "$st_tmp/err")
+LAST="ulimit -d 400; $ECHO alive"
+check '[ $RC -eq 0 ] && [ "$OUT" = alive ]' "no pool possible: the program was ended (exit $RC)"
+check '! printf "%s" "$ERR" | grep -q bitmask' "no pool possible: libnuma ended the program"
 
 # A program that sets RLIMIT_AS to 200M and runs itself under it: threads
 # start, and a failing posix_memalign leaves errno at ENOMEM.
