@@ -26,9 +26,15 @@ command -v setpriv >/dev/null || skip "no setpriv"
 
 # The program, setuid root, in a directory nobody can enter; a directory only
 # root can enter for the report and the statistics.
-pub=$st_tmp/pub
-priv=$st_tmp/priv
-mkdir -m 0755 "$pub" && mkdir -m 0700 "$priv" && chmod 0755 "$st_tmp"
+# (not in st_tmp, on /dev/shm, which may be mounted nosuid)
+suid_tmp=$(mktemp -d)
+trap 'rm -rf "$st_tmp" "$suid_tmp"' EXIT
+pub=$suid_tmp/pub
+priv=$suid_tmp/priv
+mkdir -m 0755 "$pub" && mkdir -m 0700 "$priv" && chmod 0755 "$suid_tmp"
+case " $(findmnt -n -o OPTIONS --target "$suid_tmp" 2>/dev/null | tr , ' ') " in
+*" nosuid "*) skip "$suid_tmp is on a filesystem mounted nosuid" ;;
+esac
 cp "$LIMITS" "$pub/st_limits" && chown root:root "$pub/st_limits" && chmod 4755 "$pub/st_limits"
 as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 "${as_nobody[@]}" test -x "$pub/st_limits" || skip "nobody cannot run $pub/st_limits"

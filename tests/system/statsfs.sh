@@ -67,16 +67,18 @@ check '[ $RC -eq 0 ] && [ -z "$ERR" ] && [ "$(kv threads)" -ge 600 ] && [ "$(kv 
 check '[ -z "$LEFT" ]' "tmpfs with room: the file was left behind: $LEFT"
 
 # XDG_RUNTIME_DIR on another filesystem: not used.
-if [ "$(stat -f -c %T "$st_tmp")" != tmpfs ]; then
-	OUT=$(env "${clean_env[@]}" XDG_RUNTIME_DIR="$st_tmp" RTALLOC_MLOCK=0 RTALLOC_POOL_SIZE=16M \
+disk=$(mktemp -d)
+trap 'rm -rf "$st_tmp" "$disk"' EXIT
+if [ "$(stat -f -c %T "$disk")" != tmpfs ]; then
+	OUT=$(env "${clean_env[@]}" XDG_RUNTIME_DIR="$disk" RTALLOC_MLOCK=0 RTALLOC_POOL_SIZE=16M \
 		"$LIMITS" stats 2>"$st_tmp/err")
 	RC=$?
 	ERR=$(cat "$st_tmp/err")
-	LAST="XDG_RUNTIME_DIR=$st_tmp ($(stat -f -c %T "$st_tmp")) $LIMITS stats"
+	LAST="XDG_RUNTIME_DIR=$disk ($(stat -f -c %T "$disk")) $LIMITS stats"
 	check '[ $RC -eq 0 ] && [ -z "$ERR" ] && [ "$(kv xdg_file)" = 0 ]' \
 		"XDG_RUNTIME_DIR not on a tmpfs: used anyway (file there $(kv xdg_file)) or a message"
 else
-	note "$st_tmp is a tmpfs: the check of a directory on another filesystem is skipped"
+	note "$disk is a tmpfs: the check of a directory on another filesystem is skipped"
 fi
 
 finish
