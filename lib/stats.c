@@ -328,9 +328,9 @@ void rt_stats_failure(void)
 	static bool said;
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_GROW && !rt_g.user_memory &&
 	    !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
-		rt_say("an allocation was refused (ENOMEM): the pool (%zu KiB) cannot grow beyond "
-		       "RTALLOC_POOL_MAX (%zu KiB); set RTALLOC_POOL_MAX larger. Further refusals are "
-		       "only counted (rtalloc-stat)",
+		rt_say("an allocation was refused (ENOMEM): the pool (%zu KiB) could not grow to serve it, "
+		       "up to RTALLOC_POOL_MAX (%zu KiB); set RTALLOC_POOL_MAX larger. Further refusals "
+		       "are only counted (rtalloc-stat)",
 		       __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) >> 10, rt_g.opt.pool_max >> 10);
 }
 
@@ -517,7 +517,10 @@ void rt_stats_report_setup(void)
 		rt_say("RTALLOC_REPORT is longer than %zu characters; no report", sizeof(report_path) - 1);
 	struct stat st;
 	if (strcmp(report_path, "stderr") == 0 && fstat(STDERR_FILENO, &st) == 0) {
-		report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+		/* out of the way of the low numbers programs expect to get */
+		report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		if (report_fd < 0)
+			report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
 		report_dev = st.st_dev;
 		report_ino = st.st_ino;
 	}
