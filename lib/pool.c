@@ -38,7 +38,15 @@ struct rt_global rt_g;
 
 extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
 
-static inline size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
+/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
+ * caller may be anything). */
+static inline size_t page_round(size_t n)
+{
+	size_t r;
+	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
+		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
+	return r & ~(RT_PAGE_SIZE - 1);
+}
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -622,6 +630,17 @@ void rt_pool_relock_child(void)
 
 /* ---- initialisation -------------------------------------------------------------- */
 
+/* Can the pool grow to `size` bytes: within the reservation and the memory
+ * the machine has (the checks of fit_pool, for what is added)? */
+static bool growth_fits(size_t size)
+{
+	if (size > rt_g.opt.pool_max)
+		return false;
+	struct room r;
+	room_of(&r);
+	return commit_bytes(size - rt_g.pool_bytes) <= r.commit;
+}
+
 /* A later rtalloc_init(): apply what can change on a live pool. */
 static int reconfigure(const struct rtalloc_config *cfg)
 {
@@ -629,7 +648,9 @@ static int reconfigure(const struct rtalloc_config *cfg)
 	if (cfg) {
 		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
 			rt_g.opt.on_exhaust = cfg->on_exhaust;
-		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
+		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory && !growth_fits(cfg->pool_size)) {
+			e = ENOMEM; /* beyond RTALLOC_POOL_MAX or the memory there is: nothing committed */
+		} else if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
 			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
 			for (unsigned i = 0; i < rt_g.narenas; i++) {
 				struct rt_arena *a = &rt_g.arenas[i];

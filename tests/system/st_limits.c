@@ -12,6 +12,9 @@
  *       sets RLIMIT_AS to MIB MiB and runs itself again under it ("aslimit-child"):
  *       there 8 threads (default stacks) start and allocate, and a failing
  *       posix_memalign returns ENOMEM and leaves errno at ENOMEM.
+ *   st_limits init-huge
+ *       a later rtalloc_init() asking for a pool beyond RTALLOC_POOL_MAX (and
+ *       SIZE_MAX) returns ENOMEM and commits nothing.
  *   st_limits threads N
  *       N threads alive at once (64 KiB stacks), each mallocs and frees;
  *       then rtalloc_stats must still work: threads=<live> exported=<0|1>
@@ -111,11 +114,31 @@ static int aslimit_child(void)
 	return 0;
 }
 
+static int init_huge(void)
+{
+	struct rtalloc_stats s0 = stats();
+	static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, (size_t)1 << 62, 0};
+	for (unsigned i = 0; i < 4; i++) {
+		size_t want = sizes[i] ? sizes[i] : (size_t)s0.pool_max_bytes + (1 << 20);
+		struct rtalloc_config cfg = {.size = sizeof(cfg), .pool_size = want};
+		int e = rtalloc_init(&cfg);
+		struct rtalloc_stats s = stats();
+		CHECK(e == ENOMEM, "rtalloc_init(pool_size %zu) returned %d, want ENOMEM (max %llu)", want, e,
+		      (unsigned long long)s.pool_max_bytes);
+		CHECK(s.pool_bytes == s0.pool_bytes, "rtalloc_init(pool_size %zu) changed the pool to %llu",
+		      want, (unsigned long long)s.pool_bytes);
+	}
+	printf("pool=%llu max=%llu\n", (unsigned long long)s0.pool_bytes, (unsigned long long)s0.pool_max_bytes);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	st_name = "limits";
 	if (argc == 2 && strcmp(argv[1], "stats") == 0)
 		return print_stats();
+	if (argc == 2 && strcmp(argv[1], "init-huge") == 0)
+		return init_huge();
 	if (argc == 2 && strcmp(argv[1], "aslimit-child") == 0)
 		return aslimit_child();
 	if (argc == 3 && strcmp(argv[1], "aslimit") == 0) {
