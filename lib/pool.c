@@ -218,7 +218,7 @@ struct room {
 
 static void room_of(struct room *r)
 {
-	static char buf[8192]; /* initialisation runs once, on one thread */
+	char buf[4096]; /* meminfo and status are about 1.5 KiB */
 	*r = (struct room){SIZE_MAX, "", SIZE_MAX, ""};
 	/* Memory: 15/16 of MemAvailable (leave the rest of the program and the
 	 * system room: beyond it pre-faulting calls in the OOM killer). */
