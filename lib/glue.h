@@ -24,9 +24,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef RT_HAVE_NUMA
-#include <numaif.h>
-#endif
 
 #include "rt.h"
 
@@ -37,11 +34,30 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
+/* The largest pool or reservation: 2^30 pages (4 TiB), so that the space's
+ * pages, with each arena's slot rounded up to a power of two, stay below
+ * RT_NIL / 2.  Larger sizes from the environment are refused as bad values. */
+#define RT_POOL_CEIL ((size_t)1 << (30 + RT_PAGE_SHIFT))
+
 /* Reserve address space: no access, no memory, not counted as committed. */
 static inline void *rt_os_reserve(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The same at exactly p, if that range is free; NULL otherwise. */
+static inline void *rt_os_reserve_at(void *p, size_t len)
+{
+	void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+	if (q == MAP_FAILED)
+		return NULL;
+	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
+		munmap(q, len);
+		return NULL;
+	}
+	return q;
 }
 
 /* Map fresh read-write memory (descriptors). */
@@ -65,19 +81,16 @@ static inline int rt_os_munlock(void *p, size_t len) { return munlock(p, len); }
 
 /* Bind [p, p+len) to a NUMA node (node >= 0) or interleave it over the
  * nodes of mask (node < 0), before it is first touched.  Returns 0 or -1.
- * libnuma's mbind() when built with it (-Dnuma); it is a plain system-call
- * wrapper (libnuma's allocating functions are never called: its constructor
- * may itself be allocating through librtalloc at that moment). */
+ * The system call itself, never libnuma: libnuma's constructor allocates and
+ * ends the program (exit(1), "Out of memory allocating bitmask") when that
+ * allocation fails, which a library loaded into every process must not
+ * bring along; librtalloc does not link it. */
 static inline int rt_os_mbind(void *p, size_t len, int node, unsigned long mask)
 {
 	enum { MPOL_BIND_ = 2, MPOL_INTERLEAVE_ = 3 };
 	unsigned long m = node >= 0 ? 1UL << node : mask;
 	int mode = node >= 0 ? MPOL_BIND_ : MPOL_INTERLEAVE_;
-#ifdef RT_HAVE_NUMA
-	return (int)mbind(p, len, mode, &m, sizeof(m) * 8, 0);
-#else
 	return (int)syscall(SYS_mbind, p, len, mode, &m, sizeof(m) * 8, 0);
-#endif
 }
 
 /* The NUMA node the calling thread runs on (getcpu: the vDSO on x86-64). */

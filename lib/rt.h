@@ -478,6 +478,7 @@ extern struct rt_stats_region *rt_stats RT_HIDDEN;
 RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg);
 RT_HIDDEN bool rt_parse_size(const char *s, size_t *out);
 RT_HIDDEN const char *rt_options_env(const char *name); /* environ without getenv */
+RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX unset */
 
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);

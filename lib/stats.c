@@ -12,8 +12,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "glue.h"
 
@@ -71,13 +73,30 @@ static void fmt(char *buf, size_t len, const char *f, ...)
 	va_end(ap);
 }
 
+/* Is the directory, or the open file, on a tmpfs (memory: no disk I/O
+ * under a write)? */
+static bool dir_on_tmpfs(const char *path)
+{
+	struct statfs sf;
+	return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+static bool fd_on_tmpfs(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 /* The region as a file others can map, or NULL.  O_EXCL|O_NOFOLLOW: never
  * opens what someone else put at the path.  A file of ours with our pid is a
- * dead process's (pids are reused): removed and created anew, once. */
+ * dead process's (pids are reused): removed and created anew, once.  Only on
+ * a tmpfs ($XDG_RUNTIME_DIR if it is one, else /dev/shm), and only with its
+ * blocks reserved (fallocate): a full filesystem must refuse the file now,
+ * not kill a thread with SIGBUS at its first write into a page never
+ * backed.  Any failure: one message, and the region stays in this process. */
 static struct rt_stats_region *create_file(void)
 {
 	const char *dir = rt_options_env("XDG_RUNTIME_DIR");
-	if (!dir || dir[0] != '/' || strlen(dir) > 200)
+	if (!dir || dir[0] != '/' || strlen(dir) > 200 || !dir_on_tmpfs(dir))
 		dir = "/dev/shm";
 	fmt(region_path, sizeof(region_path), "%s/rtalloc-%u-%d.stats", dir, (unsigned)getuid(), (int)getpid());
 	int fd = -1;
@@ -89,14 +108,21 @@ static struct rt_stats_region *create_file(void)
 			unlink(region_path);
 	}
 	if (fd < 0) {
-		rt_say("cannot create the statistics file %s (%s): rtalloc-stat will not see this process",
-		       region_path, strerrorname_np(errno));
+		rt_say("cannot create the statistics file %s (%s): statistics stay in this process; "
+		       "rtalloc-stat will not see it", region_path, strerrorname_np(errno));
 		region_path[0] = '\0';
 		return NULL;
 	}
+	const char *why = NULL;
 	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)region_bytes()) == 0)
+	if (!fd_on_tmpfs(fd))
+		why = "not on a tmpfs";
+	else if (fallocate(fd, 0, 0, (off_t)region_bytes()) != 0)
+		why = strerrorname_np(errno);
+	else
 		p = mmap(NULL, region_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (!why && p == MAP_FAILED)
+		why = strerrorname_np(errno);
 	/* Read-only on disk from now on: our mapping stays writable, and nobody
 	 * (not even a careless tool of the same user) truncates it under us,
 	 * which would kill this process with SIGBUS at its next write. */
@@ -104,6 +130,8 @@ static struct rt_stats_region *create_file(void)
 		fchmod(fd, 0400);
 	close(fd);
 	if (p == MAP_FAILED) {
+		rt_say("cannot reserve the statistics file %s (%s): statistics stay in this process; "
+		       "rtalloc-stat will not see it", region_path, why);
 		unlink(region_path);
 		region_path[0] = '\0';
 		return NULL;
@@ -321,10 +349,20 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 	}
 }
 
+/* A refused allocation (no arena lock held).  With RTALLOC_ON_EXHAUST=grow,
+ * the pool was at RTALLOC_POOL_MAX or the request beyond it: said once per
+ * process, as the first growth is (fail is a choice, abort says it itself). */
 void rt_stats_failure(void)
 {
 	if (rt_stats)
 		__atomic_store_n(&rt_stats->last_failure_ns, rt_os_now_ns(), __ATOMIC_RELAXED);
+	static bool said;
+	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_GROW && !rt_g.user_memory &&
+	    !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		rt_say("an allocation was refused (ENOMEM): the pool (%zu KiB) could not grow to serve it, "
+		       "up to RTALLOC_POOL_MAX (%zu KiB); set RTALLOC_POOL_MAX larger. Further refusals "
+		       "are only counted (rtalloc-stat)",
+		       __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) >> 10, rt_g.opt.pool_max >> 10);
 }
 
 /* ---- readers ------------------------------------------------------------------------ */
@@ -495,6 +533,14 @@ RT_EXPORT void rtalloc_stats_print(FILE *f)
 /* ---- the exit report (RTALLOC_REPORT) ---------------------------------------------------- */
 
 static char report_path[256];
+/* RTALLOC_REPORT=stderr: a duplicate of stderr made at init, and what stderr
+ * was then.  Programs may close stderr before the report is written at exit
+ * (coreutils' close_stdout closes it from atexit, which runs before the
+ * library destructors); the duplicate is used only while it is still the
+ * same file (a program that closes every descriptor may have reused it). */
+static int report_fd = -1;
+static dev_t report_dev;
+static ino_t report_ino;
 
 /* Remember where the report goes (read at init: no getenv later). */
 void rt_stats_report_setup(void)
@@ -504,6 +550,46 @@ void rt_stats_report_setup(void)
 		memcpy(report_path, p, strlen(p) + 1);
 	else if (p)
 		rt_say("RTALLOC_REPORT is longer than %zu characters; no report", sizeof(report_path) - 1);
+	struct stat st;
+	if (strcmp(report_path, "stderr") == 0 && fstat(STDERR_FILENO, &st) == 0) {
+		/* out of the way of the low numbers programs expect to get */
+		report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		if (report_fd < 0)
+			report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+		report_dev = st.st_dev;
+		report_ino = st.st_ino;
+	}
+}
+
+static bool same_file(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* The descriptor the report goes to, or -1 (and one message): stderr as it
+ * was at init, or a regular file opened without blocking (a FIFO without a
+ * reader would hang the exit) and without following a symbolic link. */
+static int report_open(void)
+{
+	if (strcmp(report_path, "stderr") == 0) {
+		if (same_file(STDERR_FILENO, report_dev, report_ino))
+			return STDERR_FILENO;
+		return same_file(report_fd, report_dev, report_ino) ? report_fd : -1;
+	}
+	int fd = open(report_path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rt_say("RTALLOC_REPORT=\"%s\": cannot open it (%s); no report", report_path,
+		       strerrorname_np(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rt_say("RTALLOC_REPORT=\"%s\" is not a regular file (or stderr); no report", report_path);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* One JSON line at exit: proof that a program really ran on librtalloc, and
@@ -532,15 +618,13 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
-	int fd = strcmp(report_path, "stderr") == 0
-			 ? STDERR_FILENO
-			 : open(report_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = report_open();
 	if (fd < 0)
 		return;
 	if (write(fd, line, n) < 0) {
 		/* nothing more to do at exit */
 	}
-	if (fd != STDERR_FILENO)
+	if (fd != STDERR_FILENO && fd != report_fd)
 		close(fd);
 }
 

@@ -91,7 +91,9 @@ class Ctx:
         self.tool = args.tool
         self.lib = args.lib
         self.target = args.target
-        self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-")
+        # on a tmpfs: librtalloc puts its region in XDG_RUNTIME_DIR only there
+        self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         os.chmod(self.tmp, 0o700)
         self.xdg = os.path.join(self.tmp, "run")
         os.mkdir(self.xdg, 0o700)
