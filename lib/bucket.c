@@ -106,26 +106,15 @@ static void publish_if_changed(struct rt_arena *a)
  * threaded through next/prev like the partial lists.  Lock held. */
 static void empty_push(struct rt_arena *a, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	pg->prev = RT_NIL;
-	pg->next = a->empty;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = idx;
-	a->empty = idx;
+	rt_plist_push(rt_g.pages, &a->empty, idx);
 	a->nempty++;
 }
 
 static uint32_t empty_pop(struct rt_arena *a)
 {
-	uint32_t idx = a->empty;
-	if (idx == RT_NIL)
-		return RT_NIL;
-	struct rt_page *pg = &rt_g.pages[idx];
-	a->empty = pg->next;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = RT_NIL;
-	pg->next = pg->prev = RT_NIL;
-	a->nempty--;
+	uint32_t idx = rt_plist_pop(rt_g.pages, &a->empty);
+	if (idx != RT_NIL)
+		a->nempty--;
 	return idx;
 }
 
@@ -167,24 +156,12 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 
 static void partial_push(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	pg->prev = RT_NIL;
-	pg->next = a->partial[c];
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = idx;
-	a->partial[c] = idx;
+	rt_plist_push(rt_g.pages, &a->partial[c], idx);
 }
 
 static void partial_unlink(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	if (pg->prev != RT_NIL)
-		rt_g.pages[pg->prev].next = pg->next;
-	else
-		a->partial[c] = pg->next;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = pg->prev;
-	pg->next = pg->prev = RT_NIL;
+	rt_plist_unlink(rt_g.pages, &a->partial[c], idx);
 }
 
 /* Is b a block start of class c inside the carved part of page pg? */

@@ -369,6 +369,44 @@ static inline void rt_link_set(void *b, const void *next)
 	((uintptr_t *)b)[0] = (uintptr_t)next ^ rt_link_mask(b);
 }
 
+/* ---- page lists ------------------------------------------------------------
+ *
+ * The one list type of page descriptors: doubly linked through next/prev
+ * (page indices into the descriptor array d), ending in RT_NIL, with its
+ * head a uint32_t somewhere else (a buddy order, a class's partial pages, an
+ * arena's idle pages, a heap's partial pages).  O(1) each; the caller holds
+ * the lock of the structure the list belongs to. */
+static inline void rt_plist_push(struct rt_page *d, uint32_t *head, uint32_t idx)
+{
+	struct rt_page *pg = &d[idx];
+	pg->prev = RT_NIL;
+	pg->next = *head;
+	if (pg->next != RT_NIL)
+		d[pg->next].prev = idx;
+	*head = idx;
+}
+
+static inline void rt_plist_unlink(struct rt_page *d, uint32_t *head, uint32_t idx)
+{
+	struct rt_page *pg = &d[idx];
+	if (pg->prev != RT_NIL)
+		d[pg->prev].next = pg->next;
+	else
+		*head = pg->next;
+	if (pg->next != RT_NIL)
+		d[pg->next].prev = pg->prev;
+	pg->next = pg->prev = RT_NIL;
+}
+
+/* The first page of the list, unlinked; RT_NIL when it is empty. */
+static inline uint32_t rt_plist_pop(struct rt_page *d, uint32_t *head)
+{
+	uint32_t idx = *head;
+	if (idx != RT_NIL)
+		rt_plist_unlink(d, head, idx);
+	return idx;
+}
+
 static inline struct rt_page *rt_page_of(const void *p)
 {
 	uintptr_t off = (uintptr_t)p - rt_g.base;
