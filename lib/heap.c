@@ -727,11 +727,23 @@ static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t
 	}
 }
 
-/* Format a heap over n regions; region 0 starts with the header at hdr_at,
- * then room for the descriptors of every page, and of `reserve` pages more
- * (the regions a heap created to grow may add).  Returns 0 or EINVAL. */
+/* Pages of descriptors for x pages of data and metadata together, minus
+ * the descriptors' own pages: the least d with d pages holding the
+ * descriptors of x - d pages. */
+static size_t desc_pages(size_t x)
+{
+	const size_t per = RT_PAGE_SIZE + sizeof(struct rt_page);
+	return (x * sizeof(struct rt_page) + per - 1) / per;
+}
+
+/* Format a heap over n regions; region 0 starts with the header, then the
+ * descriptors of every data page and of `reserve` pages more (the regions a
+ * heap created to grow may add), then, with guard, one page the caller
+ * makes PROT_NONE, then its data.  A heap that rtalloc_heap_create made of
+ * P pages of data thus has its data at data_offset(P, reserve).  Returns 0
+ * or EINVAL. */
 static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
-		  size_t const size[], unsigned n, size_t reserve)
+		  size_t const size[], unsigned n, size_t reserve, bool guard)
 {
 	uintptr_t start[NREG], stop[NREG];
 	size_t total = 0;
@@ -741,9 +753,13 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 		if (stop[r] > start[r])
 			total += (stop[r] - start[r]) >> RT_PAGE_SHIFT;
 	}
-	size_t dbytes = page_round((total + reserve) * sizeof(struct rt_page));
-	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES, data0 = desc_at + dbytes;
-	if (stop[0] < data0 || total + reserve > RT_NIL / 2)
+	size_t fixed = (HDR_BYTES >> RT_PAGE_SHIFT) + guard;
+	if (total <= fixed || total + reserve > RT_NIL / 2)
+		return EINVAL;
+	size_t dbytes = desc_pages(total - fixed + reserve) << RT_PAGE_SHIFT;
+	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES;
+	uintptr_t data0 = desc_at + dbytes + (guard ? RT_PAGE_SIZE : 0);
+	if (stop[0] < data0)
 		return EINVAL;
 	start[0] = data0;
 	struct rt_heap_hdr *H = (struct rt_heap_hdr *)hdr_at;
@@ -782,12 +798,26 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	return 0;
 }
 
+/* Where rtalloc_heap_create puts the data of a heap of `pages` pages (and
+ * descriptors for `reserve` more): header, descriptors, guard page. */
+static size_t data_offset(size_t pages, size_t reserve)
+{
+	return HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page)) + RT_PAGE_SIZE;
+}
+
 /* The alignment of a heap region's data of len bytes: its largest power of
- * two (at most 1 GiB), so that the buddy serves its largest block. */
+ * two, so that the buddy serves its largest block and the block positions
+ * (skew 0) are the same in every process that maps the region. */
 static size_t region_align(size_t len)
 {
-	size_t align = (size_t)1 << (63 - __builtin_clzll(len));
-	return align > ((size_t)1 << 30) ? (size_t)1 << 30 : align;
+	return (size_t)1 << (63 - __builtin_clzll(len));
+}
+
+/* The guard page of a heap mapped by rtalloc_heap_create or bind: no access
+ * between the metadata and the first block.  0 or ENOMEM. */
+static int guard_page(void *map, size_t data_off)
+{
+	return mprotect((char *)map + data_off - RT_PAGE_SIZE, RT_PAGE_SIZE, PROT_NONE) ? ENOMEM : 0;
 }
 
 /* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
@@ -897,7 +927,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		return fail(ENOMEM);
 	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
-	size_t data_off = HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page));
+	size_t data_off = data_offset(pages, reserve);
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
 	size_t align = region_align(pages << RT_PAGE_SHIFT);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
@@ -931,7 +961,11 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	uintptr_t base[1] = {(uintptr_t)map};
 	size_t sz[1] = {len};
 	if (!e)
-		e = format(h, name, flags, base, sz, 1, reserve);
+		e = format(h, name, flags, base, sz, 1, reserve, true);
+	if (!e && (h->data[0] != (uintptr_t)map + data_off || h->dend[0] - h->data[0] != pages << RT_PAGE_SHIFT))
+		e = EINVAL; /* cannot happen: format lays the data out as data_offset() says */
+	if (!e)
+		e = guard_page(map, data_off);
 	if (e) {
 		rt_os_unmap(map, len);
 		goto out_unlink;
@@ -982,7 +1016,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 	}
 	pthread_mutex_lock(&reg_lock);
 	struct rtalloc_heap *h = slot_claim();
-	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0) : ENOMEM;
+	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0, false) : ENOMEM;
 	if (!e) {
 		__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
 		heap_lock(h);
@@ -1035,6 +1069,8 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		rt_os_sleep_ns(1000000);
 	}
 	int e = prepare_memory(map, hdr.map_bytes);
+	if (!e)
+		e = guard_page(map, hdr.reg[0].data_off);
 	pthread_mutex_lock(&reg_lock);
 	struct rtalloc_heap *h = e ? NULL : slot_claim();
 	if (!e && !h)
