@@ -40,15 +40,25 @@ static void list_push(struct rt_buddy *b, uint32_t idx, unsigned k)
 	b->nonempty |= 1ULL << k;
 }
 
+/* A link read from a descriptor: RT_NIL or a page of this buddy.  A shared
+ * heap's descriptors are in memory other processes write (heap.c). */
+static inline bool link_ok(const struct rt_buddy *b, uint32_t i)
+{
+	return i == RT_NIL || i - b->first < b->limit - b->skew;
+}
+
 static void list_unlink(struct rt_buddy *b, uint32_t idx, unsigned k)
 {
 	struct rt_page *pg = &b->pages[idx];
-	if (pg->prev != RT_NIL)
-		b->pages[pg->prev].next = pg->next;
+	uint32_t prev = pg->prev, next = pg->next;
+	if (rt_unlikely(!link_ok(b, prev) || !link_ok(b, next)))
+		rt_fatal("rtalloc", "page descriptors corrupted (a free list link out of range) in", pg);
+	if (prev != RT_NIL)
+		b->pages[prev].next = next;
 	else
-		b->head[k] = pg->next;
-	if (pg->next != RT_NIL)
-		b->pages[pg->next].prev = pg->prev;
+		b->head[k] = next;
+	if (next != RT_NIL)
+		b->pages[next].prev = prev;
 	if (b->head[k] == RT_NIL)
 		b->nonempty &= ~(1ULL << k);
 	pg->next = pg->prev = RT_NIL;

@@ -69,7 +69,7 @@
 #define NWAIT RTALLOC_HEAP_WAITERS
 #define NPROC RTALLOC_HEAP_PROCS
 #define SHM_PREFIX RT_HEAP_SHM_PREFIX
-#define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW)
+#define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW | RTALLOC_HEAP_SHARED_GROUP)
 
 enum { W_FREE = 0, W_WAITING, W_GRANTED, W_CANCELLED };
 
@@ -134,9 +134,42 @@ struct rtalloc_heap {
 	size_t map_len;
 	void *grown[NREG]; /* RTALLOC_HEAP_GROW: regions 1.. mapped at growth */
 	size_t grown_len[NREG];
+	/* A shared heap: the buddy of its one region as this process uses it.
+	 * Its geometry (pages, first, skew, committed, limit, top_order) was
+	 * checked at bind and never comes from shared memory again; its lists
+	 * (head, nonempty, free_pages, min_free_pages) are copied in from the
+	 * header, checked, when the lock is taken and back when it is
+	 * released (bud_in, bud_out).  A peer that rewrites the header cannot
+	 * make this process index outside the mapping. */
+	struct rt_buddy bud;
+	uint32_t npages; /* all regions' pages (shared: checked at bind) */
 };
 
 static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];
+
+/* The buddy of region r that this process works on (lock held). */
+static inline struct rt_buddy *bud(struct rtalloc_heap *h, unsigned r)
+{
+	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
+}
+static inline const struct rt_buddy *cbud(const struct rtalloc_heap *h, unsigned r)
+{
+	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
+}
+
+/* Shared memory said something impossible: a peer corrupted the heap. */
+static RT_NORETURN RT_COLD void corrupt(const char *what, const void *where)
+{
+	rt_fatal("rtalloc_heap", what, where);
+}
+
+/* A page index read from the heap's memory: in range, or fatal. */
+static inline uint32_t idx_ok(const struct rtalloc_heap *h, uint32_t idx)
+{
+	if (rt_unlikely(idx >= h->npages))
+		corrupt("heap corruption (a page index out of range)", h->hdr);
+	return idx;
+}
 static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -210,19 +243,20 @@ static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
 
 /* ---- figures ---------------------------------------------------------------- */
 
-static size_t free_bytes(const struct rt_heap_hdr *H)
+static size_t free_bytes(const struct rtalloc_heap *h)
 {
-	size_t f = H->small_free;
-	for (unsigned r = 0; r < H->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
-		f += H->reg[r].buddy.free_pages << RT_PAGE_SHIFT;
+	size_t f = h->hdr->small_free;
+	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		f += cbud(h, r)->free_pages << RT_PAGE_SHIFT;
 	return f;
 }
 
-static size_t largest_free(const struct rt_heap_hdr *H)
+static size_t largest_free(const struct rtalloc_heap *h)
 {
+	const struct rt_heap_hdr *H = h->hdr;
 	size_t best = 0;
-	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		uint64_t ne = H->reg[r].buddy.nonempty;
+	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		uint64_t ne = cbud(h, r)->nonempty;
 		if (ne) {
 			size_t s = RT_PAGE_SIZE << (63 - __builtin_clzll(ne));
 			best = s > best ? s : best;
@@ -241,8 +275,9 @@ static size_t data_bytes(const struct rt_heap_hdr *H)
 	return (size_t)H->npages << RT_PAGE_SHIFT;
 }
 
-static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
+static void put_figures(struct rt_stats_heap *s, const struct rtalloc_heap *h)
 {
+	const struct rt_heap_hdr *H = h->hdr;
 	rt_seq_write_begin(&s->seq);
 	uint64_t name[RTALLOC_HEAP_NAME_MAX / 8];
 	memcpy(name, H->name, sizeof(name));
@@ -250,9 +285,9 @@ static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
 		RT_SEQ_PUT(((uint64_t *)(void *)s->name)[i], name[i]);
 	RT_SEQ_PUT(s->flags, H->flags | RT_STATS_HEAP_USED);
 	RT_SEQ_PUT(s->size, (uint64_t)data_bytes(H));
-	RT_SEQ_PUT(s->free, (uint64_t)free_bytes(H));
+	RT_SEQ_PUT(s->free, (uint64_t)free_bytes(h));
 	RT_SEQ_PUT(s->min_free, H->min_free);
-	RT_SEQ_PUT(s->largest_free, (uint64_t)largest_free(H));
+	RT_SEQ_PUT(s->largest_free, (uint64_t)largest_free(h));
 	RT_SEQ_PUT(s->live_blocks, H->live);
 	RT_SEQ_PUT(s->waiters, (uint64_t)count_waiters(H));
 	rt_seq_write_end(&s->seq);
@@ -263,9 +298,9 @@ static void publish(struct rtalloc_heap *h)
 {
 	struct rt_stats_heap *s = stats_rec(h);
 	if (s)
-		put_figures(s, h->hdr);
+		put_figures(s, h);
 	if (h->shared)
-		put_figures(&h->hdr->fig, h->hdr);
+		put_figures(&h->hdr->fig, h);
 }
 
 static void unpublish(struct rtalloc_heap *h)
@@ -281,6 +316,53 @@ static void unpublish(struct rtalloc_heap *h)
 
 /* ---- the lock and recovery ------------------------------------------------------ */
 
+/* The lists of a buddy as a header holds them: heads in range (or RT_NIL)
+ * and of orders up to top, free counts within the pages. */
+static bool bud_lists_ok(const struct rt_buddy *S, uint32_t npages, unsigned top)
+{
+	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
+		uint32_t i = S->head[k];
+		if (i != RT_NIL && (i >= npages || k > top))
+			return false;
+	}
+	return S->free_pages <= npages && S->min_free_pages <= S->free_pages;
+}
+
+/* Shared heap, lock just taken: the header's lists into h->bud, checked
+ * (fatal when a peer left them impossible); with trust_none (a holder died
+ * mid-update: recover() rebuilds them), emptied instead. */
+static void bud_in(struct rtalloc_heap *h, bool trust_none)
+{
+	const struct rt_buddy *S = &h->hdr->reg[0].buddy;
+	struct rt_buddy *b = &h->bud;
+	if (trust_none) {
+		for (unsigned k = 0; k < RT_NORDERS; k++) /* bound: RT_NORDERS */
+			b->head[k] = RT_NIL;
+		b->nonempty = 0;
+		b->free_pages = 0;
+		b->min_free_pages = S->min_free_pages <= h->npages ? S->min_free_pages : 0;
+		return;
+	}
+	if (rt_unlikely(!bud_lists_ok(S, h->npages, b->top_order)))
+		corrupt("heap corruption (the shared header's free lists)", h->hdr);
+	uint64_t ne = 0;
+	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
+		b->head[k] = S->head[k];
+		ne |= (uint64_t)(b->head[k] != RT_NIL) << k;
+	}
+	b->nonempty = ne; /* derived, not read */
+	b->free_pages = S->free_pages;
+	b->min_free_pages = S->min_free_pages;
+}
+
+/* Shared heap, before the unlock: h->bud (all of it) back into the header. */
+static void bud_out(struct rtalloc_heap *h)
+{
+	struct rt_buddy *S = &h->hdr->reg[0].buddy;
+	memcpy(S, &h->bud, sizeof(*S));
+	S->pages = NULL; /* an address of this process: meaningless to the others */
+}
+
 static void fix_pointers(struct rtalloc_heap *h)
 {
 	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
@@ -295,50 +377,67 @@ static int heap_lock(struct rtalloc_heap *h)
 	struct rt_heap_hdr *H = h->hdr;
 	int e = pthread_mutex_lock(&H->lock);
 	if (rt_unlikely(e == EOWNERDEAD)) {
-		fix_pointers(h);
-		if (H->dirty)
+		bool dirty = H->dirty != 0;
+		if (h->shared)
+			bud_in(h, dirty);
+		else
+			fix_pointers(h);
+		if (dirty)
 			recover(h);
 		pthread_mutex_consistent(&H->lock);
-		e = 0;
+		H->dirty = 1;
+		return 0;
 	}
 	if (e)
 		return EIDRM;
-	if (h->shared)
-		fix_pointers(h);
 	H->dirty = 1;
+	if (h->shared)
+		bud_in(h, false);
 	return 0;
 }
 
 static void heap_unlock(struct rtalloc_heap *h)
 {
+	if (h->shared)
+		bud_out(h);
 	h->hdr->dirty = 0;
 	pthread_mutex_unlock(&h->hdr->lock);
 }
 
+/* Address of page idx (a valid index); its region is read from its
+ * descriptor, so it is checked. */
 static inline char *page_addr(const struct rtalloc_heap *h, uint32_t idx)
 {
 	unsigned r = h->desc[idx].arena;
+	if (rt_unlikely(r >= h->nregions || idx - h->first[r] >= (h->dend[r] - h->data[r]) >> RT_PAGE_SHIFT))
+		corrupt("heap corruption (a page descriptor names the wrong region)", &h->desc[idx]);
 	return (char *)h->data[r] + ((size_t)(idx - h->first[r]) << RT_PAGE_SHIFT);
 }
 
-static void partial_push(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+static void partial_push(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
+	struct rt_heap_hdr *H = h->hdr;
+	struct rt_page *d = h->desc;
+	uint32_t head = H->partial[c];
 	d[idx].prev = RT_NIL;
-	d[idx].next = H->partial[c];
-	if (H->partial[c] != RT_NIL)
-		d[H->partial[c]].prev = idx;
+	d[idx].next = head;
+	if (head != RT_NIL)
+		d[idx_ok(h, head)].prev = idx;
 	H->partial[c] = idx;
 }
 
-static void partial_unlink(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+static void partial_unlink(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
+	struct rt_heap_hdr *H = h->hdr;
+	struct rt_page *d = h->desc;
 	struct rt_page *pg = &d[idx];
-	if (pg->prev != RT_NIL)
-		d[pg->prev].next = pg->next;
+	uint32_t prev = pg->prev, next = pg->next;
+	if (prev != RT_NIL)
+		d[idx_ok(h, prev)].next = next;
 	else
-		H->partial[c] = pg->next;
-	if (pg->next != RT_NIL)
-		d[pg->next].prev = pg->prev;
+		H->partial[c] = next;
+	if (next != RT_NIL)
+		d[idx_ok(h, next)].prev = prev;
 	pg->next = pg->prev = RT_NIL;
 }
 
@@ -380,7 +479,7 @@ static void recover(struct rtalloc_heap *h)
 		H->partial[c] = RT_NIL;
 	uint64_t live = 0, small_free = 0;
 	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		struct rt_buddy *b = &H->reg[r].buddy;
+		struct rt_buddy *b = bud(h, r);
 		size_t old_min = b->min_free_pages;
 		/* Pass 1: keep the trusted heads, clear every other page. */
 		for (uint32_t v = b->skew; v < b->committed;) { /* bound: the region's pages */
@@ -409,7 +508,7 @@ static void recover(struct rtalloc_heap *h)
 					live += bpp - pg->nfree;
 					small_free += (uint64_t)pg->nfree * sz;
 					if (pg->nfree)
-						partial_push(H, d, pg->cls, idx);
+						partial_push(h, pg->cls, idx);
 				}
 			}
 			if (keep) {
@@ -449,7 +548,7 @@ static void recover(struct rtalloc_heap *h)
 	}
 	H->live = live;
 	H->small_free = small_free;
-	size_t f = free_bytes(H);
+	size_t f = free_bytes(h);
 	if (f < H->min_free)
 		H->min_free = f;
 }
@@ -459,7 +558,7 @@ static void recover(struct rtalloc_heap *h)
 static uint32_t buddy_alloc(struct rtalloc_heap *h, unsigned order)
 {
 	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		uint32_t idx = rt_buddy_alloc(&h->hdr->reg[r].buddy, order);
+		uint32_t idx = rt_buddy_alloc(bud(h, r), order);
 		if (idx != RT_NIL)
 			return idx;
 	}
@@ -472,6 +571,8 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 	struct rt_page *d = h->desc;
 	size_t sz = rt_class_size(c);
 	uint32_t idx = H->partial[c];
+	if (idx != RT_NIL && rt_unlikely(d[idx_ok(h, idx)].cls != c || d[idx].state != RT_PS_USED))
+		corrupt("heap corruption (a partial list holds a page of another class)", &d[idx]);
 	if (idx == RT_NIL) {
 		idx = buddy_alloc(h, 0);
 		if (idx == RT_NIL)
@@ -482,12 +583,17 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 		pg->nfree = (uint16_t)(RT_PAGE_SIZE / sz);
 		rt_store(&pg->cls, (uint8_t)c);
 		H->small_free += RT_PAGE_SIZE;
-		partial_push(H, d, c, idx);
+		partial_push(h, c, idx);
 	}
 	struct rt_page *pg = &d[idx];
 	char *page = page_addr(h, idx);
 	uintptr_t f = (uintptr_t)pg->free;
+	size_t carved = pg->carved;
 	uint64_t *w;
+	/* the descriptor's offsets are checked before they address anything */
+	if (rt_unlikely(carved > RT_PAGE_SIZE || (carved & (sz - 1)) ||
+			(f ? f - 1 >= carved || ((f - 1) & (sz - 1)) : carved == RT_PAGE_SIZE)))
+		corrupt("heap corruption (a small page's descriptor)", pg);
 	if (f) {
 		w = (uint64_t *)(void *)(page + f - 1);
 		uintptr_t next = (uintptr_t)w[0];
@@ -496,10 +602,10 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 		pg->free = (void *)next;
 	} else {
 		w = (uint64_t *)(void *)(page + pg->carved);
-		pg->carved = (uint16_t)(pg->carved + sz);
+		pg->carved = (uint16_t)(carved + sz);
 	}
 	if (--pg->nfree == 0)
-		partial_unlink(H, d, c, idx);
+		partial_unlink(h, c, idx);
 	w[0] = 0;
 	w[1] = 0;
 	H->small_free -= sz;
@@ -528,7 +634,7 @@ static void *do_alloc(struct rtalloc_heap *h, size_t n)
 	if (!p)
 		return NULL;
 	H->live++;
-	size_t f = free_bytes(H);
+	size_t f = free_bytes(h);
 	if (f < H->min_free)
 		H->min_free = f;
 	return p;
@@ -542,23 +648,35 @@ static int region_of(const struct rtalloc_heap *h, const void *p)
 	return -1;
 }
 
-/* The descriptor of live block p, or fatal naming call. */
-static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const char *call, size_t *size)
+/* The descriptor of live block p (and its region in *region), or fatal
+ * naming call. */
+static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const char *call, size_t *size,
+				  unsigned *region)
 {
 	int r = region_of(h, p);
 	if (r < 0)
 		rt_fatal(call, "invalid pointer (inside a heap, not a block)", p);
+	*region = (unsigned)r;
 	uint32_t idx = h->first[r] + (uint32_t)(((uintptr_t)p - h->data[r]) >> RT_PAGE_SHIFT);
 	struct rt_page *pg = &h->desc[idx];
 	uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
+	unsigned k = pg->order;
 	if (pg->state == RT_PS_USED && pg->cls == RT_CLS_HUGE) {
 		if (in_page)
 			rt_fatal(call, "invalid pointer (inside a large heap block)", p);
-		*size = RT_PAGE_SIZE << pg->order;
+		/* the order comes from the heap's memory: the block must lie
+		 * inside its region, aligned as the buddy makes it */
+		const struct rt_buddy *b = cbud(h, (unsigned)r);
+		uint32_t v = idx - b->first + b->skew;
+		if (rt_unlikely(k > b->top_order || (v & ((1u << k) - 1)) || (uint64_t)v + (1u << k) > b->committed))
+			corrupt("heap corruption (a large block's order)", pg);
+		*size = RT_PAGE_SIZE << k;
 		return pg;
 	}
 	if (pg->state != RT_PS_USED || pg->cls < 1 || pg->cls > RT_NSMALL)
 		rt_fatal(call, "invalid pointer (not a heap block, or already freed)", p);
+	if (rt_unlikely(k != 0 || pg->carved > RT_PAGE_SIZE))
+		corrupt("heap corruption (a small page's descriptor)", pg);
 	size_t sz = rt_class_size(pg->cls);
 	if ((in_page & (sz - 1)) || in_page >= pg->carved)
 		rt_fatal(call, "invalid pointer (not the start of a heap block)", p);
@@ -638,11 +756,12 @@ static void do_free(struct rtalloc_heap *h, void *p, const char *call)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	size_t sz;
-	struct rt_page *pg = live_block(h, p, call, &sz);
+	unsigned r;
+	struct rt_page *pg = live_block(h, p, call, &sz, &r);
 	uint32_t idx = (uint32_t)(pg - h->desc);
 	H->live--;
 	if (pg->cls == RT_CLS_HUGE) {
-		rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+		rt_buddy_free(bud(h, r), idx);
 	} else {
 		unsigned c = pg->cls, bpp = (unsigned)(RT_PAGE_SIZE / sz);
 		uint64_t *w = p;
@@ -651,16 +770,16 @@ static void do_free(struct rtalloc_heap *h, void *p, const char *call)
 		pg->free = (void *)(((uintptr_t)p & (RT_PAGE_SIZE - 1)) + 1);
 		H->small_free += sz;
 		if (++pg->nfree == 1)
-			partial_push(H, h->desc, c, idx);
+			partial_push(h, c, idx);
 		if (pg->nfree == bpp) {
 			/* empty: back to the buddy at once, so that a heap with
 			 * nothing allocated has all of its memory in one piece */
-			partial_unlink(H, h->desc, c, idx);
+			partial_unlink(h, c, idx);
 			pg->free = NULL;
 			pg->carved = 0;
 			pg->nfree = 0;
 			H->small_free -= RT_PAGE_SIZE;
-			rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+			rt_buddy_free(bud(h, r), idx);
 		}
 	}
 	if (H->nwaiters)
@@ -711,14 +830,23 @@ static int lock_init(pthread_mutex_t *m, bool shared)
 }
 
 /* The handle's view of a formatted header: local addresses of regions. */
-static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t const rbase[])
+/* The handle's view of a formatted header H: local addresses of regions.
+ * The geometry comes from G: H itself, or for a shared heap bound by this
+ * process, the copy of its header that bind checked (map_object). */
+static void handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
+			uintptr_t const rbase[])
 {
 	h->hdr = H;
-	h->nregions = H->nregions;
-	h->desc = (struct rt_page *)(rbase[0] + H->desc_off);
-	h->shared = H->flags & RTALLOC_HEAP_SHARED;
-	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		const struct rt_heap_region *R = &H->reg[r];
+	h->nregions = G->nregions;
+	h->npages = G->npages;
+	h->desc = (struct rt_page *)(rbase[0] + G->desc_off);
+	h->shared = G->flags & RTALLOC_HEAP_SHARED;
+	if (h->shared) {
+		h->bud = G->reg[0].buddy;
+		h->bud.pages = h->desc;
+	}
+	for (unsigned r = 0; r < G->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		const struct rt_heap_region *R = &G->reg[r];
 		h->rbase[r] = rbase[r];
 		h->rsize[r] = R->bytes;
 		h->data[r] = rbase[r] + R->data_off;
@@ -793,8 +921,8 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	H->npages = first;
 	if (!first)
 		return EINVAL;
-	H->min_free = free_bytes(H);
-	handle_fill(h, H, base);
+	handle_fill(h, H, H, base);
+	H->min_free = free_bytes(h);
 	return 0;
 }
 
@@ -858,7 +986,7 @@ static int procs_update(struct rt_heap_hdr *H, int pid)
 	if (pid < 0)
 		return 0;
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
-		if (!H->procs[i] || !rt_os_pid_alive(H->procs[i])) {
+		if (H->procs[i] <= 0 || !rt_os_pid_alive(H->procs[i])) {
 			H->procs[i] = me;
 			return 0;
 		}
@@ -868,31 +996,31 @@ static int procs_update(struct rt_heap_hdr *H, int pid)
 static bool procs_all_dead(const struct rt_heap_hdr *H)
 {
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] && rt_os_pid_alive(H->procs[i]))
+		if (H->procs[i] > 0 && rt_os_pid_alive(H->procs[i]))
 			return false;
 	return true;
 }
 
-static void *map_object(int fd, struct rt_heap_hdr *hdr);
+static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name);
 static void slot_release(struct rtalloc_heap *h);
 
 /* The name of a shared heap exists: if every process that created or bound
  * it is gone (its creator crashed, nobody bound it since), the heap is
  * stale: it is marked destroyed and its name removed, under its lock, so
  * that two creators cannot both take it.  True when the name is free now. */
-static bool reclaim_stale(const char *path)
+static bool reclaim_stale(const char *path, const char *name)
 {
 	int fd = rt_os_shm_open(path, O_RDWR, 0);
 	if (fd < 0)
 		return errno == ENOENT;
 	struct rt_heap_hdr hdr;
-	void *map = map_object(fd, &hdr);
+	void *map = map_object(fd, &hdr, name);
 	rt_os_close(fd);
 	if (!map)
 		return false;
 	struct rtalloc_heap tmp;
 	memset(&tmp, 0, sizeof(tmp));
-	handle_fill(&tmp, map, (uintptr_t[]){(uintptr_t)map});
+	handle_fill(&tmp, &hdr, map, (uintptr_t[]){(uintptr_t)map});
 	bool freed = false;
 	if (heap_lock(&tmp) == 0) {
 		struct rt_heap_hdr *H = tmp.hdr;
@@ -921,6 +1049,8 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		return fail(EINVAL);
 	if (grows && shared)
 		return fail(ENOTSUP); /* every bound process would have to map the new regions */
+	if ((flags & RTALLOC_HEAP_SHARED_GROUP) && !shared)
+		return fail(EINVAL);
 	if (shared ? !name || !name_ok(name) : name && name[0] && !name_ok(name))
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
@@ -939,15 +1069,17 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		goto out;
 	}
 	if (shared) {
+		/* 0600, or 0660 for the group: whatever the umask says */
+		mode_t mode = flags & RTALLOC_HEAP_SHARED_GROUP ? 0660 : 0600;
 		shm_path(path, name);
-		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
-		if (fd < 0 && errno == EEXIST && reclaim_stale(path))
-			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
+		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+		if (fd < 0 && errno == EEXIST && reclaim_stale(path, name))
+			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
 		if (fd < 0) {
 			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
 			goto out;
 		}
-		if (rt_os_ftruncate(fd, len) != 0) {
+		if (fchmod(fd, mode) != 0 || rt_os_ftruncate(fd, len) != 0) {
 			e = ENOMEM;
 			goto out_unlink;
 		}
@@ -1057,11 +1189,11 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 			return fail(errno == EACCES ? EACCES : ENOMEM);
 		if (fd >= 0) {
 			errno = 0;
-			map = map_object(fd, &hdr);
+			map = map_object(fd, &hdr, name);
 			rt_os_close(fd);
 			if (map)
 				break;
-			if (errno == EINVAL || errno == ENOMEM)
+			if (errno == EINVAL || errno == ENOMEM || errno == EACCES)
 				return fail(errno);
 		}
 		if (!abs_timeout || rt_os_now_ns() >= ts_ns(abs_timeout))
@@ -1077,13 +1209,11 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		e = ENOMEM;
 	if (!e) {
 		uintptr_t base[1] = {(uintptr_t)map};
-		handle_fill(h, map, base);
+		handle_fill(h, &hdr, map, base);
 		h->map = map;
 		h->map_len = hdr.map_bytes;
 		h->own_map = true;
-		const struct rt_buddy *b = &h->hdr->reg[0].buddy;
-		uint32_t skew = (uint32_t)((h->data[0] >> RT_PAGE_SHIFT) & ((1ULL << b->top_order) - 1));
-		if (skew != b->skew) {
+		if (h->data[0] & (hdr.map_align - 1)) {
 			e = EINVAL; /* cannot happen: mapped at the same alignment */
 			memset(h, 0, sizeof(*h));
 		} else {
@@ -1109,14 +1239,132 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 	return h;
 }
 
-/* Map a shared heap's object as every process does (same alignment of its
- * data); NULL with errno EINVAL when it is not one of this version, ENOMEM
- * when it cannot be mapped, 0 when it is not complete yet or destroyed.
- * hdr: a copy of its header. */
-static void *map_object(int fd, struct rt_heap_hdr *hdr)
+/* Is the calling process in group gid?  (Binding: not a real-time path.) */
+static bool in_group(gid_t gid)
 {
-	long long sz = rt_os_fd_size(fd);
-	if (sz < (long long)HDR_BYTES)
+	if (gid == getegid())
+		return true;
+	gid_t g[256];
+	int n = getgroups(256, g);
+	for (int i = 0; i < n; i++) /* bound: 256 groups */
+		if (g[i] == gid)
+			return true;
+	return false;
+}
+
+/* May this process trust an object with this owner and mode?  Its owner
+ * must be the caller's effective uid; or, for a heap created with
+ * RTALLOC_HEAP_SHARED_GROUP, its group one of the caller's.  Never when
+ * others may write it. */
+static bool owner_ok(const struct stat *st, unsigned flags)
+{
+	if (st->st_mode & S_IWOTH)
+		return false;
+	if (st->st_uid == geteuid())
+		return true;
+	return (flags & RTALLOC_HEAP_SHARED_GROUP) && in_group(st->st_gid);
+}
+
+static uint64_t lock_word(const pthread_mutex_t *m, unsigned i)
+{
+	uint32_t w[sizeof(*m) / 4];
+	memcpy(w, m, sizeof(w));
+	return w[i];
+}
+
+static char *put_dec(char *b, unsigned v)
+{
+	char t[12];
+	int n = 0;
+	do /* bound: 10 digits */
+		t[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n) /* bound: 10 digits */
+		*b++ = t[--n];
+	return b;
+}
+
+/* Is thread tid one of the processes recorded in the heap?  Only such a
+ * thread can hold its lock: a lock word naming any other thread (a live
+ * process that never bound the heap would block this one for ever) is a
+ * forgery.  One access(2) per recorded process: binding only. */
+static bool tid_of_procs(const struct rt_heap_hdr *H, unsigned tid)
+{
+	for (unsigned i = 0; i < NPROC; i++) { /* bound: RTALLOC_HEAP_PROCS */
+		if (H->procs[i] <= 0)
+			continue;
+		char path[48], *b = path;
+		memcpy(b, "/proc/", 6);
+		b = put_dec(b + 6, (unsigned)H->procs[i]);
+		memcpy(b, "/task/", 6);
+		b = put_dec(b + 6, tid);
+		*b = 0;
+		if (access(path, F_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Every field of a shared heap's header (a copy) against the object's size
+ * and the layout rtalloc_heap_create makes: 0, or EINVAL. */
+static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name)
+{
+	const struct rt_heap_region *R = &H->reg[0];
+	const struct rt_buddy *b = &R->buddy;
+	uint64_t np = H->npages;
+	if (H->version != HEAP_VERSION || H->nregions != 1 || !(H->flags & RTALLOC_HEAP_SHARED) ||
+	    (H->flags & ~(KNOWN_FLAGS | RTALLOC_HEAP_SHARED_GROUP)) || (H->flags & RTALLOC_HEAP_GROW))
+		return EINVAL;
+	if (strnlen(H->name, sizeof(H->name)) != strlen(name) || strcmp(H->name, name) != 0)
+		return EINVAL;
+	if (np == 0 || np > ((size_t)RT_NIL / 2 / NREG) || H->desc_off != HDR_BYTES)
+		return EINVAL;
+	size_t data_off = data_offset(np, 0), len = data_off + (np << RT_PAGE_SHIFT);
+	if (R->base_off != 0 || R->data_off != data_off || R->bytes != len || H->map_bytes != len ||
+	    fsize < len || H->map_align != region_align(np << RT_PAGE_SHIFT))
+		return EINVAL;
+	unsigned top = 63 - (unsigned)__builtin_clzll(np);
+	top = top > RT_ORDER_MAX ? RT_ORDER_MAX : top;
+	if (b->first != 0 || b->skew != 0 || b->committed != np || b->limit != np || b->top_order != top ||
+	    b->arena != 0 || !bud_lists_ok(b, (uint32_t)np, top))
+		return EINVAL;
+	for (unsigned c = 0; c <= RT_NSMALL; c++) /* bound: RT_NSMALL + 1 */
+		if (H->partial[c] != RT_NIL && H->partial[c] >= np)
+			return EINVAL;
+	size_t bytes = np << RT_PAGE_SHIFT;
+	if (H->small_free > bytes || H->min_free > bytes || H->live > bytes / 16 || H->nwaiters > NWAIT)
+		return EINVAL;
+	for (unsigned i = 0; i < NWAIT; i++) /* bound: RTALLOC_HEAP_WAITERS */
+		if (H->w[i].state > W_CANCELLED)
+			return EINVAL;
+	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
+		if (H->procs[i] < 0)
+			return EINVAL;
+	/* The lock: of the kind lock_init makes (else pthread_mutex_lock would
+	 * treat the heap's words as another kind of lock), and held, if at all,
+	 * by a thread of a process of the heap (the kernel clears the thread
+	 * of a word whose holder died: it marks it FUTEX_OWNER_DIED). */
+	pthread_mutex_t fresh;
+	if (lock_init(&fresh, true))
+		return EINVAL;
+	bool same_kind = lock_word(&fresh, 4) == lock_word(&H->lock, 4);
+	pthread_mutex_destroy(&fresh);
+	uint32_t word = (uint32_t)lock_word(&H->lock, 0);
+	if (!same_kind || ((word & FUTEX_TID_MASK) && !tid_of_procs(H, word & FUTEX_TID_MASK)))
+		return EINVAL;
+	return 0;
+}
+
+/* Map a shared heap's object as every process does (same alignment of its
+ * data, guard page included), once its owner and header have been checked;
+ * NULL with errno EINVAL when it is not a heap of this version or its
+ * header is impossible, EACCES when its owner or mode cannot be trusted,
+ * ENOMEM when it cannot be mapped, 0 when it is not complete yet or
+ * destroyed.  hdr: the copy of its header that was checked. */
+static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)HDR_BYTES)
 		return NULL;
 	void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
@@ -1126,7 +1374,11 @@ static void *map_object(int fd, struct rt_heap_hdr *hdr)
 	rt_os_unmap(m, HDR_BYTES);
 	if (magic != HEAP_MAGIC || hdr->dead)
 		return NULL;
-	if (hdr->version != HEAP_VERSION || hdr->nregions != 1 || sz < (long long)hdr->map_bytes) {
+	if (!owner_ok(&st, hdr->flags)) {
+		errno = EACCES;
+		return NULL;
+	}
+	if (hdr_check(hdr, (size_t)st.st_size, name)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -1401,9 +1653,9 @@ RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *
 	memcpy(info->name, H->name, RTALLOC_HEAP_NAME_MAX);
 	info->flags = H->flags;
 	info->size = data_bytes(H);
-	info->free_bytes = free_bytes(H);
+	info->free_bytes = free_bytes(h);
 	info->min_free_bytes = H->min_free;
-	info->largest_free = largest_free(H);
+	info->largest_free = largest_free(h);
 	info->live_blocks = H->live;
 	info->waiters = count_waiters(H);
 	publish(h);
@@ -1465,7 +1717,8 @@ size_t rt_heap_block_size(const void *ptr, const char *call)
 	if (!h || heap_lock(h) != 0)
 		return 0;
 	size_t sz;
-	live_block(h, ptr, call, &sz);
+	unsigned r;
+	live_block(h, ptr, call, &sz, &r);
 	heap_unlock(h);
 	return sz;
 }
@@ -1510,7 +1763,7 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 	const char *why = NULL;
 	uint64_t live = 0, small_free = 0;
 	for (unsigned r = 0; r < H->nregions && !why; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		const struct rt_buddy *b = &H->reg[r].buddy;
+		const struct rt_buddy *b = cbud(h, r);
 		why = rt_buddy_check(b);
 		for (uint32_t v = b->skew; v < b->committed && !why;) { /* bound: the pages */
 			uint32_t idx = v - b->skew + b->first;
@@ -1545,7 +1798,7 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 		why = "heap: live block count differs";
 	if (!why && small_free != H->small_free)
 		why = "heap: small free bytes differ";
-	if (!why && H->min_free > free_bytes(H))
+	if (!why && H->min_free > free_bytes(h))
 		why = "heap: lowest free above the free count";
 	heap_unlock(h);
 	return why;
@@ -1566,4 +1819,9 @@ void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
 unsigned rt_heap_recoveries(rtalloc_heap_t *h)
 {
 	return valid(h) ? h->hdr->recoveries : 0;
+}
+
+size_t rt_heap_header_bytes(void)
+{
+	return sizeof(struct rt_heap_hdr);
 }
