@@ -171,7 +171,11 @@ static inline uint32_t idx_ok(const struct rtalloc_heap *h, uint32_t idx)
 	return idx;
 }
 static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
+/* Priority-inheriting (registry_init): a real-time thread that creates,
+ * binds or destroys a heap while a lower-priority one does boosts it. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+static int my_pid; /* getpid(), cached (renewed in a forked child) */
 
 /* ---- names, registry ---------------------------------------------------- */
 
@@ -231,6 +235,103 @@ static void slot_publish(struct rtalloc_heap *h)
 	__atomic_store_n(&h->active, 1, __ATOMIC_RELEASE);
 	if (i + 1 > reg_hi)
 		__atomic_store_n(&reg_hi, i + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- fork, and the registry lock ------------------------------------------ */
+
+static int lock_init(pthread_mutex_t *m, bool shared);
+
+/* The registry's lock: priority inheritance (not robust: a thread that dies
+ * holding it has left the registry half-updated anyway). */
+static void pi_lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+}
+static int heap_lock(struct rtalloc_heap *h);
+static void heap_unlock(struct rtalloc_heap *h);
+static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
+static void do_free(struct rtalloc_heap *h, void *p, const char *call);
+
+static uint64_t fork_locked; /* bit i: the forking thread holds reg[i]'s lock */
+
+/* Heaps across fork(2), like the pool's arenas: the forking thread takes
+ * the registry lock and the lock of every private heap (lock order: the
+ * registry, then heaps, as create/bind/destroy take them; these handlers
+ * are registered after the pool's, so they run before its prepare and
+ * after its child and parent handlers), so the child finds every private
+ * heap between two operations.  A shared heap's lock is not taken: a
+ * parent thread that holds it at the fork releases it in the parent, where
+ * it still runs, and the child waits for it like any other process. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	uint64_t locked = 0;
+	unsigned n = reg_hi;
+	for (unsigned i = 0; i < n; i++) /* bound: RTALLOC_HEAP_MAX */
+		if (reg[i].active && !reg[i].shared && heap_lock(&reg[i]) == 0)
+			locked |= 1ULL << i;
+	fork_locked = locked;
+}
+
+static void fork_parent(void)
+{
+	for (unsigned i = reg_hi; i-- > 0;) /* bound: RTALLOC_HEAP_MAX */
+		if (fork_locked & (1ULL << i))
+			heap_unlock(&reg[i]);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* The child has one thread, this one under another TID: the locks it
+ * inherited held are made anew.  The parent's other threads are gone: the
+ * waiter records they had in private heaps are dropped (a block already
+ * handed to one goes back to its heap) and no thread of this process is
+ * inside rtalloc_heap_alloc_timed. */
+static void fork_child(void)
+{
+	my_pid = (int)getpid();
+	pi_lock_init(&reg_lock);
+	for (unsigned i = 0; i < reg_hi; i++) { /* bound: RTALLOC_HEAP_MAX */
+		struct rtalloc_heap *h = &reg[i];
+		h->users = 0;
+		if (!(fork_locked & (1ULL << i)))
+			continue;
+		struct rt_heap_hdr *H = h->hdr;
+		lock_init(&H->lock, false);
+		H->dirty = 0;
+		uint64_t granted[NWAIT];
+		unsigned ng = 0;
+		for (unsigned k = 0; k < NWAIT; k++) { /* bound: RTALLOC_HEAP_WAITERS */
+			if (H->w[k].state == W_GRANTED)
+				granted[ng++] = H->w[k].result;
+			H->w[k].state = W_FREE;
+		}
+		H->nwaiters = 0;
+		if (ng && heap_lock(h) == 0) {
+			for (unsigned k = 0; k < ng; k++) /* bound: RTALLOC_HEAP_WAITERS */
+				do_free(h, heap_ptr_of(h, granted[k]), "fork");
+			heap_unlock(h);
+		}
+	}
+	fork_locked = 0;
+}
+
+static void registry_once(void)
+{
+	pi_lock_init(&reg_lock);
+	my_pid = (int)getpid();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Before the registry is used: its lock made priority-inheriting, the fork
+ * handlers registered (the first heap call of the process; not on an
+ * allocation path). */
+static void registry_init(void)
+{
+	pthread_once(&reg_once, registry_once);
 }
 
 /* ---- statistics (the seqlock writer of stats.h) --------------------------- */
@@ -1055,6 +1156,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
+	registry_init();
 	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
 	size_t data_off = data_offset(pages, reserve);
@@ -1146,6 +1248,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 			if (base[r] < base[q] + size[q] && base[q] < base[r] + size[r])
 				return fail(EINVAL);
 	}
+	registry_init();
 	pthread_mutex_lock(&reg_lock);
 	struct rtalloc_heap *h = slot_claim();
 	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0, false) : ENOMEM;
@@ -1178,6 +1281,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
+	registry_init();
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	shm_path(path, name);
 	struct rt_heap_hdr hdr;
@@ -1402,6 +1506,7 @@ static void slot_release(struct rtalloc_heap *h)
 
 RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 {
+	registry_init();
 	pthread_mutex_lock(&reg_lock);
 	if (!valid(h) || !h->shared) {
 		pthread_mutex_unlock(&reg_lock);
@@ -1418,6 +1523,7 @@ RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 
 RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 {
+	registry_init();
 	pthread_mutex_lock(&reg_lock);
 	if (!valid(h)) {
 		pthread_mutex_unlock(&reg_lock);
