@@ -64,7 +64,7 @@
 #include "heap.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 2 /* 2: fig */
+#define HEAP_VERSION 3 /* 2: fig; 3: waiter records' alive locks, guard page */
 #define NREG RTALLOC_HEAP_REGIONS
 #define NWAIT RTALLOC_HEAP_WAITERS
 #define NPROC RTALLOC_HEAP_PROCS
@@ -77,10 +77,15 @@ struct rt_heap_waiter {
 	uint32_t futex;  /* 0 while waiting, 1 once served or cancelled */
 	uint32_t state;  /* W_* */
 	int32_t prio;    /* scheduling priority when the wait began */
-	int32_t pid;     /* its process (recovery drops records of dead ones) */
+	int32_t pid;     /* its process */
 	uint64_t ticket; /* arrival order */
 	uint64_t size;   /* bytes wanted */
 	uint64_t result; /* W_GRANTED: the block, as a heap offset */
+	/* Held by the waiting thread while the record is not W_FREE: robust,
+	 * so when the thread dies the kernel clears the holder in its word
+	 * (FUTEX_OWNER_DIED).  Whether a waiter lives is one load, no system
+	 * call (waiter_dead). */
+	pthread_mutex_t alive;
 };
 
 struct rt_heap_region {
@@ -161,6 +166,30 @@ static inline const struct rt_buddy *cbud(const struct rtalloc_heap *h, unsigned
 static RT_NORETURN RT_COLD void corrupt(const char *what, const void *where)
 {
 	rt_fatal("rtalloc_heap", what, where);
+}
+
+/* Tests: what this thread's heap calls asked of the kernel on the paths
+ * that the documentation bounds (rt_heap_debug_syscalls). */
+static __thread unsigned dbg_wakes, dbg_probes;
+
+static void wake(uint32_t *word, bool shared)
+{
+	dbg_wakes++;
+	rt_os_futex_wake(word, 1, shared);
+}
+
+static bool pid_alive(int pid)
+{
+	dbg_probes++;
+	return pid > 0 && rt_os_pid_alive(pid);
+}
+
+/* A waiter record not W_FREE whose thread is gone: the kernel cleared the
+ * holder of its alive lock (or nobody ever held it). */
+static bool waiter_dead(const struct rt_heap_waiter *w)
+{
+	uint32_t word = __atomic_load_n((const uint32_t *)(const void *)&w->alive, __ATOMIC_ACQUIRE);
+	return (word & FUTEX_TID_MASK) == 0;
 }
 
 /* A page index read from the heap's memory: in range, or fatal. */
@@ -571,7 +600,7 @@ static void recover(struct rtalloc_heap *h)
 	unsigned nw = 0;
 	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 		struct rt_heap_waiter *w = &H->w[i];
-		if (w->state != W_FREE && !rt_os_pid_alive(w->pid))
+		if (w->state != W_FREE && waiter_dead(w))
 			w->state = W_FREE;
 		nw += w->state == W_WAITING;
 	}
@@ -790,12 +819,18 @@ static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const c
 static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p);
 static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
 
-/* Hand blocks to waiters, best first, while the first in line fits. */
+/* Hand a block to the first waiter in line, if it fits: one FUTEX_WAKE at
+ * most.  The waiter passes the baton: once it has its block, it serves the
+ * next in line the same way (rtalloc_heap_alloc_timed), so a free that
+ * makes room for several waiters still wakes one.  Records of waiters that
+ * died are dropped on the way (waiter_dead: a load, no system call). */
 static void serve_waiters(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	bool prio = H->flags & RTALLOC_HEAP_PRIO;
-	for (unsigned round = 0; H->nwaiters && round < NWAIT; round++) { /* bound: RTALLOC_HEAP_WAITERS */
+	/* bound: RTALLOC_HEAP_WAITERS rounds (each drops a dead record or
+	 * ends), each choosing among RTALLOC_HEAP_WAITERS records */
+	for (unsigned round = 0; H->nwaiters && round < NWAIT; round++) {
 		struct rt_heap_waiter *best = NULL;
 		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 			struct rt_heap_waiter *w = &H->w[i];
@@ -807,10 +842,9 @@ static void serve_waiters(struct rtalloc_heap *h)
 		}
 		if (!best)
 			return;
-		if (rt_unlikely(h->shared && best->pid != rt_os_getpid() && !rt_os_pid_alive(best->pid))) {
+		if (rt_unlikely(waiter_dead(best))) {
 			/* killed while it waited: its record goes, no block is
-			 * granted to it (one kill(pid, 0) per dead record, only on
-			 * a free that is about to wake a waiter of another process) */
+			 * granted to it */
 			best->state = W_FREE;
 			H->nwaiters--;
 			continue;
@@ -822,24 +856,24 @@ static void serve_waiters(struct rtalloc_heap *h)
 		best->state = W_GRANTED;
 		H->nwaiters--;
 		__atomic_store_n(&best->futex, 1, __ATOMIC_RELEASE);
-		rt_os_futex_wake(&best->futex, 1, h->shared);
+		wake(&best->futex, h->shared);
+		return;
 	}
 }
 
 static void do_free(struct rtalloc_heap *h, void *p, const char *call);
 
-/* Every waiter record in use and some of them may be of processes that were
- * killed while waiting, or before they took the block granted to them: free
- * those records (and such blocks).  One kill(pid, 0) per record of another
- * process: only on this path, where the caller is about to sleep anyway.
- * Returns a free record, or NULL. */
+/* Every waiter record in use and some of them may be of threads that died
+ * while waiting, or before they took the block granted to them: free those
+ * records (and such blocks).  No system call (waiter_dead).  Returns a free
+ * record, or NULL. */
 static struct rt_heap_waiter *reclaim_dead_waiter(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	struct rt_heap_waiter *found = NULL;
 	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 		struct rt_heap_waiter *w = &H->w[i];
-		if (w->state == W_FREE || w->pid == rt_os_getpid() || rt_os_pid_alive(w->pid))
+		if (w->state == W_FREE || !waiter_dead(w))
 			continue;
 		if (w->state == W_WAITING)
 			H->nwaiters--;
@@ -913,6 +947,22 @@ static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
 
 static size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
 #define HDR_BYTES page_round(sizeof(struct rt_heap_hdr))
+
+/* A waiter record's alive lock: robust, not priority-inheriting (nobody
+ * ever waits for it), process-shared in a shared heap. */
+static int alive_init(pthread_mutex_t *m, bool shared)
+{
+	pthread_mutexattr_t at;
+	int e = pthread_mutexattr_init(&at);
+	if (!e)
+		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	if (!e && shared)
+		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	if (!e)
+		e = pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+	return e;
+}
 
 static int lock_init(pthread_mutex_t *m, bool shared)
 {
@@ -1087,7 +1137,7 @@ static int procs_update(struct rt_heap_hdr *H, int pid)
 	if (pid < 0)
 		return 0;
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
-		if (H->procs[i] <= 0 || !rt_os_pid_alive(H->procs[i])) {
+		if (H->procs[i] <= 0 || !pid_alive(H->procs[i])) {
 			H->procs[i] = me;
 			return 0;
 		}
@@ -1097,7 +1147,7 @@ static int procs_update(struct rt_heap_hdr *H, int pid)
 static bool procs_all_dead(const struct rt_heap_hdr *H)
 {
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] > 0 && rt_os_pid_alive(H->procs[i]))
+		if (H->procs[i] > 0 && pid_alive(H->procs[i]))
 			return false;
 	return true;
 }
@@ -1206,7 +1256,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	}
 	h->hdr->map_bytes = len;
 	h->hdr->map_align = align;
-	h->hdr->procs[0] = rt_os_getpid();
+	h->hdr->procs[0] = my_pid;
 	h->map = map;
 	h->map_len = len;
 	h->own_map = true;
@@ -1330,7 +1380,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(e);
 	}
 	if (heap_lock(h) == 0) {
-		e = procs_update(h->hdr, rt_os_getpid());
+		e = procs_update(h->hdr, my_pid);
 		publish(h);
 		heap_unlock(h);
 	}
@@ -1513,7 +1563,7 @@ RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 		return EINVAL;
 	}
 	if (heap_lock(h) == 0) {
-		procs_update(h->hdr, -rt_os_getpid());
+		procs_update(h->hdr, -my_pid);
 		heap_unlock(h);
 	}
 	slot_release(h);
@@ -1538,7 +1588,7 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 				continue;
 			w->state = W_CANCELLED;
 			__atomic_store_n(&w->futex, 1, __ATOMIC_RELEASE);
-			rt_os_futex_wake(&w->futex, 1, h->shared);
+			wake(&w->futex, h->shared);
 		}
 		H->nwaiters = 0;
 		heap_unlock(h);
@@ -1679,6 +1729,8 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		return fail(EINVAL);
 	__atomic_fetch_add(&h->users, 1, __ATOMIC_ACQ_REL);
 	struct rt_heap_hdr *H = h->hdr;
+	/* read before the lock: no system call while holding it */
+	int prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
 	void *p = NULL;
 	int e = heap_lock(h);
 	if (e)
@@ -1693,6 +1745,8 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		}
 		if (w && w->state == W_GRANTED) { /* a free handed a block over */
 			p = heap_ptr_of(h, w->result);
+			if (rt_unlikely(!p))
+				corrupt("heap corruption (a waiter's block is outside the heap)", w);
 			break;
 		}
 		if (w && w->state == W_CANCELLED) {
@@ -1711,15 +1765,21 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			for (unsigned i = 0; i < NWAIT && !w; i++) /* bound: RTALLOC_HEAP_WAITERS */
 				if (H->w[i].state == W_FREE)
 					w = &H->w[i];
-			if (!w && h->shared)
+			if (!w)
 				w = reclaim_dead_waiter(h);
 			if (!w) {
 				e = EAGAIN;
 				break;
 			}
+			/* uncontended (the record was free): no system call */
+			if (alive_init(&w->alive, h->shared) || pthread_mutex_lock(&w->alive) != 0) {
+				w = NULL;
+				e = EAGAIN;
+				break;
+			}
 			w->state = W_WAITING;
-			w->prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
-			w->pid = rt_os_getpid();
+			w->prio = prio;
+			w->pid = my_pid;
 			w->ticket = H->ticket++;
 			w->size = size;
 			H->nwaiters++;
@@ -1737,7 +1797,10 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 	if (w) {
 		if (w->state == W_WAITING)
 			H->nwaiters--;
+		pthread_mutex_unlock(&w->alive);
 		w->state = W_FREE;
+		if (p && H->nwaiters)
+			serve_waiters(h); /* the baton: the next in line */
 	}
 	publish(h);
 	heap_unlock(h);
@@ -1930,4 +1993,10 @@ unsigned rt_heap_recoveries(rtalloc_heap_t *h)
 size_t rt_heap_header_bytes(void)
 {
 	return sizeof(struct rt_heap_hdr);
+}
+
+void rt_heap_debug_syscalls(unsigned *wakes, unsigned *probes)
+{
+	*wakes = dbg_wakes;
+	*probes = dbg_probes;
 }

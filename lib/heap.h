@@ -25,6 +25,9 @@ RT_HIDDEN void *rt_heap_thread_alloc(void *h, size_t n);
 RT_HIDDEN const char *rt_heap_check(rtalloc_heap_t *h);
 RT_HIDDEN RT_NORETURN void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd);
 RT_HIDDEN unsigned rt_heap_recoveries(rtalloc_heap_t *h);
+/* Tests: the calling thread's FUTEX_WAKE calls and kill(pid, 0) probes
+ * made by heap functions so far. */
+RT_HIDDEN void rt_heap_debug_syscalls(unsigned *wakes, unsigned *probes);
 /* Tests: bytes of a heap's header (the first words of a shared object). */
 RT_HIDDEN size_t rt_heap_header_bytes(void);
 
