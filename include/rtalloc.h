@@ -284,7 +284,8 @@ void rtalloc_heap_free(rtalloc_heap_t *heap, void *ptr);
  * passes (then NULL, errno ETIMEDOUT).  A timeout already past never
  * waits; NULL waits for ever.  Waiters are served in arrival order, or by
  * scheduling priority (read when the wait starts) with RTALLOC_HEAP_PRIO;
- * the block is handed to the waiter by the free that makes room. */
+ * the block is handed to the first waiter by the free that makes room (one
+ * futex wake per free: that waiter then serves the next in line). */
 void *rtalloc_heap_alloc_timed(rtalloc_heap_t *heap, size_t size, const struct timespec *abs_timeout);
 
 /* The heap's figures.  Returns 0 or EINVAL. */

@@ -3,27 +3,50 @@
  * heap.c - heaps: pools apart from the process's pool (rtalloc_heap_*).
  *
  * A heap is self-contained memory: a header (struct rt_heap_hdr), the page
- * descriptors of all its regions, then the data pages.  Pages are managed
+ * descriptors of all its regions, then the data pages; where the library
+ * maps the heap (rtalloc_heap_create, bind), a PROT_NONE guard page sits
+ * between the descriptors and the data, so an underflow from the first
+ * block faults instead of rewriting metadata.  Pages are managed
  * by buddy.c (one struct rt_buddy per region, over the heap's own
  * descriptor array, stamping the region number into the descriptors'
  * `arena` byte); blocks of up to RT_PAGE_SIZE / 2 bytes are carved from
  * single pages of their class, with per-page free lists of in-page offsets
  * and one partial-page list per class (page indices; a page that becomes
  * empty goes straight back to the buddy); larger requests are a
- * buddy block each.  Every block is aligned to its size.  Nothing inside a
- * heap is a pointer, except struct rt_buddy's `pages`, which each process
- * rewrites under the lock before use (the lock's holder is the only one who
- * reads it).  So a shared heap works at any address in any process.
+ * buddy block each.  Every block is aligned to its size, and every region's
+ * data to its largest power of two (so block positions are the same in
+ * every process).  Nothing inside a heap is a pointer, except struct
+ * rt_buddy's `pages`, which a private heap's users set, and which a shared
+ * heap's processes never read: each keeps its own copy of the region's
+ * buddy (struct rtalloc_heap.bud).  So a shared heap works at any address in
+ * any process.
+ *
+ * A shared heap's memory is written by other processes, which need not be
+ * trusted: bind checks every field of the header against the object and
+ * the layout rtalloc_heap_create makes (hdr_check), and refuses objects of
+ * another owner (owner_ok); afterwards every index read from the heap's
+ * memory is checked where it is used (idx_ok, page_addr, bud_in,
+ * live_block, small_alloc, buddy.c's list links), and what is impossible
+ * aborts with a message instead of reaching outside the mapping.  What no
+ * check can stop: a peer that may write the object can corrupt the blocks
+ * and lists (within the mapping), hold the lock for ever, or rewrite the
+ * lock's own words while another process holds it (glibc keeps a robust
+ * mutex's list links in the mutex).
  *
  * Bounds: alloc = one bit scan + at most RT_ORDER_MAX splits per region
  * tried (at most RTALLOC_HEAP_REGIONS); free = at most RT_ORDER_MAX merges,
- * plus, when threads wait, at most RTALLOC_HEAP_WAITERS hand-overs each
- * choosing among RTALLOC_HEAP_WAITERS records.  A free that hands a block to
- * a waiter makes one system call (FUTEX_WAKE), and for a waiter of another
- * process one more first (kill(pid, 0): a waiter killed while it waited
- * loses its record instead of getting a block); nothing else on the
- * alloc/free paths does, except a heap's growth (RTALLOC_HEAP_GROW).  Recovery after a process died holding the lock
- * walks every page (O(pages * RT_ORDER_MAX)): not real-time, and rare.
+ * plus, when threads wait, at most RTALLOC_HEAP_WAITERS rounds each
+ * choosing among RTALLOC_HEAP_WAITERS records (a round drops the record of
+ * a dead waiter, or ends), and at most one block handed over.  A free that
+ * hands a block to a waiter makes one system call (FUTEX_WAKE); the waiter,
+ * once it has the block, hands the next one (the baton), so a free that
+ * makes room for several waiters still wakes one.  Whether a waiter lives
+ * is a load of its record's robust lock, not a system call.  Nothing else
+ * on the alloc/free paths calls the kernel, except a heap's growth
+ * (RTALLOC_HEAP_GROW).  rtalloc_heap_alloc_timed reads the caller's
+ * priority (pthread_getschedparam) before it takes the lock.  Recovery
+ * after a process died holding the lock walks every page
+ * (O(pages * RT_ORDER_MAX)): not real-time, and rare.
  *
  * Synchronization table
  *   what                        written by                    read by
@@ -33,8 +56,13 @@
  *     dies leaves it set, and the next locker (EOWNERDEAD) rebuilds the
  *     lists and counters from the descriptors (recover()), then marks the
  *     mutex consistent.
+ *   shared header's buddy lists the holder, from its own bud  the next holder, into its bud
+ *                               (bud_out, before the unlock)  (bud_in, checked)
  *   waiter record futex word    a freer under the lock        its waiter, in FUTEX_WAIT
  *                               (release store, then wake)
+ *   waiter record `alive`       its waiter (locked while the  freers, recovery: the holder
+ *                               record is in use); the kernel word (load), under hdr->lock
+ *                               when that thread dies
  *   registry slot (reg[i])      create/bind/destroy under      heap_of(): lock-free; fields
  *                               reg_lock; `active` published   before `active` (acquire)
  *                               last (release), cleared first
@@ -43,6 +71,10 @@
  *                               the seqlock pattern of stats.c
  *   hdr->fig (shared heaps)     the heap lock's holder, of     rtalloc-stat, mapping the
  *                               any process (seqlock)          object read-only
+ *   reg_lock                    PTHREAD_PRIO_INHERIT; taken before any heap's lock
+ * fork (pthread_atfork, registered by the first heap call): the forking
+ * thread takes reg_lock and every private heap's lock; the child makes them
+ * anew and drops the waiter records of the threads it does not have.
  * The registry is read without locks and without RCU: a slot is never
  * unmapped memory (a static array), and a heap's memory goes only at
  * rtalloc_heap_destroy, after which using its blocks is the caller's error.
