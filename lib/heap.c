@@ -1803,8 +1803,9 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 				e = EAGAIN;
 				break;
 			}
-			/* uncontended (the record was free): no system call */
-			if (alive_init(&w->alive, h->shared) || pthread_mutex_lock(&w->alive) != 0) {
+			/* free by construction (the record was): a trylock, no
+			 * system call, and no lock order with hdr->lock */
+			if (alive_init(&w->alive, h->shared) || pthread_mutex_trylock(&w->alive) != 0) {
 				w = NULL;
 				e = EAGAIN;
 				break;
