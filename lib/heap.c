@@ -1451,13 +1451,6 @@ static bool owner_ok(const struct stat *st, unsigned flags)
 	return (flags & RTALLOC_HEAP_SHARED_GROUP) && in_group(st->st_gid);
 }
 
-static uint64_t lock_word(const pthread_mutex_t *m, unsigned i)
-{
-	uint32_t w[sizeof(*m) / 4];
-	memcpy(w, m, sizeof(w));
-	return w[i];
-}
-
 static char *put_dec(char *b, unsigned v)
 {
 	char t[12];
@@ -1533,9 +1526,9 @@ static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name
 	pthread_mutex_t fresh;
 	if (lock_init(&fresh, true))
 		return EINVAL;
-	bool same_kind = lock_word(&fresh, 4) == lock_word(&H->lock, 4);
+	bool same_kind = fresh.__data.__kind == H->lock.__data.__kind; /* glibc's layout */
 	pthread_mutex_destroy(&fresh);
-	uint32_t word = (uint32_t)lock_word(&H->lock, 0);
+	uint32_t word = (uint32_t)H->lock.__data.__lock;
 	if (!same_kind || ((word & FUTEX_TID_MASK) && !tid_of_procs(H, word & FUTEX_TID_MASK)))
 		return EINVAL;
 	return 0;
@@ -1823,6 +1816,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		rt_os_futex_wait(&w->futex, 0, abs, h->shared);
 		if (heap_lock(h) != 0) {
 			e = EIDRM;
+			pthread_mutex_unlock(&w->alive); /* not left on this thread's robust list */
 			w = NULL;
 			goto out_unlocked;
 		}
