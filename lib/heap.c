@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap.c - heaps: pools apart from the process's pool (rtalloc_heap_*).
+ * Named shared heaps' binding and the checks of an object another process
+ * made are in heap_shm.c; the types both files use in heap_int.h.
  *
  * A heap is self-contained memory: a header (struct rt_heap_hdr), the page
  * descriptors of all its regions, then the data pages; where the library
@@ -64,16 +66,16 @@
  *                               record is in use); the kernel word (load), under hdr->lock
  *                               when that thread dies
  *   registry slot (reg[i])      create/bind/destroy under      heap_of(): lock-free; fields
- *                               reg_lock; `active` published   before `active` (acquire)
+ *                               rt_heap_reg_lock; `active` published   before `active` (acquire)
  *                               last (release), cleared first
  *   slot `users`                alloc_timed callers (atomic)   destroy, which waits for 0
  *   stats heaps[i] (stats.h)    the heap lock's holder, with   rtalloc-stat (seqlock)
  *                               the seqlock pattern of stats.c
  *   hdr->fig (shared heaps)     the heap lock's holder, of     rtalloc-stat, mapping the
  *                               any process (seqlock)          object read-only
- *   reg_lock                    PTHREAD_PRIO_INHERIT; taken before any heap's lock
+ *   rt_heap_reg_lock                    PTHREAD_PRIO_INHERIT; taken before any heap's lock
  * fork (pthread_atfork, registered by the first heap call): the forking
- * thread takes reg_lock and every private heap's lock; the child makes them
+ * thread takes rt_heap_reg_lock and every private heap's lock; the child makes them
  * anew and drops the waiter records of the threads it does not have.
  * The registry is read without locks and without RCU: a slot is never
  * unmapped memory (a static array), and a heap's memory goes only at
@@ -88,99 +90,8 @@
  * nobody else knows whether they are still referenced), blocks of a broken
  * per-page list, and a block granted to a waiter of the dead process.
  */
-#include <errno.h>
-#include <string.h>
-
 #include "alloc.h"
-#include "glue.h"
-#include "heap.h"
-
-#define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 3 /* 2: fig; 3: waiter records' alive locks, guard page */
-#define NREG RTALLOC_HEAP_REGIONS
-#define NWAIT RTALLOC_HEAP_WAITERS
-#define NPROC RTALLOC_HEAP_PROCS
-#define SHM_PREFIX RT_HEAP_SHM_PREFIX
-#define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW | RTALLOC_HEAP_SHARED_GROUP)
-
-enum { W_FREE = 0, W_WAITING, W_GRANTED, W_CANCELLED };
-
-struct rt_heap_waiter {
-	uint32_t futex;  /* 0 while waiting, 1 once served or cancelled */
-	uint32_t state;  /* W_* */
-	int32_t prio;    /* scheduling priority when the wait began */
-	int32_t pid;     /* its process */
-	uint64_t ticket; /* arrival order */
-	uint64_t size;   /* bytes wanted */
-	uint64_t result; /* W_GRANTED: the block, as a heap offset */
-	/* Held by the waiting thread while the record is not W_FREE: robust,
-	 * so when the thread dies the kernel clears the holder in its word
-	 * (FUTEX_OWNER_DIED).  Whether a waiter lives is one load, no system
-	 * call (waiter_dead). */
-	pthread_mutex_t alive;
-};
-
-struct rt_heap_region {
-	uint64_t base_off; /* this region's base: heap offset (offset/ptr) */
-	uint64_t bytes;    /* its size as given */
-	uint64_t data_off; /* its first data page, from its base */
-	struct rt_buddy buddy;
-};
-
-struct rt_heap_hdr {
-	uint64_t magic; /* HEAP_MAGIC once complete */
-	uint32_t version, flags;
-	struct rt_stats_heap fig; /* shared: the figures for rtalloc-stat (RT_HEAP_FIG_OFFSET) */
-	char name[RTALLOC_HEAP_NAME_MAX + 8];
-	uint64_t key;       /* stamp in word 1 of a free small block */
-	uint64_t desc_off;  /* descriptors: offset from region 0's base */
-	uint64_t map_bytes; /* shared: bytes of the object */
-	uint64_t map_align; /* shared: data start aligned to this in every process */
-	uint32_t nregions, npages;
-	uint32_t dead;  /* destroyed */
-	uint32_t dirty; /* a lock holder is working */
-	pthread_mutex_t lock;
-	uint64_t small_free; /* bytes of free small blocks in small pages */
-	uint64_t min_free;   /* lowest free ever */
-	uint64_t live;       /* blocks handed out */
-	uint64_t ticket;
-	uint32_t nwaiters, recoveries;
-	uint32_t partial[RT_NSMALL + 1];
-	struct rt_heap_region reg[NREG];
-	struct rt_heap_waiter w[NWAIT];
-	int32_t procs[NPROC]; /* shared: pids of the creator and bound processes, 0 free */
-};
-
-_Static_assert(offsetof(struct rt_heap_hdr, fig) == RT_HEAP_FIG_OFFSET, "rtalloc-stat finds fig there");
-_Static_assert(RT_STATS_HEAP_SHARED == RTALLOC_HEAP_SHARED && RT_STATS_HEAP_PRIO == RTALLOC_HEAP_PRIO &&
-		       RT_STATS_HEAP_GROW == RTALLOC_HEAP_GROW,
-	       "rtalloc-stat reads the heap flags");
-
-/* A process's handle: a slot of the registry. */
-struct rtalloc_heap {
-	uint32_t active;  /* published: lookups may match it */
-	int32_t users;    /* threads inside alloc_timed */
-	struct rt_heap_hdr *hdr;
-	struct rt_page *desc;
-	unsigned nregions;
-	bool shared, own_map;
-	uintptr_t rbase[NREG], rsize[NREG]; /* regions as given (lookup, offsets) */
-	uintptr_t data[NREG], dend[NREG];   /* their data pages */
-	uint32_t first[NREG];
-	void *map;
-	size_t map_len;
-	void *grown[NREG]; /* RTALLOC_HEAP_GROW: regions 1.. mapped at growth */
-	size_t grown_len[NREG];
-	/* A shared heap: the buddy of its one region as this process uses it.
-	 * Its geometry (pages, first, skew, committed, limit, top_order) was
-	 * checked at bind and never comes from shared memory again; its lists
-	 * (head, nonempty, free_pages, min_free_pages) are copied in from the
-	 * header, checked, when the lock is taken and back when it is
-	 * released (bud_in, bud_out).  A peer that rewrites the header cannot
-	 * make this process index outside the mapping. */
-	struct rt_buddy bud;
-	uint32_t npages; /* all regions' pages (shared: checked at bind) */
-};
+#include "heap_int.h"
 
 static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];
 
@@ -210,7 +121,7 @@ static void wake(uint32_t *word, bool shared)
 	rt_os_futex_wake(word, 1, shared);
 }
 
-static bool pid_alive(int pid)
+bool rt_heap_pid_alive(int pid)
 {
 	dbg_probes++;
 	return pid > 0 && rt_os_pid_alive(pid);
@@ -232,15 +143,15 @@ static inline uint32_t idx_ok(const struct rtalloc_heap *h, uint32_t idx)
 	return idx;
 }
 static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
-/* Priority-inheriting (registry_init): a real-time thread that creates,
+/* Priority-inheriting (rt_heap_registry_init): a real-time thread that creates,
  * binds or destroys a heap while a lower-priority one does boosts it. */
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t rt_heap_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
-static int my_pid; /* getpid(), cached (renewed in a forked child) */
+int rt_heap_pid; /* getpid(), cached (renewed in a forked child) */
 
 /* ---- names, registry ---------------------------------------------------- */
 
-static bool name_ok(const char *name)
+bool rt_heap_name_ok(const char *name)
 {
 	size_t n = 0;
 	for (; name[n]; n++) { /* bound: RTALLOC_HEAP_NAME_MAX + 1 */
@@ -277,8 +188,8 @@ static struct rtalloc_heap *heap_of(const void *p)
 	return NULL;
 }
 
-/* A free slot, under reg_lock; NULL when RTALLOC_HEAP_MAX are in use. */
-static struct rtalloc_heap *slot_claim(void)
+/* A free slot, under rt_heap_reg_lock; NULL when RTALLOC_HEAP_MAX are in use. */
+struct rtalloc_heap *rt_heap_slot_claim(void)
 {
 	for (unsigned i = 0; i < RTALLOC_HEAP_MAX; i++) { /* bound: RTALLOC_HEAP_MAX */
 		struct rtalloc_heap *h = &reg[i];
@@ -290,7 +201,7 @@ static struct rtalloc_heap *slot_claim(void)
 	return NULL;
 }
 
-static void slot_publish(struct rtalloc_heap *h)
+void rt_heap_slot_publish(struct rtalloc_heap *h)
 {
 	unsigned i = (unsigned)(h - reg);
 	__atomic_store_n(&h->active, 1, __ATOMIC_RELEASE);
@@ -300,7 +211,6 @@ static void slot_publish(struct rtalloc_heap *h)
 
 /* ---- fork, and the registry lock ------------------------------------------ */
 
-static int lock_init(pthread_mutex_t *m, bool shared);
 
 /* The registry's lock: priority inheritance (not robust: a thread that dies
  * holding it has left the registry half-updated anyway). */
@@ -312,8 +222,6 @@ static void pi_lock_init(pthread_mutex_t *m)
 	pthread_mutex_init(m, &at);
 	pthread_mutexattr_destroy(&at);
 }
-static int heap_lock(struct rtalloc_heap *h);
-static void heap_unlock(struct rtalloc_heap *h);
 static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
 static void do_free(struct rtalloc_heap *h, void *p, const char *call);
 
@@ -329,11 +237,11 @@ static uint64_t fork_locked; /* bit i: the forking thread holds reg[i]'s lock */
  * it still runs, and the child waits for it like any other process. */
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&rt_heap_reg_lock);
 	uint64_t locked = 0;
 	unsigned n = reg_hi;
 	for (unsigned i = 0; i < n; i++) /* bound: RTALLOC_HEAP_MAX */
-		if (reg[i].active && !reg[i].shared && heap_lock(&reg[i]) == 0)
+		if (reg[i].active && !reg[i].shared && rt_heap_lock(&reg[i]) == 0)
 			locked |= 1ULL << i;
 	fork_locked = locked;
 }
@@ -342,8 +250,8 @@ static void fork_parent(void)
 {
 	for (unsigned i = reg_hi; i-- > 0;) /* bound: RTALLOC_HEAP_MAX */
 		if (fork_locked & (1ULL << i))
-			heap_unlock(&reg[i]);
-	pthread_mutex_unlock(&reg_lock);
+			rt_heap_unlock(&reg[i]);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 }
 
 /* The child has one thread, this one under another TID: the locks it
@@ -353,15 +261,15 @@ static void fork_parent(void)
  * inside rtalloc_heap_alloc_timed. */
 static void fork_child(void)
 {
-	my_pid = (int)getpid();
-	pi_lock_init(&reg_lock);
+	rt_heap_pid = (int)getpid();
+	pi_lock_init(&rt_heap_reg_lock);
 	for (unsigned i = 0; i < reg_hi; i++) { /* bound: RTALLOC_HEAP_MAX */
 		struct rtalloc_heap *h = &reg[i];
 		h->users = 0;
 		if (!(fork_locked & (1ULL << i)))
 			continue;
 		struct rt_heap_hdr *H = h->hdr;
-		lock_init(&H->lock, false);
+		rt_heap_lock_init(&H->lock, false);
 		H->dirty = 0;
 		uint64_t granted[NWAIT];
 		unsigned ng = 0;
@@ -371,10 +279,10 @@ static void fork_child(void)
 			H->w[k].state = W_FREE;
 		}
 		H->nwaiters = 0;
-		if (ng && heap_lock(h) == 0) {
+		if (ng && rt_heap_lock(h) == 0) {
 			for (unsigned k = 0; k < ng; k++) /* bound: RTALLOC_HEAP_WAITERS */
 				do_free(h, heap_ptr_of(h, granted[k]), "fork");
-			heap_unlock(h);
+			rt_heap_unlock(h);
 		}
 	}
 	fork_locked = 0;
@@ -382,15 +290,15 @@ static void fork_child(void)
 
 static void registry_once(void)
 {
-	pi_lock_init(&reg_lock);
-	my_pid = (int)getpid();
+	pi_lock_init(&rt_heap_reg_lock);
+	rt_heap_pid = (int)getpid();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Before the registry is used: its lock made priority-inheriting, the fork
  * handlers registered (the first heap call of the process; not on an
  * allocation path). */
-static void registry_init(void)
+void rt_heap_registry_init(void)
 {
 	pthread_once(&reg_once, registry_once);
 }
@@ -456,7 +364,7 @@ static void put_figures(struct rt_stats_heap *s, const struct rtalloc_heap *h)
 }
 
 /* Lock held: this process's record, and a shared heap's own. */
-static void publish(struct rtalloc_heap *h)
+void rt_heap_publish(struct rtalloc_heap *h)
 {
 	struct rt_stats_heap *s = stats_rec(h);
 	if (s)
@@ -480,7 +388,7 @@ static void unpublish(struct rtalloc_heap *h)
 
 /* The lists of a buddy as a header holds them: heads in range (or RT_NIL)
  * and of orders up to top, free counts within the pages. */
-static bool bud_lists_ok(const struct rt_buddy *S, uint32_t npages, unsigned top)
+bool rt_heap_bud_lists_ok(const struct rt_buddy *S, uint32_t npages, unsigned top)
 {
 	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
 		uint32_t i = S->head[k];
@@ -505,7 +413,7 @@ static void bud_in(struct rtalloc_heap *h, bool trust_none)
 		b->min_free_pages = S->min_free_pages <= h->npages ? S->min_free_pages : 0;
 		return;
 	}
-	if (rt_unlikely(!bud_lists_ok(S, h->npages, b->top_order)))
+	if (rt_unlikely(!rt_heap_bud_lists_ok(S, h->npages, b->top_order)))
 		corrupt("heap corruption (the shared header's free lists)", h->hdr);
 	uint64_t ne = 0;
 	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
@@ -534,7 +442,7 @@ static void fix_pointers(struct rtalloc_heap *h)
 static void recover(struct rtalloc_heap *h);
 
 /* 0, or EIDRM when the heap cannot be used (destroyed, or unrecoverable). */
-static int heap_lock(struct rtalloc_heap *h)
+int rt_heap_lock(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	int e = pthread_mutex_lock(&H->lock);
@@ -558,7 +466,7 @@ static int heap_lock(struct rtalloc_heap *h)
 	return 0;
 }
 
-static void heap_unlock(struct rtalloc_heap *h)
+void rt_heap_unlock(struct rtalloc_heap *h)
 {
 	if (h->shared)
 		bud_out(h);
@@ -977,9 +885,6 @@ static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
 
 /* ---- setting a heap up ------------------------------------------------------------ */
 
-static size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
-#define HDR_BYTES page_round(sizeof(struct rt_heap_hdr))
-
 /* A waiter record's alive lock: robust, not priority-inheriting (nobody
  * ever waits for it), process-shared in a shared heap. */
 static int alive_init(pthread_mutex_t *m, bool shared)
@@ -996,7 +901,7 @@ static int alive_init(pthread_mutex_t *m, bool shared)
 	return e;
 }
 
-static int lock_init(pthread_mutex_t *m, bool shared)
+int rt_heap_lock_init(pthread_mutex_t *m, bool shared)
 {
 	pthread_mutexattr_t at;
 	int e = pthread_mutexattr_init(&at);
@@ -1016,7 +921,7 @@ static int lock_init(pthread_mutex_t *m, bool shared)
 /* The handle's view of a formatted header H: local addresses of regions.
  * The geometry comes from G: H itself, or for a shared heap bound by this
  * process, the copy of its header that bind checked (map_object). */
-static void handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
+void rt_heap_handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
 			uintptr_t const rbase[])
 {
 	h->hdr = H;
@@ -1051,7 +956,7 @@ static size_t desc_pages(size_t x)
  * descriptors of every data page and of `reserve` pages more (the regions a
  * heap created to grow may add), then, with guard, one page the caller
  * makes PROT_NONE, then its data.  A heap that rtalloc_heap_create made of
- * P pages of data thus has its data at data_offset(P, reserve).  Returns 0
+ * P pages of data thus has its data at rt_heap_data_offset(P, reserve).  Returns 0
  * or EINVAL. */
 static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
 		  size_t const size[], unsigned n, size_t reserve, bool guard)
@@ -1085,7 +990,7 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	H->nregions = n;
 	for (unsigned c = 0; c <= RT_NSMALL; c++)
 		H->partial[c] = RT_NIL;
-	if (lock_init(&H->lock, flags & RTALLOC_HEAP_SHARED))
+	if (rt_heap_lock_init(&H->lock, flags & RTALLOC_HEAP_SHARED))
 		return EINVAL;
 	uint32_t first = 0;
 	uint64_t off = 0;
@@ -1104,14 +1009,14 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	H->npages = first;
 	if (!first)
 		return EINVAL;
-	handle_fill(h, H, H, base);
+	rt_heap_handle_fill(h, H, H, base);
 	H->min_free = free_bytes(h);
 	return 0;
 }
 
 /* Where rtalloc_heap_create puts the data of a heap of `pages` pages (and
  * descriptors for `reserve` more): header, descriptors, guard page. */
-static size_t data_offset(size_t pages, size_t reserve)
+size_t rt_heap_data_offset(size_t pages, size_t reserve)
 {
 	return HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page)) + RT_PAGE_SIZE;
 }
@@ -1119,20 +1024,20 @@ static size_t data_offset(size_t pages, size_t reserve)
 /* The alignment of a heap region's data of len bytes: its largest power of
  * two, so that the buddy serves its largest block and the block positions
  * (skew 0) are the same in every process that maps the region. */
-static size_t region_align(size_t len)
+size_t rt_heap_region_align(size_t len)
 {
 	return (size_t)1 << (63 - __builtin_clzll(len));
 }
 
 /* The guard page of a heap mapped by rtalloc_heap_create or bind: no access
  * between the metadata and the first block.  0 or ENOMEM. */
-static int guard_page(void *map, size_t data_off)
+int rt_heap_guard_page(void *map, size_t data_off)
 {
 	return mprotect((char *)map + data_off - RT_PAGE_SIZE, RT_PAGE_SIZE, PROT_NONE) ? ENOMEM : 0;
 }
 
 /* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
-static int prepare_memory(void *p, size_t len)
+int rt_heap_prepare_memory(void *p, size_t len)
 {
 	int e = rt_os_populate(p, len);
 	if (e)
@@ -1146,84 +1051,6 @@ static int prepare_memory(void *p, size_t len)
 	return 0;
 }
 
-static void shm_path(char *buf, const char *name)
-{
-	memcpy(buf, SHM_PREFIX, sizeof(SHM_PREFIX) - 1);
-	memcpy(buf + sizeof(SHM_PREFIX) - 1, name, strlen(name) + 1);
-}
-
-/* ---- processes of a shared heap ------------------------------------------------ */
-
-/* Lock held.  Record (pid > 0) or forget (-pid) a process of a shared heap;
- * a record of a dead process is reused.  0, or EAGAIN when RTALLOC_HEAP_PROCS
- * live processes are recorded. */
-static int procs_update(struct rt_heap_hdr *H, int pid)
-{
-	int me = pid > 0 ? pid : -pid;
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] == me) {
-			if (pid < 0)
-				H->procs[i] = 0;
-			return 0;
-		}
-	if (pid < 0)
-		return 0;
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
-		if (H->procs[i] <= 0 || !pid_alive(H->procs[i])) {
-			H->procs[i] = me;
-			return 0;
-		}
-	return EAGAIN;
-}
-
-static bool procs_all_dead(const struct rt_heap_hdr *H)
-{
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] > 0 && pid_alive(H->procs[i]))
-			return false;
-	return true;
-}
-
-static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name);
-static void slot_release(struct rtalloc_heap *h);
-
-/* The name of a shared heap exists: if every process that created or bound
- * it is gone (its creator crashed, nobody bound it since), the heap is
- * stale: it is marked destroyed and its name removed, under its lock, so
- * that two creators cannot both take it.  True when the name is free now. */
-static bool reclaim_stale(const char *path, const char *name)
-{
-	int fd = rt_os_shm_open(path, O_RDWR, 0);
-	if (fd < 0)
-		return errno == ENOENT;
-	struct rt_heap_hdr hdr;
-	void *map = map_object(fd, &hdr, name);
-	rt_os_close(fd);
-	if (!map)
-		return false;
-	struct rtalloc_heap tmp;
-	memset(&tmp, 0, sizeof(tmp));
-	handle_fill(&tmp, &hdr, map, (uintptr_t[]){(uintptr_t)map});
-	bool freed = false;
-	if (heap_lock(&tmp) == 0) {
-		struct rt_heap_hdr *H = tmp.hdr;
-		if (!H->dead && procs_all_dead(H)) {
-			H->dead = 1;
-			rt_os_shm_unlink(path);
-			freed = true;
-		}
-		heap_unlock(&tmp);
-	}
-	rt_os_unmap(map, hdr.map_bytes);
-	return freed;
-}
-
-static rtalloc_heap_t *fail(int e)
-{
-	errno = e;
-	return NULL;
-}
-
 RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags)
 {
 	bool shared = flags & RTALLOC_HEAP_SHARED;
@@ -1234,20 +1061,20 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		return fail(ENOTSUP); /* every bound process would have to map the new regions */
 	if ((flags & RTALLOC_HEAP_SHARED_GROUP) && !shared)
 		return fail(EINVAL);
-	if (shared ? !name || !name_ok(name) : name && name[0] && !name_ok(name))
+	if (shared ? !name || !rt_heap_name_ok(name) : name && name[0] && !rt_heap_name_ok(name))
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
-	registry_init();
+	rt_heap_registry_init();
 	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
-	size_t data_off = data_offset(pages, reserve);
+	size_t data_off = rt_heap_data_offset(pages, reserve);
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
-	size_t align = region_align(pages << RT_PAGE_SHIFT);
+	size_t align = rt_heap_region_align(pages << RT_PAGE_SHIFT);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	int fd = -1, e = 0;
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = slot_claim();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	struct rtalloc_heap *h = rt_heap_slot_claim();
 	if (!h) {
 		e = ENOMEM;
 		goto out;
@@ -1255,9 +1082,9 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	if (shared) {
 		/* 0600, or 0660 for the group: whatever the umask says */
 		mode_t mode = flags & RTALLOC_HEAP_SHARED_GROUP ? 0660 : 0600;
-		shm_path(path, name);
+		rt_heap_shm_path(path, name);
 		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
-		if (fd < 0 && errno == EEXIST && reclaim_stale(path, name))
+		if (fd < 0 && errno == EEXIST && rt_heap_reclaim_stale(path, name))
 			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
 		if (fd < 0) {
 			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
@@ -1273,30 +1100,30 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		e = ENOMEM;
 		goto out_unlink;
 	}
-	e = prepare_memory(map, len);
+	e = rt_heap_prepare_memory(map, len);
 	uintptr_t base[1] = {(uintptr_t)map};
 	size_t sz[1] = {len};
 	if (!e)
 		e = format(h, name, flags, base, sz, 1, reserve, true);
 	if (!e && (h->data[0] != (uintptr_t)map + data_off || h->dend[0] - h->data[0] != pages << RT_PAGE_SHIFT))
-		e = EINVAL; /* cannot happen: format lays the data out as data_offset() says */
+		e = EINVAL; /* cannot happen: format lays the data out as rt_heap_data_offset() says */
 	if (!e)
-		e = guard_page(map, data_off);
+		e = rt_heap_guard_page(map, data_off);
 	if (e) {
 		rt_os_unmap(map, len);
 		goto out_unlink;
 	}
 	h->hdr->map_bytes = len;
 	h->hdr->map_align = align;
-	h->hdr->procs[0] = my_pid;
+	h->hdr->procs[0] = rt_heap_pid;
 	h->map = map;
 	h->map_len = len;
 	h->own_map = true;
 	__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
-	heap_lock(h);
-	publish(h);
-	heap_unlock(h);
-	slot_publish(h);
+	rt_heap_lock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
+	rt_heap_slot_publish(h);
 	goto out;
 out_unlink:
 	if (fd >= 0)
@@ -1304,7 +1131,7 @@ out_unlink:
 out:
 	if (e && h)
 		memset(h, 0, sizeof(*h));
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	if (fd >= 0)
 		rt_os_close(fd);
 	return e ? fail(e) : h;
@@ -1314,7 +1141,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 						 size_t n, unsigned flags)
 {
 	if (!regions || n == 0 || n > NREG || flags & ~KNOWN_FLAGS || flags & RTALLOC_HEAP_SHARED ||
-	    (name && name[0] && !name_ok(name)))
+	    (name && name[0] && !rt_heap_name_ok(name)))
 		return fail(EINVAL);
 	if (flags & RTALLOC_HEAP_GROW)
 		return fail(EINVAL); /* the caller's memory is all there is */
@@ -1330,244 +1157,24 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 			if (base[r] < base[q] + size[q] && base[q] < base[r] + size[r])
 				return fail(EINVAL);
 	}
-	registry_init();
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = slot_claim();
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	struct rtalloc_heap *h = rt_heap_slot_claim();
 	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0, false) : ENOMEM;
 	if (!e) {
 		__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
-		heap_lock(h);
-		publish(h);
-		heap_unlock(h);
-		slot_publish(h);
+		rt_heap_lock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
+		rt_heap_slot_publish(h);
 	} else if (h) {
 		memset(h, 0, sizeof(*h));
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return e ? fail(e) : h;
 }
 
-static uint64_t ts_ns(const struct timespec *ts)
-{
-	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
-}
-
-static bool ts_ok(const struct timespec *ts)
-{
-	return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L);
-}
-
-RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout)
-{
-	if (!name || !name_ok(name) || !ts_ok(abs_timeout))
-		return fail(EINVAL);
-	if (!rt_ready() && rt_init_lazy() != 0)
-		return fail(ENOMEM);
-	registry_init();
-	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
-	shm_path(path, name);
-	struct rt_heap_hdr hdr;
-	void *map = NULL;
-	/* bound: the timeout, one round per millisecond */
-	for (;;) {
-		int fd = rt_os_shm_open(path, O_RDWR, 0);
-		if (fd < 0 && errno != ENOENT)
-			return fail(errno == EACCES ? EACCES : ENOMEM);
-		if (fd >= 0) {
-			errno = 0;
-			map = map_object(fd, &hdr, name);
-			rt_os_close(fd);
-			if (map)
-				break;
-			if (errno == EINVAL || errno == ENOMEM || errno == EACCES)
-				return fail(errno);
-		}
-		if (!abs_timeout || rt_os_now_ns() >= ts_ns(abs_timeout))
-			return fail(ENOENT);
-		rt_os_sleep_ns(1000000);
-	}
-	int e = prepare_memory(map, hdr.map_bytes);
-	if (!e)
-		e = guard_page(map, hdr.reg[0].data_off);
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = e ? NULL : slot_claim();
-	if (!e && !h)
-		e = ENOMEM;
-	if (!e) {
-		uintptr_t base[1] = {(uintptr_t)map};
-		handle_fill(h, &hdr, map, base);
-		h->map = map;
-		h->map_len = hdr.map_bytes;
-		h->own_map = true;
-		if (h->data[0] & (hdr.map_align - 1)) {
-			e = EINVAL; /* cannot happen: mapped at the same alignment */
-			memset(h, 0, sizeof(*h));
-		} else {
-			slot_publish(h);
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
-	if (e) {
-		rt_os_unmap(map, hdr.map_bytes);
-		return fail(e);
-	}
-	if (heap_lock(h) == 0) {
-		e = procs_update(h->hdr, my_pid);
-		publish(h);
-		heap_unlock(h);
-	}
-	if (e) { /* RTALLOC_HEAP_PROCS processes are bound already */
-		pthread_mutex_lock(&reg_lock);
-		slot_release(h);
-		pthread_mutex_unlock(&reg_lock);
-		return fail(e);
-	}
-	return h;
-}
-
-/* Is the calling process in group gid?  (Binding: not a real-time path.) */
-static bool in_group(gid_t gid)
-{
-	if (gid == getegid())
-		return true;
-	gid_t g[256];
-	int n = getgroups(256, g);
-	for (int i = 0; i < n; i++) /* bound: 256 groups */
-		if (g[i] == gid)
-			return true;
-	return false;
-}
-
-/* May this process trust an object with this owner and mode?  Its owner
- * must be the caller's effective uid; or, for a heap created with
- * RTALLOC_HEAP_SHARED_GROUP, its group one of the caller's.  Never when
- * others may write it. */
-static bool owner_ok(const struct stat *st, unsigned flags)
-{
-	if (st->st_mode & S_IWOTH)
-		return false;
-	if (st->st_uid == geteuid())
-		return true;
-	return (flags & RTALLOC_HEAP_SHARED_GROUP) && in_group(st->st_gid);
-}
-
-static char *put_dec(char *b, unsigned v)
-{
-	char t[12];
-	int n = 0;
-	do /* bound: 10 digits */
-		t[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (n) /* bound: 10 digits */
-		*b++ = t[--n];
-	return b;
-}
-
-/* Is thread tid one of the processes recorded in the heap?  Only such a
- * thread can hold its lock: a lock word naming any other thread (a live
- * process that never bound the heap would block this one for ever) is a
- * forgery.  One access(2) per recorded process: binding only. */
-static bool tid_of_procs(const struct rt_heap_hdr *H, unsigned tid)
-{
-	for (unsigned i = 0; i < NPROC; i++) { /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] <= 0)
-			continue;
-		char path[48], *b = path;
-		memcpy(b, "/proc/", 6);
-		b = put_dec(b + 6, (unsigned)H->procs[i]);
-		memcpy(b, "/task/", 6);
-		b = put_dec(b + 6, tid);
-		*b = 0;
-		if (access(path, F_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Every field of a shared heap's header (a copy) against the object's size
- * and the layout rtalloc_heap_create makes: 0, or EINVAL. */
-static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name)
-{
-	const struct rt_heap_region *R = &H->reg[0];
-	const struct rt_buddy *b = &R->buddy;
-	uint64_t np = H->npages;
-	if (H->version != HEAP_VERSION || H->nregions != 1 || !(H->flags & RTALLOC_HEAP_SHARED) ||
-	    (H->flags & ~(KNOWN_FLAGS | RTALLOC_HEAP_SHARED_GROUP)) || (H->flags & RTALLOC_HEAP_GROW))
-		return EINVAL;
-	if (strnlen(H->name, sizeof(H->name)) != strlen(name) || strcmp(H->name, name) != 0)
-		return EINVAL;
-	if (np == 0 || np > ((size_t)RT_NIL / 2 / NREG) || H->desc_off != HDR_BYTES)
-		return EINVAL;
-	size_t data_off = data_offset(np, 0), len = data_off + (np << RT_PAGE_SHIFT);
-	if (R->base_off != 0 || R->data_off != data_off || R->bytes != len || H->map_bytes != len ||
-	    fsize < len || H->map_align != region_align(np << RT_PAGE_SHIFT))
-		return EINVAL;
-	unsigned top = 63 - (unsigned)__builtin_clzll(np);
-	top = top > RT_ORDER_MAX ? RT_ORDER_MAX : top;
-	if (b->first != 0 || b->skew != 0 || b->committed != np || b->limit != np || b->top_order != top ||
-	    b->arena != 0 || !bud_lists_ok(b, (uint32_t)np, top))
-		return EINVAL;
-	for (unsigned c = 0; c <= RT_NSMALL; c++) /* bound: RT_NSMALL + 1 */
-		if (H->partial[c] != RT_NIL && H->partial[c] >= np)
-			return EINVAL;
-	size_t bytes = np << RT_PAGE_SHIFT;
-	if (H->small_free > bytes || H->min_free > bytes || H->live > bytes / 16 || H->nwaiters > NWAIT)
-		return EINVAL;
-	for (unsigned i = 0; i < NWAIT; i++) /* bound: RTALLOC_HEAP_WAITERS */
-		if (H->w[i].state > W_CANCELLED)
-			return EINVAL;
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] < 0)
-			return EINVAL;
-	/* The lock: of the kind lock_init makes (else pthread_mutex_lock would
-	 * treat the heap's words as another kind of lock), and held, if at all,
-	 * by a thread of a process of the heap (the kernel clears the thread
-	 * of a word whose holder died: it marks it FUTEX_OWNER_DIED). */
-	pthread_mutex_t fresh;
-	if (lock_init(&fresh, true))
-		return EINVAL;
-	bool same_kind = fresh.__data.__kind == H->lock.__data.__kind; /* glibc's layout */
-	pthread_mutex_destroy(&fresh);
-	uint32_t word = (uint32_t)H->lock.__data.__lock;
-	if (!same_kind || ((word & FUTEX_TID_MASK) && !tid_of_procs(H, word & FUTEX_TID_MASK)))
-		return EINVAL;
-	return 0;
-}
-
-/* Map a shared heap's object as every process does (same alignment of its
- * data, guard page included), once its owner and header have been checked;
- * NULL with errno EINVAL when it is not a heap of this version or its
- * header is impossible, EACCES when its owner or mode cannot be trusted,
- * ENOMEM when it cannot be mapped, 0 when it is not complete yet or
- * destroyed.  hdr: the copy of its header that was checked. */
-static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name)
-{
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size < (off_t)HDR_BYTES)
-		return NULL;
-	void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
-	memcpy(hdr, m, sizeof(*hdr));
-	rt_os_unmap(m, HDR_BYTES);
-	if (magic != HEAP_MAGIC || hdr->dead)
-		return NULL;
-	if (!owner_ok(&st, hdr->flags)) {
-		errno = EACCES;
-		return NULL;
-	}
-	if (hdr_check(hdr, (size_t)st.st_size, name)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	void *map = rt_os_map_aligned(hdr->map_bytes, hdr->map_align, hdr->reg[0].data_off, fd);
-	if (!map)
-		errno = ENOMEM;
-	return map;
-}
-
-static void slot_release(struct rtalloc_heap *h)
+void rt_heap_slot_release(struct rtalloc_heap *h)
 {
 	__atomic_store_n(&h->active, 0, __ATOMIC_RELEASE);
 	unpublish(h);
@@ -1581,31 +1188,31 @@ static void slot_release(struct rtalloc_heap *h)
 
 RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 {
-	registry_init();
-	pthread_mutex_lock(&reg_lock);
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
 	if (!valid(h) || !h->shared) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
-	if (heap_lock(h) == 0) {
-		procs_update(h->hdr, -my_pid);
-		heap_unlock(h);
+	if (rt_heap_lock(h) == 0) {
+		rt_heap_procs_update(h->hdr, -rt_heap_pid);
+		rt_heap_unlock(h);
 	}
-	slot_release(h);
-	pthread_mutex_unlock(&reg_lock);
+	rt_heap_slot_release(h);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
 
 RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 {
-	registry_init();
-	pthread_mutex_lock(&reg_lock);
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
 	if (!valid(h)) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
 	struct rt_heap_hdr *H = h->hdr;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		H->dead = 1;
 		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 			struct rt_heap_waiter *w = &H->w[i];
@@ -1616,26 +1223,26 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 			wake(&w->futex, h->shared);
 		}
 		H->nwaiters = 0;
-		heap_unlock(h);
+		rt_heap_unlock(h);
 	}
 	/* Wait until this process's waiters have left the heap's memory. */
 	for (int i = 0; __atomic_load_n(&h->users, __ATOMIC_ACQUIRE) > 0; i++) { /* bound: 10 s */
 		if (i == 10000) {
-			pthread_mutex_unlock(&reg_lock);
+			pthread_mutex_unlock(&rt_heap_reg_lock);
 			return EBUSY;
 		}
 		rt_os_sleep_ns(1000000);
 	}
 	if (h->shared) {
 		char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
-		shm_path(path, H->name);
+		rt_heap_shm_path(path, H->name);
 		rt_os_shm_unlink(path);
 	} else if (!h->own_map) {
 		__atomic_store_n(&H->magic, 0, __ATOMIC_RELAXED);
 		pthread_mutex_destroy(&H->lock);
 	}
-	slot_release(h);
-	pthread_mutex_unlock(&reg_lock);
+	rt_heap_slot_release(h);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
 
@@ -1656,13 +1263,13 @@ static bool grow(struct rtalloc_heap *h, size_t n)
 	const struct rt_buddy *b0 = &H->reg[0].buddy;
 	uint32_t np = b0->limit - b0->skew;
 	size_t len = (size_t)np << RT_PAGE_SHIFT;
-	size_t align = region_align(len);
+	size_t align = rt_heap_region_align(len);
 	if (n > align)
 		return false; /* no region of this heap can hold it */
 	void *map = rt_os_map_aligned(len, align, 0, -1);
 	if (!map)
 		return false;
-	if (prepare_memory(map, len) != 0) {
+	if (rt_heap_prepare_memory(map, len) != 0) {
 		rt_os_unmap(map, len);
 		return false;
 	}
@@ -1699,15 +1306,15 @@ static void *alloc_or_grow(struct rtalloc_heap *h, size_t n)
 
 static void *alloc_locked(struct rtalloc_heap *h, size_t n)
 {
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return fail(EIDRM);
 	if (h->hdr->dead) {
-		heap_unlock(h);
+		rt_heap_unlock(h);
 		return fail(EIDRM);
 	}
 	void *p = alloc_or_grow(h, n);
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 	if (!p)
 		errno = ENOMEM;
 	return p;
@@ -1740,10 +1347,10 @@ RT_EXPORT void rtalloc_heap_free(rtalloc_heap_t *h, void *p)
 	if (heap_of(p) != h)
 		rt_fatal("rtalloc_heap_free", "pointer not in this heap", p);
 	int saved = errno;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		do_free(h, p, "rtalloc_heap_free");
-		publish(h);
-		heap_unlock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
 	}
 	errno = saved;
 }
@@ -1757,7 +1364,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 	/* read before the lock: no system call while holding it */
 	int prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
 	void *p = NULL;
-	int e = heap_lock(h);
+	int e = rt_heap_lock(h);
 	if (e)
 		goto out_unlocked;
 	struct rt_heap_waiter *w = NULL;
@@ -1805,16 +1412,16 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			}
 			w->state = W_WAITING;
 			w->prio = prio;
-			w->pid = my_pid;
+			w->pid = rt_heap_pid;
 			w->ticket = H->ticket++;
 			w->size = size;
 			H->nwaiters++;
-			publish(h);
+			rt_heap_publish(h);
 		}
 		__atomic_store_n(&w->futex, 0, __ATOMIC_RELAXED);
-		heap_unlock(h);
+		rt_heap_unlock(h);
 		rt_os_futex_wait(&w->futex, 0, abs, h->shared);
-		if (heap_lock(h) != 0) {
+		if (rt_heap_lock(h) != 0) {
 			e = EIDRM;
 			pthread_mutex_unlock(&w->alive); /* not left on this thread's robust list */
 			w = NULL;
@@ -1829,8 +1436,8 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		if (p && H->nwaiters)
 			serve_waiters(h); /* the baton: the next in line */
 	}
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 out_unlocked:
 	__atomic_fetch_sub(&h->users, 1, __ATOMIC_ACQ_REL);
 	if (!p)
@@ -1842,7 +1449,7 @@ RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *
 {
 	if (!valid(h) || !info)
 		return EINVAL;
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return EIDRM;
 	const struct rt_heap_hdr *H = h->hdr;
 	memset(info, 0, sizeof(*info));
@@ -1854,8 +1461,8 @@ RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *
 	info->largest_free = largest_free(h);
 	info->live_blocks = H->live;
 	info->waiters = count_waiters(H);
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 	return 0;
 }
 
@@ -1899,10 +1506,10 @@ bool rt_heap_free_foreign(void *ptr, const char *call)
 	struct rtalloc_heap *h = heap_of(ptr);
 	if (!h)
 		return false;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		do_free(h, ptr, call);
-		publish(h);
-		heap_unlock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
 	}
 	return true;
 }
@@ -1910,12 +1517,12 @@ bool rt_heap_free_foreign(void *ptr, const char *call)
 size_t rt_heap_block_size(const void *ptr, const char *call)
 {
 	struct rtalloc_heap *h = heap_of(ptr);
-	if (!h || heap_lock(h) != 0)
+	if (!h || rt_heap_lock(h) != 0)
 		return 0;
 	size_t sz;
 	unsigned r;
 	live_block(h, ptr, call, &sz, &r);
-	heap_unlock(h);
+	rt_heap_unlock(h);
 	return sz;
 }
 
@@ -1953,7 +1560,7 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 {
 	if (!valid(h))
 		return "not a heap";
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return "heap lock unrecoverable";
 	const struct rt_heap_hdr *H = h->hdr;
 	const char *why = NULL;
@@ -1996,13 +1603,13 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 		why = "heap: small free bytes differ";
 	if (!why && H->min_free > free_bytes(h))
 		why = "heap: lowest free above the free count";
-	heap_unlock(h);
+	rt_heap_unlock(h);
 	return why;
 }
 
 void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
 {
-	if (!valid(h) || heap_lock(h) != 0)
+	if (!valid(h) || rt_heap_lock(h) != 0)
 		_exit(3);
 	if (scramble) /* a page taken from the buddy, not yet given a class */
 		buddy_alloc(h, 0);
