@@ -114,6 +114,16 @@ static RT_NORETURN RT_COLD void corrupt(const char *what, const void *where)
 /* Tests: what this thread's heap calls asked of the kernel on the paths
  * that the documentation bounds (rt_heap_debug_syscalls). */
 static __thread unsigned dbg_wakes, dbg_probes;
+static __thread unsigned dbg_locked, dbg_prio_reads, dbg_prio_locked; /* heap locks held; priority reads */
+
+/* The caller's scheduling priority (pthread_getschedparam): never with a
+ * heap lock held (counted for the tests). */
+static int thread_prio(void)
+{
+	dbg_prio_reads++;
+	dbg_prio_locked += dbg_locked != 0;
+	return rt_os_thread_prio();
+}
 
 static void wake(uint32_t *word, bool shared)
 {
@@ -263,6 +273,7 @@ static void fork_child(void)
 {
 	rt_heap_pid = (int)getpid();
 	pi_lock_init(&rt_heap_reg_lock);
+	dbg_locked = 0; /* the locks fork_prepare took are made anew, not released */
 	for (unsigned i = 0; i < reg_hi; i++) { /* bound: RTALLOC_HEAP_MAX */
 		struct rtalloc_heap *h = &reg[i];
 		h->users = 0;
@@ -441,8 +452,17 @@ static void fix_pointers(struct rtalloc_heap *h)
 
 static void recover(struct rtalloc_heap *h);
 
+static int lock_heap(struct rtalloc_heap *h);
+
 /* 0, or EIDRM when the heap cannot be used (destroyed, or unrecoverable). */
 int rt_heap_lock(struct rtalloc_heap *h)
+{
+	int e = lock_heap(h);
+	dbg_locked += e == 0;
+	return e;
+}
+
+static int lock_heap(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	int e = pthread_mutex_lock(&H->lock);
@@ -468,6 +488,7 @@ int rt_heap_lock(struct rtalloc_heap *h)
 
 void rt_heap_unlock(struct rtalloc_heap *h)
 {
+	dbg_locked--;
 	if (h->shared)
 		bud_out(h);
 	h->hdr->dirty = 0;
@@ -1362,7 +1383,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 	__atomic_fetch_add(&h->users, 1, __ATOMIC_ACQ_REL);
 	struct rt_heap_hdr *H = h->hdr;
 	/* read before the lock: no system call while holding it */
-	int prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
+	int prio = H->flags & RTALLOC_HEAP_PRIO ? thread_prio() : 0;
 	void *p = NULL;
 	int e = rt_heap_lock(h);
 	if (e)
@@ -1633,4 +1654,21 @@ void rt_heap_debug_syscalls(unsigned *wakes, unsigned *probes)
 {
 	*wakes = dbg_wakes;
 	*probes = dbg_probes;
+}
+
+void rt_heap_debug_prio_reads(unsigned *reads, unsigned *under_lock)
+{
+	*reads = dbg_prio_reads;
+	*under_lock = dbg_prio_locked;
+}
+
+void rt_heap_debug_hold_registry(int notify_fd, const int *release)
+{
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	if (write(notify_fd, "r", 1) != 1)
+		abort();
+	while (!__atomic_load_n(release, __ATOMIC_ACQUIRE)) /* bound: none (a test's holder) */
+		rt_os_sleep_ns(1000000);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 }

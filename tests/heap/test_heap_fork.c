@@ -4,7 +4,10 @@
  * right after a fork while other threads of the parent hammer it (and the
  * registry), and a child of a parent whose thread waits on a heap.  Every
  * child is bounded by a timeout: a hang is a failure, not a stuck test.
+ * And the registry's lock inherits the priority of a thread it blocks.
  */
+#include <sys/syscall.h>
+
 #include "heap_test.h"
 
 struct hammer {
@@ -165,11 +168,104 @@ static void child_of_a_waiting_parent(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* ---- the registry lock inherits priorities ------------------------------------- */
+
+/* A thread's effective priority as the kernel schedules it (/proc stat
+ * field 18: -1 - its real-time priority, boosts included). */
+static long effective_prio(pid_t tid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	long v = 0;
+	for (int field = 2; p && field <= 18; field++) { /* p at the end of field 2 (comm) */
+		p = strchr(p + 1, ' ');
+		if (p && field == 17)
+			v = strtol(p + 1, NULL, 10);
+	}
+	return v;
+}
+
+struct holder {
+	int fd;
+	int release;
+	pid_t tid;
+};
+
+static void *hold_registry(void *arg)
+{
+	struct holder *a = arg;
+	__atomic_store_n(&a->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	rt_heap_debug_hold_registry(a->fd, &a->release);
+	return NULL;
+}
+
+static void *create_one(void *arg)
+{
+	*(rtalloc_heap_t **)arg = rtalloc_heap_create(NULL, 16 << 10, 0);
+	return NULL;
+}
+
+static int start_fifo(pthread_t *t, int prio, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setinheritsched(&at, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&at, SCHED_FIFO);
+	struct sched_param sp = {.sched_priority = prio};
+	pthread_attr_setschedparam(&at, &sp);
+	int e = pthread_create(t, &at, fn, arg);
+	pthread_attr_destroy(&at);
+	return e;
+}
+
+/* A SCHED_FIFO 10 thread holds the registry lock; a SCHED_FIFO 30 thread
+ * that creates a heap blocks on it and boosts the holder to 30. */
+static void registry_lock_inherits(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	struct holder a = {.fd = fds[1]};
+	pthread_t lo, hi;
+	int e = start_fifo(&lo, 10, hold_registry, &a);
+	if (e == EPERM) {
+		close(fds[0]);
+		close(fds[1]);
+		skip();
+	}
+	assert_int_equal(e, 0);
+	char c;
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	pid_t tid = __atomic_load_n(&a.tid, __ATOMIC_ACQUIRE);
+	assert_int_equal(effective_prio(tid), -11);
+	rtalloc_heap_t *made = NULL;
+	assert_int_equal(start_fifo(&hi, 30, create_one, &made), 0);
+	long boosted = 0;
+	for (int i = 0; i < 2000 && (boosted = effective_prio(tid)) != -31; i++)
+		sleep_ms(1);
+	__atomic_store_n(&a.release, 1, __ATOMIC_RELEASE);
+	pthread_join(lo, NULL);
+	pthread_join(hi, NULL);
+	assert_int_equal(boosted, -31);
+	assert_non_null(made);
+	assert_int_equal(rtalloc_heap_destroy(made), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(children_use_a_busy_heap),
 		cmocka_unit_test(child_of_a_waiting_parent),
+		cmocka_unit_test(registry_lock_inherits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -706,6 +706,35 @@ static void one_wake_per_free(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* rtalloc_heap_alloc_timed on a RTALLOC_HEAP_PRIO heap reads the caller's
+ * priority once, and never while it holds the heap's lock. */
+static void *timed_prio_reads(void *arg)
+{
+	static unsigned r[2];
+	struct timespec dl = in_ms(30);
+	void *p = rtalloc_heap_alloc_timed(arg, 4096, &dl); /* full: waits, times out */
+	rt_heap_debug_prio_reads(&r[0], &r[1]);
+	return p ? NULL : r;
+}
+
+static void priority_read_outside_the_lock(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create(NULL, 16 << 10, RTALLOC_HEAP_PRIO);
+	assert_non_null(h);
+	void *all = rtalloc_heap_alloc(h, 16 << 10);
+	assert_non_null(all);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, timed_prio_reads, h), 0);
+	unsigned *r;
+	pthread_join(t, (void **)&r);
+	assert_non_null(r);
+	assert_int_equal(r[0], 1); /* read once */
+	assert_int_equal(r[1], 0); /* not under the lock */
+	rtalloc_heap_free(h, all);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +750,7 @@ int main(void)
 		cmocka_unit_test(thread_on_its_heap),
 		cmocka_unit_test(threads_share_a_heap),
 		cmocka_unit_test(one_wake_per_free),
+		cmocka_unit_test(priority_read_outside_the_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
