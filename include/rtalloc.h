@@ -262,7 +262,7 @@ rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flag
 
 /* A heap over n (1..RTALLOC_HEAP_REGIONS) regions of caller memory, which
  * need not be contiguous; the first holds the heap's metadata (about 0.6 %
- * of the total, plus one or two pages).  No system call on the regions;
+ * of the total, plus two pages).  No system call on the regions;
  * they must stay valid until rtalloc_heap_destroy.  RTALLOC_HEAP_SHARED is
  * refused (EINVAL). */
 rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct rtalloc_region *regions,
