@@ -1308,6 +1308,7 @@ static bool grow(struct rtalloc_heap *h, size_t n)
 	h->dend[r] = (uintptr_t)map + len;
 	h->first[r] = H->npages;
 	H->npages += np;
+	h->npages = H->npages; /* idx_ok: the new region's pages are valid indices */
 	H->nregions = r + 1;
 	/* heap_of() reads the regions without the lock: they are complete
 	 * before the count that covers them is published */
