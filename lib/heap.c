@@ -271,7 +271,7 @@ static void fork_parent(void)
  * inside rtalloc_heap_alloc_timed. */
 static void fork_child(void)
 {
-	rt_heap_pid = (int)getpid();
+	rt_heap_pid = rt_os_getpid();
 	pi_lock_init(&rt_heap_reg_lock);
 	dbg_locked = 0; /* the locks fork_prepare took are made anew, not released */
 	for (unsigned i = 0; i < reg_hi; i++) { /* bound: RTALLOC_HEAP_MAX */
@@ -302,7 +302,7 @@ static void fork_child(void)
 static void registry_once(void)
 {
 	pi_lock_init(&rt_heap_reg_lock);
-	rt_heap_pid = (int)getpid();
+	rt_heap_pid = rt_os_getpid();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -1054,7 +1054,7 @@ size_t rt_heap_region_align(size_t len)
  * between the metadata and the first block.  0 or ENOMEM. */
 int rt_heap_guard_page(void *map, size_t data_off)
 {
-	return mprotect((char *)map + data_off - RT_PAGE_SIZE, RT_PAGE_SIZE, PROT_NONE) ? ENOMEM : 0;
+	return rt_os_guard((char *)map + data_off - RT_PAGE_SIZE, RT_PAGE_SIZE) ? ENOMEM : 0;
 }
 
 /* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
@@ -1111,7 +1111,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
 			goto out;
 		}
-		if (fchmod(fd, mode) != 0 || rt_os_ftruncate(fd, len) != 0) {
+		if (rt_os_fchmod(fd, mode) != 0 || rt_os_ftruncate(fd, len) != 0) {
 			e = ENOMEM;
 			goto out_unlink;
 		}

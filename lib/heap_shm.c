@@ -17,19 +17,6 @@ void rt_heap_shm_path(char *buf, const char *name)
 
 /* ---- an object another process made --------------------------------------- */
 
-/* Is the calling process in group gid?  (Binding: not a real-time path.) */
-static bool in_group(gid_t gid)
-{
-	if (gid == getegid())
-		return true;
-	gid_t g[256];
-	int n = getgroups(256, g);
-	for (int i = 0; i < n; i++) /* bound: 256 groups */
-		if (g[i] == gid)
-			return true;
-	return false;
-}
-
 /* May this process trust an object with this owner and mode?  Its owner
  * must be the caller's effective uid; or, for a heap created with
  * RTALLOC_HEAP_SHARED_GROUP, its group one of the caller's.  Never when
@@ -38,9 +25,9 @@ static bool owner_ok(const struct stat *st, unsigned flags)
 {
 	if (st->st_mode & S_IWOTH)
 		return false;
-	if (st->st_uid == geteuid())
+	if (st->st_uid == rt_os_euid())
 		return true;
-	return (flags & RTALLOC_HEAP_SHARED_GROUP) && in_group(st->st_gid);
+	return (flags & RTALLOC_HEAP_SHARED_GROUP) && rt_os_in_group(st->st_gid);
 }
 
 static char *put_dec(char *b, unsigned v)
@@ -70,7 +57,7 @@ static bool tid_of_procs(const struct rt_heap_hdr *H, unsigned tid)
 		memcpy(b, "/task/", 6);
 		b = put_dec(b + 6, tid);
 		*b = 0;
-		if (access(path, F_OK) == 0)
+		if (rt_os_exists(path))
 			return true;
 	}
 	return false;
@@ -135,10 +122,10 @@ static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name
 static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name)
 {
 	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size < (off_t)HDR_BYTES)
+	if (rt_os_fstat(fd, &st) != 0 || st.st_size < (off_t)HDR_BYTES)
 		return NULL;
-	void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
+	void *m = rt_os_map_ro(fd, HDR_BYTES);
+	if (!m)
 		return NULL;
 	uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
 	memcpy(hdr, m, sizeof(*hdr));
