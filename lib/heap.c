@@ -66,17 +66,19 @@
  *                               record is in use); the kernel word (load), under hdr->lock
  *                               when that thread dies
  *   registry slot (reg[i])      create/bind/destroy under      heap_of(): lock-free; fields
- *                               rt_heap_reg_lock; `active` published   before `active` (acquire)
- *                               last (release), cleared first
+ *                               rt_heap_reg_lock; `active`     before `active` (acquire)
+ *                               published last (release),
+ *                               cleared first
  *   slot `users`                alloc_timed callers (atomic)   destroy, which waits for 0
  *   stats heaps[i] (stats.h)    the heap lock's holder, with   rtalloc-stat (seqlock)
  *                               the seqlock pattern of stats.c
  *   hdr->fig (shared heaps)     the heap lock's holder, of     rtalloc-stat, mapping the
  *                               any process (seqlock)          object read-only
- *   rt_heap_reg_lock                    PTHREAD_PRIO_INHERIT; taken before any heap's lock
+ *   rt_heap_reg_lock            PTHREAD_PRIO_INHERIT; taken before any heap's lock
  * fork (pthread_atfork, registered by the first heap call): the forking
- * thread takes rt_heap_reg_lock and every private heap's lock; the child makes them
- * anew and drops the waiter records of the threads it does not have.
+ * thread takes rt_heap_reg_lock and every private heap's lock; the child
+ * makes them anew and drops the waiter records of the threads it does not
+ * have.
  * The registry is read without locks and without RCU: a slot is never
  * unmapped memory (a static array), and a heap's memory goes only at
  * rtalloc_heap_destroy, after which using its blocks is the caller's error.
@@ -152,9 +154,11 @@ static inline uint32_t idx_ok(const struct rtalloc_heap *h, uint32_t idx)
 		corrupt("heap corruption (a page index out of range)", h->hdr);
 	return idx;
 }
+
 static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
-/* Priority-inheriting (rt_heap_registry_init): a real-time thread that creates,
- * binds or destroys a heap while a lower-priority one does boosts it. */
+/* Priority-inheriting (rt_heap_registry_init): a real-time thread that
+ * creates, binds or destroys a heap while a lower-priority one does boosts
+ * it. */
 pthread_mutex_t rt_heap_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 int rt_heap_pid; /* getpid(), cached (renewed in a forked child) */

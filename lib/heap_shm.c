@@ -98,8 +98,8 @@ static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
 		if (H->procs[i] < 0)
 			return EINVAL;
-	/* The lock: of the kind rt_heap_lock_init makes (else pthread_mutex_lock would
-	 * treat the heap's words as another kind of lock), and held, if at all,
+	/* The lock: of the kind rt_heap_lock_init makes (else pthread_mutex_lock
+	 * would treat the heap's words as another kind of lock), and held, if at all,
 	 * by a thread of a process of the heap (the kernel clears the thread
 	 * of a word whose holder died: it marks it FUTEX_OWNER_DIED). */
 	pthread_mutex_t fresh;
