@@ -225,7 +225,6 @@ void rt_heap_slot_publish(struct rtalloc_heap *h)
 
 /* ---- fork, and the registry lock ------------------------------------------ */
 
-
 /* The registry's lock: priority inheritance (not robust: a thread that dies
  * holding it has left the registry half-updated anyway). */
 static void pi_lock_init(pthread_mutex_t *m)
