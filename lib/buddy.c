@@ -36,8 +36,18 @@ static void list_push(struct rt_buddy *b, uint32_t idx, unsigned k)
 	b->nonempty |= 1ULL << k;
 }
 
+/* A link read from a descriptor: RT_NIL or a page of this buddy.  A shared
+ * heap's descriptors are in memory other processes write (heap.c). */
+static inline bool link_ok(const struct rt_buddy *b, uint32_t i)
+{
+	return i == RT_NIL || i - b->first < b->limit - b->skew;
+}
+
 static void list_unlink(struct rt_buddy *b, uint32_t idx, unsigned k)
 {
+	const struct rt_page *pg = &b->pages[idx];
+	if (rt_unlikely(!link_ok(b, pg->prev) || !link_ok(b, pg->next)))
+		rt_fatal("rtalloc", "page descriptors corrupted (a free list link out of range) in", pg);
 	rt_plist_unlink(b->pages, &b->head[k], idx);
 	if (b->head[k] == RT_NIL)
 		b->nonempty &= ~(1ULL << k);

@@ -161,6 +161,30 @@ static inline long long rt_os_fd_size(int fd)
 	return fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
 }
 static inline void rt_os_close(int fd) { close(fd); }
+static inline int rt_os_fstat(int fd, struct stat *st) { return fstat(fd, st); }
+static inline int rt_os_fchmod(int fd, mode_t mode) { return fchmod(fd, mode); }
+/* The first len bytes of fd, shared, read-only; NULL on failure. */
+static inline void *rt_os_map_ro(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+/* No access to [p, p+len) any more (a guard page): 0 or -1. */
+static inline int rt_os_guard(void *p, size_t len) { return mprotect(p, len, PROT_NONE); }
+static inline bool rt_os_exists(const char *path) { return access(path, F_OK) == 0; }
+static inline uid_t rt_os_euid(void) { return geteuid(); }
+/* Is gid the caller's effective group or one of its supplementary groups? */
+static inline bool rt_os_in_group(gid_t gid)
+{
+	if (gid == getegid())
+		return true;
+	gid_t g[256];
+	int n = getgroups(256, g);
+	for (int i = 0; i < n; i++) /* bound: 256 groups */
+		if (g[i] == gid)
+			return true;
+	return false;
+}
 
 /* Map len bytes (of fd, shared, or anonymous private memory when fd < 0)
  * read-write at an address where p + skew_off is aligned to align (a power
