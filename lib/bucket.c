@@ -40,6 +40,7 @@
 #include "rt.h"
 
 static inline unsigned blocks_per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
+static inline uint32_t npages(void) { return (uint32_t)(rt_g.span >> RT_PAGE_SHIFT); }
 
 /* The lock is held for at most one batch: when it is taken, its holder is
  * most likely running on another CPU and about to let go.  Watch it for a
@@ -106,13 +107,13 @@ static void publish_if_changed(struct rt_arena *a)
  * threaded through next/prev like the partial lists.  Lock held. */
 static void empty_push(struct rt_arena *a, uint32_t idx)
 {
-	rt_plist_push(rt_g.pages, &a->empty, idx);
+	rt_plist_push(rt_g.pages, npages(), &a->empty, idx);
 	a->nempty++;
 }
 
 static uint32_t empty_pop(struct rt_arena *a)
 {
-	uint32_t idx = rt_plist_pop(rt_g.pages, &a->empty);
+	uint32_t idx = rt_plist_pop(rt_g.pages, npages(), &a->empty);
 	if (idx != RT_NIL)
 		a->nempty--;
 	return idx;
@@ -156,12 +157,12 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 
 static void partial_push(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	rt_plist_push(rt_g.pages, &a->partial[c], idx);
+	rt_plist_push(rt_g.pages, npages(), &a->partial[c], idx);
 }
 
 static void partial_unlink(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	rt_plist_unlink(rt_g.pages, &a->partial[c], idx);
+	rt_plist_unlink(rt_g.pages, npages(), &a->partial[c], idx);
 }
 
 /* Is b a block start of class c inside the carved part of page pg? */

@@ -32,23 +32,15 @@ static void list_push(struct rt_buddy *b, uint32_t idx, unsigned k)
 	pg->order = (uint8_t)k;
 	pg->arena = b->arena;
 	rt_store(&pg->cls, 0);
-	rt_plist_push(b->pages, &b->head[k], idx);
+	rt_plist_push(b->pages, b->first + b->limit - b->skew, &b->head[k], idx);
 	b->nonempty |= 1ULL << k;
 }
 
-/* A link read from a descriptor: RT_NIL or a page of this buddy.  A shared
- * heap's descriptors are in memory other processes write (heap.c). */
-static inline bool link_ok(const struct rt_buddy *b, uint32_t i)
-{
-	return i == RT_NIL || i - b->first < b->limit - b->skew;
-}
-
+/* Links are checked against the buddy's descriptors (rt_plist_*): a shared
+ * heap's are in memory other processes write (heap.c). */
 static void list_unlink(struct rt_buddy *b, uint32_t idx, unsigned k)
 {
-	const struct rt_page *pg = &b->pages[idx];
-	if (rt_unlikely(!link_ok(b, pg->prev) || !link_ok(b, pg->next)))
-		rt_fatal("rtalloc", "page descriptors corrupted (a free list link out of range) in", pg);
-	rt_plist_unlink(b->pages, &b->head[k], idx);
+	rt_plist_unlink(b->pages, b->first + b->limit - b->skew, &b->head[k], idx);
 	if (b->head[k] == RT_NIL)
 		b->nonempty &= ~(1ULL << k);
 }

@@ -510,31 +510,16 @@ static inline char *page_addr(const struct rtalloc_heap *h, uint32_t idx)
 	return (char *)h->data[r] + ((size_t)(idx - h->first[r]) << RT_PAGE_SHIFT);
 }
 
+/* The partial lists are rt_plist lists (rt.h), their links checked
+ * against the heap's pages as they are read. */
 static void partial_push(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
-	struct rt_heap_hdr *H = h->hdr;
-	struct rt_page *d = h->desc;
-	uint32_t head = H->partial[c];
-	d[idx].prev = RT_NIL;
-	d[idx].next = head;
-	if (head != RT_NIL)
-		d[idx_ok(h, head)].prev = idx;
-	H->partial[c] = idx;
+	rt_plist_push(h->desc, h->npages, &h->hdr->partial[c], idx);
 }
 
 static void partial_unlink(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
-	struct rt_heap_hdr *H = h->hdr;
-	struct rt_page *d = h->desc;
-	struct rt_page *pg = &d[idx];
-	uint32_t prev = pg->prev, next = pg->next;
-	if (prev != RT_NIL)
-		d[idx_ok(h, prev)].next = next;
-	else
-		H->partial[c] = next;
-	if (next != RT_NIL)
-		d[idx_ok(h, next)].prev = prev;
-	pg->next = pg->prev = RT_NIL;
+	rt_plist_unlink(h->desc, h->npages, &h->hdr->partial[c], idx);
 }
 
 /* Walk a small page's free list: its length, or -1 if it is broken. */

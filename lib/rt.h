@@ -372,38 +372,51 @@ static inline void rt_link_set(void *b, const void *next)
 /* ---- page lists ------------------------------------------------------------
  *
  * The one list type of page descriptors: doubly linked through next/prev
- * (page indices into the descriptor array d), ending in RT_NIL, with its
- * head a uint32_t somewhere else (a buddy order, a class's partial pages, an
- * arena's idle pages, a heap's partial pages).  O(1) each; the caller holds
- * the lock of the structure the list belongs to. */
-static inline void rt_plist_push(struct rt_page *d, uint32_t *head, uint32_t idx)
+ * (page indices into the descriptor array d of n descriptors), ending in
+ * RT_NIL, with its head a uint32_t somewhere else (a buddy order, a class's
+ * partial pages, an arena's idle pages, a heap's partial pages).  O(1) each;
+ * the caller holds the lock of the structure the list belongs to.  Every
+ * link is read once and checked against n before it is used: a shared
+ * heap's descriptors are in memory other processes write. */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_plist_corrupt(const void *d, uint32_t idx);
+
+static inline uint32_t rt_plist_link(const struct rt_page *d, uint32_t n, uint32_t i)
 {
+	if (rt_unlikely(i != RT_NIL && i >= n))
+		rt_plist_corrupt(d, i);
+	return i;
+}
+
+static inline void rt_plist_push(struct rt_page *d, uint32_t n, uint32_t *head, uint32_t idx)
+{
+	uint32_t next = rt_plist_link(d, n, *head);
 	struct rt_page *pg = &d[idx];
 	pg->prev = RT_NIL;
-	pg->next = *head;
-	if (pg->next != RT_NIL)
-		d[pg->next].prev = idx;
+	pg->next = next;
+	if (next != RT_NIL)
+		d[next].prev = idx;
 	*head = idx;
 }
 
-static inline void rt_plist_unlink(struct rt_page *d, uint32_t *head, uint32_t idx)
+static inline void rt_plist_unlink(struct rt_page *d, uint32_t n, uint32_t *head, uint32_t idx)
 {
 	struct rt_page *pg = &d[idx];
-	if (pg->prev != RT_NIL)
-		d[pg->prev].next = pg->next;
+	uint32_t prev = rt_plist_link(d, n, pg->prev), next = rt_plist_link(d, n, pg->next);
+	if (prev != RT_NIL)
+		d[prev].next = next;
 	else
-		*head = pg->next;
-	if (pg->next != RT_NIL)
-		d[pg->next].prev = pg->prev;
+		*head = next;
+	if (next != RT_NIL)
+		d[next].prev = prev;
 	pg->next = pg->prev = RT_NIL;
 }
 
 /* The first page of the list, unlinked; RT_NIL when it is empty. */
-static inline uint32_t rt_plist_pop(struct rt_page *d, uint32_t *head)
+static inline uint32_t rt_plist_pop(struct rt_page *d, uint32_t n, uint32_t *head)
 {
-	uint32_t idx = *head;
+	uint32_t idx = rt_plist_link(d, n, *head);
 	if (idx != RT_NIL)
-		rt_plist_unlink(d, head, idx);
+		rt_plist_unlink(d, n, head, idx);
 	return idx;
 }
 
