@@ -373,6 +373,7 @@ RT_HIDDEN void rt_pool_fork_prepare(void);
 RT_HIDDEN void rt_pool_fork_parent(void);
 RT_HIDDEN void rt_pool_fork_child(void);
 RT_HIDDEN void rt_pool_relock_child(void);
+RT_HIDDEN void rt_pool_lock_failed(pthread_mutex_t *m); /* an arena lock's unlock failed */
 RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
 
 static inline bool rt_ready(void)
