@@ -546,24 +546,28 @@ static int reconfigure(const struct rtalloc_config *cfg)
 			rt_g.opt.on_exhaust = cfg->on_exhaust;
 		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
 			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
+			grow_lock_take(); /* committed pages change under it only: see growth */
 			for (unsigned i = 0; i < rt_g.narenas; i++) {
 				struct rt_arena *a = &rt_g.arenas[i];
 				struct rt_buddy *b = &a->buddy;
-				rt_arena_lock(a);
 				uint64_t to = b->committed - b->skew + (want >> RT_PAGE_SHIFT);
 				if (to > b->limit - b->skew)
 					to = b->limit - b->skew;
 				uint32_t from = b->committed - b->skew;
-				if (to > from && commit(a, b->first + from, b->first + (uint32_t)to) == 0) {
-					rt_buddy_add(b, (uint32_t)to);
-					rt_stats_publish_arena(a);
-					__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
-							   __ATOMIC_RELAXED);
-				} else if (to > from) {
+				if (to <= from)
+					continue;
+				if (commit(a, b->first + from, b->first + (uint32_t)to) != 0) {
 					e = ENOMEM;
+					continue;
 				}
+				rt_arena_lock(a);
+				rt_buddy_add(b, (uint32_t)to);
+				rt_stats_publish_arena(a);
 				rt_arena_unlock(a);
+				__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
+						   __ATOMIC_RELAXED);
 			}
+			grow_lock_drop();
 		}
 		if (cfg->mlock == RTALLOC_MLOCK_OFF && rt_g.locked) {
 			munlockall();

@@ -207,8 +207,12 @@ struct rt_arena {
 	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with 0 < nfree < capacity */
 	uint32_t empty;                  /* small pages with every block free (S3) */
 	uint32_t nempty;
-	/* Called with lock held when the buddy has no block of the order asked;
-	 * returns 0 when it added pages.  NULL: the arena cannot grow. */
+	/* Called with lock held when the buddy has no block of the order asked
+	 * (the arena consistent: its callers hold no half-done change).  It may
+	 * release the lock and take it again (pool.c commits the pages without
+	 * it): the arena may have changed meanwhile, so the caller asks the buddy
+	 * again.  Returns with the lock held, 0 when a block of that order may
+	 * now be free.  NULL: the arena cannot grow. */
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
