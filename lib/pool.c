@@ -477,7 +477,7 @@ void rt_pool_fork_parent(void)
 {
 	unsigned d = --fork_tls.depth;
 	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : ~0u;
-	for (unsigned i = rt_g.narenas; i-- > 0;)
+	for (unsigned i = rt_g.narenas; i-- > 0;) /* bound: RT_MAX_ARENAS */
 		if (!(held & (1u << i)))
 			rt_arena_unlock(&rt_g.arenas[i]);
 	rt_rcu_fork_parent();
@@ -499,7 +499,7 @@ void rt_pool_fork_child(void)
 	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
 	unsigned d = fork_tls.depth;
 	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : 0;
-	for (unsigned i = 0; i < rt_g.narenas; i++) {
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
 		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
 		if (held & (1u << i)) /* the interrupted operation's unlock must succeed */
 			rt_os_mutex_own(&rt_g.arenas[i].lock);
