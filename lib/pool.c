@@ -491,8 +491,11 @@ void rt_pool_fork_parent(void)
  * inherited; it is applied again at the child's first slow path
  * (rt_tcache_fork_child: a child that only execs never pays for locking its
  * copy of the pool). */
+static bool fork_child; /* this process is a child of fork */
+
 void rt_pool_fork_child(void)
 {
+	fork_child = true;
 	fork_tls.depth--;
 	pthread_mutexattr_t at;
 	pthread_mutexattr_init(&at);
@@ -519,9 +522,11 @@ void rt_pool_fork_child(void)
  * a signal handler that interrupted pthread_mutex_trylock before its atomic
  * exchange, which then wrote the parent's TID in the child's lock (see
  * above).  The child has one thread, which holds no arena lock now: make
- * the lock anew.  rt_arena_unlock calls it. */
+ * the lock anew.  rt_arena_unlock and grow_lock_drop call it. */
 void rt_pool_lock_failed(pthread_mutex_t *m)
 {
+	if (!fork_child) /* anywhere else, a bug: never guess */
+		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
 	pthread_mutexattr_t at;
 	pthread_mutexattr_init(&at);
 	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);

@@ -24,8 +24,8 @@
 
 #define NREADERS 3
 #define NFORKERS 2
-#define NFORKS 4000 /* over all forking threads */
-#define WATCHDOG 60 /* seconds: the whole run; a few without the bug */
+#define NFORKS 3000 /* over all forking threads */
+#define WATCHDOG 100 /* seconds: the whole run; about 10 without the bug */
 
 static char path[64];
 static atomic_int stop;
