@@ -110,10 +110,6 @@ static void churn_once(uint64_t *seed, void **b)
 static void *churn(void *arg)
 {
 	(void)arg;
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* the signal goes to the main thread */
 	uint64_t seed = 77;
 	static void *b[200];
 	while (!atomic_load_explicit(&stop, memory_order_relaxed))
@@ -127,9 +123,17 @@ int main(int argc, char **argv)
 	int nthreads = argc > 1 ? atoi(argv[1]) : 1;
 	CHECK(nthreads == 1 || nthreads == 2, "THREADS is 1 or 2");
 	pid_t dog = watchdog_start();
+	/* The signal goes to the main thread only: the other thread is created
+	 * with SIGUSR1 blocked (it inherits the mask) and keeps it blocked. */
 	pthread_t t;
-	if (nthreads == 2)
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	if (nthreads == 2) {
+		pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 		CHECK(pthread_create(&t, NULL, churn, (void *)1) == 0, "pthread_create");
+		pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = fork_in_handler;
