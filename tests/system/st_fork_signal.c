@@ -8,8 +8,9 @@
  * timer's signal handler forks (the child calls _exit at once, the handler
  * waits for it) while THREADS threads loop on malloc and free of sizes that
  * take the slow paths all the time (refills and flushes of every class,
- * large blocks).  NFORKS forks in all; many of them interrupt a thread that
- * holds an arena lock.  glibc's malloc makes this work in a single-threaded
+ * large blocks).  NFORKS forks in all; enough of them interrupt the thread
+ * while it holds an arena lock that the deadlock below shows within
+ * seconds.  glibc's malloc makes this work in a single-threaded
  * process (fork skips its malloc locks there).  With two threads, only the
  * main thread takes the signal: when two threads fork from handlers at once,
  * one interrupted inside the allocator, the other holding libc's stdio list
