@@ -63,7 +63,11 @@ void rt_arena_lock(struct rt_arena *a)
 		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
 }
 
-void rt_arena_unlock(struct rt_arena *a) { pthread_mutex_unlock(&a->lock); }
+void rt_arena_unlock(struct rt_arena *a)
+{
+	if (rt_unlikely(pthread_mutex_unlock(&a->lock) != 0))
+		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see pool.c */
+}
 
 int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, uint32_t committed,
 		  uint32_t limit)

@@ -209,8 +209,12 @@ struct rt_arena {
 	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with 0 < nfree < capacity */
 	uint32_t empty;                  /* small pages with every block free (S3) */
 	uint32_t nempty;
-	/* Called with lock held when the buddy has no block of the order asked;
-	 * returns 0 when it added pages.  NULL: the arena cannot grow. */
+	/* Called with lock held when the buddy has no block of the order asked
+	 * (the arena consistent: its callers hold no half-done change).  It may
+	 * release the lock and take it again (pool.c commits the pages without
+	 * it): the arena may have changed meanwhile, so the caller asks the buddy
+	 * again.  Returns with the lock held, 0 when a block of that order may
+	 * now be free.  NULL: the arena cannot grow. */
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
@@ -494,6 +498,7 @@ RT_HIDDEN void rt_pool_fork_prepare(void);
 RT_HIDDEN void rt_pool_fork_parent(void);
 RT_HIDDEN void rt_pool_fork_child(void);
 RT_HIDDEN void rt_pool_relock_child(void);
+RT_HIDDEN void rt_pool_lock_failed(pthread_mutex_t *m); /* an arena lock's unlock failed */
 RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
 
 static inline bool rt_ready(void)

@@ -217,9 +217,10 @@ void rt_stats_fork_child(void)
 		return;
 	}
 	memcpy(r, old, sizeof(*r));
+	unsigned mine = RT_STATS_SLOTS;
 	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
 		if (tc->slot == &old->slots[i]) {
-			tc->slot = &r->slots[i];
+			mine = i;
 			continue;
 		}
 		memset(&r->slots[i], 0, sizeof(r->slots[i]));
@@ -227,9 +228,17 @@ void rt_stats_fork_child(void)
 	}
 	r->pid = getpid();
 	r->flags &= ~(uint32_t)RT_STATS_F_EXPORTED;
-	rt_stats = r;
-	if (old->flags & RT_STATS_F_EXPORTED)
+	/* The copy takes the old region's address: a publish that a signal
+	 * handler's fork interrupted resumes in the child, through pointers to
+	 * that address (pool.c, fork). */
+	bool exported = old->flags & RT_STATS_F_EXPORTED;
+	if (rt_os_move_over(r, old, region_bytes()) == 0)
+		r = old;
+	else if (exported)
 		munmap(old, region_bytes());
+	if (mine < RT_STATS_SLOTS)
+		tc->slot = &r->slots[mine];
+	rt_stats = r;
 	region_path[0] = '\0';
 	records_init(tc->state == RT_TC_LIVE ? tc : NULL); /* the other threads are gone */
 }
