@@ -149,10 +149,8 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 	}
 	if (idx == RT_NIL && a->grow && !*grown) { /* *grown starts true when growth is not allowed */
 		*grown = true;
-		if (a->grow(a, order) == 0) {
-			a->grows++;
+		if (a->grow(a, order) == 0) /* the hook counts a growth in a->grows */
 			idx = rt_buddy_alloc(&a->buddy, order);
-		}
 	}
 	if (idx == RT_NIL)
 		a->failed++;

@@ -178,9 +178,7 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 	grow_lock_take();
 	rt_arena_lock(a);
 	if (b->nonempty >> order) {
-		/* Another thread grew (or freed) meanwhile: no second growth.
-		 * buddy_get counts a growth for every 0: this one is not. */
-		a->grows--;
+		/* Another thread grew (or freed) meanwhile: no second growth. */
 		grow_lock_drop();
 		return 0;
 	}
@@ -212,6 +210,7 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 		rt_buddy_add(b, to);
 		__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
 		a->last_grow_ns = rt_os_now_ns();
+		a->grows++; /* counted where it happens */
 	}
 	grow_lock_drop();
 	return e ? -1 : 0;

@@ -214,7 +214,8 @@ struct rt_arena {
 	 * release the lock and take it again (pool.c commits the pages without
 	 * it): the arena may have changed meanwhile, so the caller asks the buddy
 	 * again.  Returns with the lock held, 0 when a block of that order may
-	 * now be free.  NULL: the arena cannot grow. */
+	 * now be free; it counts the growths it makes in grows.  NULL: the arena
+	 * cannot grow. */
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
