@@ -72,13 +72,7 @@ void rt_arena_unlock(struct rt_arena *a)
 int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, uint32_t committed,
 		  uint32_t limit)
 {
-	pthread_mutexattr_t at;
-	int e = pthread_mutexattr_init(&at);
-	if (!e)
-		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	if (!e)
-		e = pthread_mutex_init(&a->lock, &at);
-	pthread_mutexattr_destroy(&at);
+	int e = rt_mutex_init(&a->lock, RT_MUTEX_PI);
 	if (e)
 		return e;
 	a->index = index;

@@ -38,15 +38,6 @@ struct rt_global rt_g;
 
 extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
 
-/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
- * caller may be anything). */
-static inline size_t page_round(size_t n)
-{
-	size_t r;
-	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
-		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
-	return r & ~(RT_PAGE_SIZE - 1);
-}
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -83,7 +74,7 @@ static unsigned numa_nodes(unsigned long *mask)
 static void desc_range(uint32_t from, uint32_t to, char **p, size_t *len)
 {
 	uintptr_t lo = (uintptr_t)&rt_g.pages[from] & ~(RT_PAGE_SIZE - 1);
-	uintptr_t hi = page_round((uintptr_t)&rt_g.pages[to]);
+	uintptr_t hi = rt_page_round((uintptr_t)&rt_g.pages[to]);
 	*p = (char *)lo;
 	*len = hi - lo;
 }
@@ -135,14 +126,7 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 static pthread_once_t grow_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t grow_lock;
 
-static void grow_lock_init(void)
-{
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&grow_lock, &at);
-	pthread_mutexattr_destroy(&at);
-}
+static void grow_lock_init(void) { rt_mutex_init(&grow_lock, RT_MUTEX_PI); }
 
 static void grow_lock_take(void)
 {
@@ -185,7 +169,7 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 	uint64_t need = 1ULL << order;
 	uint64_t start = (b->committed + need - 1) & ~(need - 1);
 	uint64_t end = start + need;
-	uint64_t quantum = (page_round(rt_g.opt.pool_size) >> RT_PAGE_SHIFT) / rt_g.narenas;
+	uint64_t quantum = (rt_page_round(rt_g.opt.pool_size) >> RT_PAGE_SHIFT) / rt_g.narenas;
 	if (end < b->committed + quantum)
 		end = b->committed + quantum;
 	if (end > b->limit)
@@ -220,7 +204,7 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 
 static int setup_user_memory(void *mem, size_t size)
 {
-	uintptr_t start = page_round((uintptr_t)mem);
+	uintptr_t start = rt_page_round((uintptr_t)mem);
 	uintptr_t end = ((uintptr_t)mem + size) & ~(RT_PAGE_SIZE - 1);
 	if (!mem || end <= start || (end - start) >> RT_PAGE_SHIFT < 4 ||
 	    (end - start) >> RT_PAGE_SHIFT > RT_NIL / 2)
@@ -328,7 +312,7 @@ static void room_of(struct room *r)
  * over n arenas. */
 static size_t slot_pages(size_t max, unsigned n)
 {
-	size_t pages = page_round(max / n) >> RT_PAGE_SHIFT;
+	size_t pages = rt_page_round(max / n) >> RT_PAGE_SHIFT;
 	return pages <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(pages - 1));
 }
 
@@ -337,13 +321,13 @@ static size_t slot_pages(size_t max, unsigned n)
 static size_t reserve_bytes(size_t max, unsigned n)
 {
 	size_t pages = slot_pages(max, n) * n;
-	return (pages << RT_PAGE_SHIFT) + page_round(pages * sizeof(struct rt_page));
+	return (pages << RT_PAGE_SHIFT) + rt_page_round(pages * sizeof(struct rt_page));
 }
 
 /* Memory committed for a pool of `pool` bytes: the pages and descriptors. */
 static size_t commit_bytes(size_t pool)
 {
-	return page_round(pool) + page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+	return rt_page_round(pool) + rt_page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
 }
 
 static bool fits(const struct room *r, unsigned n, size_t pool)
@@ -477,8 +461,8 @@ static int setup_os_memory(void)
 	unsigned n = arena_count();
 	unsigned long mask = rt_g.node_mask;
 	int e;
-	size_t pool = page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
-	size_t max = page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
+	size_t pool = rt_page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
+	size_t max = rt_page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
 	size_t slot = slot_pages(rt_g.opt.pool_max, n);
 	if (slot * n > RT_NIL / 2 || pool == 0)
 		return ENOMEM; /* fit_pool keeps sizes below RT_POOL_CEIL: never */
@@ -487,7 +471,7 @@ static int setup_os_memory(void)
 	if (!res)
 		return ENOMEM;
 	uintptr_t base = (uintptr_t)res;
-	size_t dbytes = page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+	size_t dbytes = rt_page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
 	void *desc = mmap(NULL, dbytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (desc == MAP_FAILED) {
 		rt_os_unmap((void *)base, span);
@@ -717,18 +701,14 @@ void rt_pool_fork_child(void)
 {
 	fork_child = true;
 	fork_tls.depth--;
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
 	unsigned d = fork_tls.depth;
 	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : 0;
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
+		rt_mutex_init(&rt_g.arenas[i].lock, RT_MUTEX_PI);
 		if (held & (1u << i)) /* the interrupted operation's unlock must succeed */
 			rt_os_mutex_own(&rt_g.arenas[i].lock);
 	}
-	pthread_mutex_init(&grow_lock, &at);
-	pthread_mutexattr_destroy(&at);
+	grow_lock_init();
 	rt_stats_fork_child(); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;
@@ -746,11 +726,7 @@ void rt_pool_lock_failed(pthread_mutex_t *m)
 {
 	if (!fork_child) /* anywhere else, a bug: never guess */
 		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
+	rt_mutex_init(m, RT_MUTEX_PI);
 }
 
 void rt_pool_relock_child(void)
@@ -782,7 +758,7 @@ static int reconfigure(const struct rtalloc_config *cfg)
 		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory && !growth_fits(cfg->pool_size)) {
 			e = ENOMEM; /* beyond RTALLOC_POOL_MAX or the memory there is: nothing committed */
 		} else if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
-			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
+			size_t want = rt_page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
 			grow_lock_take(); /* committed pages change under it only: see growth */
 			for (unsigned i = 0; i < rt_g.narenas; i++) {
 				struct rt_arena *a = &rt_g.arenas[i];

@@ -121,6 +121,20 @@ _Static_assert(RT_PAGE_SIZE <= UINT16_MAX, "rt_page.carved counts bytes of a pag
 
 static inline size_t rt_class_size(unsigned c) { return (size_t)8 << c; }
 
+/* ---- small helpers, defined once ---------------------------------------- */
+
+static inline bool rt_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
+ * caller may be anything). */
+static inline size_t rt_page_round(size_t n)
+{
+	size_t r;
+	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
+		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
+	return r & ~(RT_PAGE_SIZE - 1);
+}
+
 /* Class of a request of n bytes, 1 <= n <= RT_CACHE_MAX (BUCKETINDX).
  * n = 0 or n > RT_CACHE_MAX give a value > RT_NCLASS: the caller's slow path. */
 static inline unsigned rt_class_of(size_t n)
@@ -540,5 +554,10 @@ RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX u
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);
+/* Every mutex librtalloc makes, with the attributes of flags: priority
+ * inheritance (every lock a thread may wait for), robustness and sharing
+ * between processes (heaps).  0 or an errno value. */
+enum { RT_MUTEX_PI = 1, RT_MUTEX_ROBUST = 2, RT_MUTEX_SHARED = 4 };
+RT_HIDDEN int rt_mutex_init(pthread_mutex_t *m, unsigned flags);
 
 #endif /* RT_H */

@@ -39,14 +39,7 @@ struct rt_thread_rec {
 };
 static struct rt_thread_rec records[RT_STATS_SLOTS];
 
-static void pi_mutex_init(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-}
+static void pi_mutex_init(pthread_mutex_t *m) { rt_mutex_init(m, RT_MUTEX_PI); }
 
 /* Every record's lock made anew, every record empty but keep's (fork's
  * child: the other threads are gone, a reader may have held a lock). */
