@@ -42,33 +42,6 @@
 static inline unsigned blocks_per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
 static inline uint32_t npages(void) { return (uint32_t)(rt_g.span >> RT_PAGE_SHIFT); }
 
-/* The lock is held for at most one batch: when it is taken, its holder is
- * most likely running on another CPU and about to let go.  Watch it for a
- * bounded while (RT_LOCK_SPIN pauses, about a microsecond) before blocking in
- * the kernel's priority-inheriting path, which costs system calls and
- * several microseconds; a holder that was preempted still gets the waiter's
- * priority after the spin. */
-#define RT_LOCK_SPIN 64
-
-void rt_arena_lock(struct rt_arena *a)
-{
-	for (int i = 0; i < RT_LOCK_SPIN; i++) { /* bound: RT_LOCK_SPIN */
-		if (__atomic_load_n(&a->lock.__data.__lock, __ATOMIC_RELAXED) == 0 &&
-		    pthread_mutex_trylock(&a->lock) == 0)
-			return;
-		rt_cpu_relax();
-	}
-	int e = pthread_mutex_lock(&a->lock);
-	if (rt_unlikely(e != 0))
-		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
-}
-
-void rt_arena_unlock(struct rt_arena *a)
-{
-	if (rt_unlikely(pthread_mutex_unlock(&a->lock) != 0))
-		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see pool.c */
-}
-
 int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, uint32_t committed,
 		  uint32_t limit)
 {

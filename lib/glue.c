@@ -117,24 +117,6 @@ void rt_fatal(const char *call, const char *what, const void *p)
 	abort();
 }
 
-int rt_mutex_init(pthread_mutex_t *m, unsigned flags)
-{
-	pthread_mutexattr_t at;
-	int e = pthread_mutexattr_init(&at);
-	if (e)
-		return e;
-	if (flags & RT_MUTEX_PI)
-		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	if (!e && (flags & RT_MUTEX_ROBUST))
-		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-	if (!e && (flags & RT_MUTEX_SHARED))
-		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-	if (!e)
-		e = pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-	return e;
-}
-
 void rt_plist_corrupt(const void *d, uint32_t idx)
 {
 	rt_say("page descriptors at %p corrupted: a page list links to page %u, beyond them; aborting",

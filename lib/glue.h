@@ -261,32 +261,12 @@ static inline bool rt_libc_fork_locks_stdio(void) { return !__libc_single_thread
 static inline void rt_libc_stdio_lock(void) { _IO_list_lock(); }
 static inline void rt_libc_stdio_unlock(void) { _IO_list_unlock(); }
 
-/* Make the calling thread the owner of m, a priority-inheriting mutex just
- * initialised (unlocked) in the child of fork, as if it had locked it. */
-static inline void rt_os_mutex_own(pthread_mutex_t *m)
-{
-	__atomic_store_n(&m->__data.__lock, (int)gettid(), __ATOMIC_RELAXED);
-	m->__data.__owner = (int)gettid();
-	m->__data.__nusers = 1;
-}
-
 /* Move the mapping [from, from+len) to `to`, replacing what was mapped
  * there (the child of fork gives its statistics a private copy at the same
  * address).  0 or -1. */
 static inline int rt_os_move_over(void *from, void *to, size_t len)
 {
 	return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to ? 0 : -1;
-}
-
-/* Does the calling thread hold m, a priority-inheriting mutex?  The kernel's
- * PI futex protocol keeps the owner's TID in the lock word, set by the same
- * atomic operation that takes it (glibc's __owner field is written after):
- * a signal handler that interrupted a thread inside lock or unlock still
- * sees the truth. */
-static inline bool rt_os_mutex_mine(pthread_mutex_t *m)
-{
-	unsigned word = (unsigned)__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
-	return word != 0 && (pid_t)(word & FUTEX_TID_MASK) == gettid();
 }
 
 #endif /* RT_GLUE_H */

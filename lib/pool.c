@@ -667,7 +667,7 @@ void rt_pool_fork_prepare(void)
 		rt_libc_stdio_lock();
 	unsigned held = 0;
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		if (rt_os_mutex_mine(&rt_g.arenas[i].lock) || d >= RT_FORK_NEST)
+		if (rt_mutex_mine(&rt_g.arenas[i].lock) || d >= RT_FORK_NEST)
 			held |= 1u << i; /* or nested too deep: neither taken nor released */
 		else
 			rt_arena_lock(&rt_g.arenas[i]);
@@ -706,7 +706,7 @@ void rt_pool_fork_child(void)
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
 		rt_mutex_init(&rt_g.arenas[i].lock, RT_MUTEX_PI);
 		if (held & (1u << i)) /* the interrupted operation's unlock must succeed */
-			rt_os_mutex_own(&rt_g.arenas[i].lock);
+			rt_mutex_own(&rt_g.arenas[i].lock);
 	}
 	grow_lock_init();
 	rt_stats_fork_child(); /* first: what follows publishes statistics */

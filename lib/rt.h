@@ -559,5 +559,9 @@ RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *
  * between processes (heaps).  0 or an errno value. */
 enum { RT_MUTEX_PI = 1, RT_MUTEX_ROBUST = 2, RT_MUTEX_SHARED = 4 };
 RT_HIDDEN int rt_mutex_init(pthread_mutex_t *m, unsigned flags);
+/* For fork's handlers (lock.c): does the calling thread hold m, a PI mutex;
+ * make it the owner of m, one just initialised (unlocked). */
+RT_HIDDEN bool rt_mutex_mine(pthread_mutex_t *m);
+RT_HIDDEN void rt_mutex_own(pthread_mutex_t *m);
 
 #endif /* RT_H */
