@@ -474,7 +474,7 @@ static void classic_cache(const struct rtb_opts *o, bool scratch)
 	if (n > CS_MAX_THREADS)
 		n = CS_MAX_THREADS;
 	struct cs_thread *t = rtb_map(n * sizeof *t);
-	uint64_t rounds = o->quick ? 100000 : 400000; /* per thread */
+	uint64_t rounds = o->quick ? 50000 : 200000; /* per thread */
 	struct rtb_classic_run r;
 	rtb_classic_begin(&r, o, scratch ? "cache-scratch" : "cache-thrash", rounds * n);
 	for (unsigned i = 0; i < n; i++) {
@@ -713,7 +713,7 @@ static void *lg_thread(void *arg)
 static void classic_large(const struct rtb_opts *o)
 {
 	struct lg_state *g = rtb_map(LG_THREADS * sizeof *g);
-	uint64_t target = o->quick ? 4000 : 16000;
+	uint64_t target = o->quick ? 2000 : 8000;
 	struct rtb_classic_run r;
 	rtb_classic_begin(&r, o, "large", target);
 	for (unsigned k = 0; k < LG_THREADS; k++) {
