@@ -124,17 +124,6 @@ static inline bool tag_ok(const unsigned char *p, size_t n, uint64_t k)
 	return p[n - 1] == t;
 }
 
-/* Spin a little, then let the other threads of this CPU run. */
-static void backoff(unsigned *spins)
-{
-	if (++*spins < 64) {
-		rtb_cpu_relax();
-	} else {
-		sched_yield();
-		*spins = 0;
-	}
-}
-
 static unsigned cpus_allowed(void)
 {
 	cpu_set_t s;
@@ -155,8 +144,15 @@ struct lar_chain {
 	struct rtb_block slot[LAR_SLOTS];
 	uint64_t deadline, budget;      /* stop when either runs out */
 	uint64_t ops, fails, errors, allocs, frees, threads;
-	_Atomic bool done;
 };
+
+/* Chains that have ended; the main thread sleeps until all have (spinning
+ * would take a CPU from the workers). */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ended;
+} lar_end = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 
 static void *lar_thread(void *arg)
 {
@@ -208,7 +204,10 @@ static void *lar_thread(void *arg)
 		c->frees++;
 		b->p = NULL;
 	}
-	atomic_store_explicit(&c->done, true, memory_order_release);
+	pthread_mutex_lock(&lar_end.lock); /* *c is the main thread's again */
+	lar_end.ended++;
+	pthread_cond_signal(&lar_end.cond);
+	pthread_mutex_unlock(&lar_end.lock);
 	return NULL;
 }
 
@@ -245,11 +244,13 @@ static void classic_larson(const struct rtb_opts *o)
 			lar_thread(&c[k]); /* run the chain here */
 		pthread_attr_destroy(&a);
 	}
+	pthread_mutex_lock(&lar_end.lock);
+	while (lar_end.ended < LAR_CHAINS) /* bound: the chains' budgets and deadline */
+		pthread_cond_wait(&lar_end.cond, &lar_end.lock);
+	lar_end.ended = 0;
+	pthread_mutex_unlock(&lar_end.lock);
 	uint64_t ops = 0, fails = 0, errors = 0, threads = 0;
 	for (int k = 0; k < LAR_CHAINS; k++) {
-		unsigned spins = 0;
-		while (!atomic_load_explicit(&c[k].done, memory_order_acquire))
-			backoff(&spins); /* bound: the chain's budget and deadline */
 		ops += c[k].ops;
 		fails += c[k].fails;
 		errors += c[k].errors + (c[k].allocs - c[k].frees); /* lost blocks */
@@ -474,7 +475,7 @@ static void classic_cache(const struct rtb_opts *o, bool scratch)
 	if (n > CS_MAX_THREADS)
 		n = CS_MAX_THREADS;
 	struct cs_thread *t = rtb_map(n * sizeof *t);
-	uint64_t rounds = o->quick ? 50000 : 200000; /* per thread */
+	uint64_t rounds = o->quick ? 100000 : 400000; /* per thread */
 	struct rtb_classic_run r;
 	rtb_classic_begin(&r, o, scratch ? "cache-scratch" : "cache-thrash", rounds * n);
 	for (unsigned i = 0; i < n; i++) {
@@ -569,7 +570,8 @@ static void *ms_thread(void *arg)
 {
 	struct ms_state *m = arg;
 	rtb_thread_prepare();
-	for (uint64_t i = 0; i < m->steps; i++) { /* bound: steps */
+	uint64_t i;
+	for (i = 0; i < m->steps; i++) { /* bound: steps */
 		if ((i & 255) == 0 && past(m->deadline))
 			break;
 		/* Half the steps go to the first tenth of the slots: short
@@ -604,7 +606,7 @@ static void *ms_thread(void *arg)
 			m->fails++;
 		}
 	}
-	m->ops += m->steps;
+	m->ops += i;
 	return NULL;
 }
 
