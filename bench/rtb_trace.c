@@ -8,6 +8,7 @@
  *
  * The file is read and parsed before the clock starts (a .gz file through
  * `gzip -dc`), into memory from mmap, never from the allocator measured.
+ * The replay is single-threaded, as the programs traced were.
  * The trace is replayed --quick ? 1 : 3 times (bounded by --classic-seconds
  * too); blocks the program never freed are freed at the end of each pass.
  * Each block carries its number at both ends while it is live, checked at
