@@ -180,6 +180,13 @@ int rtb_classic_trace(const struct rtb_opts *o)
 		return 2;
 	}
 	munmap(text, mapped);
+	/* mktrace.py numbers blocks from 0 without gaps, so a number beyond
+	 * the count of calls is a broken file (and would size a huge table). */
+	if (nrec == 0 || max_id >= nrec) {
+		fprintf(stderr, "rtbench: %s: no calls, or block numbers beyond the calls\n", o->trace);
+		rtb_unmap(rec, rec_bytes);
+		return 2;
+	}
 	size_t slot_bytes = ((size_t)max_id + 1) * sizeof(struct tslot);
 	struct tslot *slot = rtb_map(slot_bytes);
 
