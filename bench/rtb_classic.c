@@ -3,17 +3,19 @@
  * rtb_classic.c - the classic allocator workloads, in versions of our own
  * (`rtbench classic NAME`):
  *
- *   larson   server churn after Larson & Krishnan: 4 chains of threads on
- *            the machine's cores; each thread replaces random blocks
+ *   larson   server churn after Larson & Krishnan: 4 chains of threads,
+ *            left to the scheduler; each thread replaces random blocks
  *            (8-1000 B) of its chain's 1000-block set, then hands the set to
  *            a new thread (default attributes, as a server creates them) and
  *            exits, so most blocks are freed by a thread that did not
  *            allocate them, and the allocating thread is gone;
  *   xmalloc  producer/consumer, more threads than cores: 4 producers and 4
- *            consumers on 2 CPUs; producer i allocates 64 B blocks and hands
- *            them to consumer i through a ring, which frees them;
+ *            consumers pinned to 2 CPUs; producers allocate 64 B blocks in
+ *            batches of 256 put on a shared queue, and whichever consumer
+ *            takes a batch frees its blocks;
  *   cache-scratch  passive false sharing: the main thread allocates one 8 B
- *            object per thread, back to back; each thread frees its object,
+ *            object per thread (one thread per CPU, pinned), back to back;
+ *            each thread frees its object,
  *            then repeatedly allocates an 8 B object, writes it many times
  *            and frees it. An allocator that gives a thread the block
  *            another thread's neighbour lives beside makes the writes fight
@@ -33,9 +35,9 @@
  * operations (4x less with --quick) bounded by a time limit
  * (--classic-seconds); it reports the elapsed time, the operations done,
  * the page faults of the process over the whole workload, the peak RSS
- * (VmHWM) and what went wrong: NULL returns (fails) and blocks whose
- * contents changed while they were held (errors), or blocks lost (never
- * freed, errors too).  The time of the full count, when the limit cut a run
+ * (VmHWM, from the workload's start) and what went wrong: NULL returns
+ * (fails), blocks whose contents changed while they were held and blocks
+ * lost (allocated, never freed: both counted as errors).  The time of the full count, when the limit cut a run
  * short, is estimated from the rate ("capped" says so).
  */
 #ifndef _GNU_SOURCE
