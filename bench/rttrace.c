@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rttrace.c - librttrace.so, an allocation tracer of our own, used once to
- * record the traces of bench/traces/ (see bench/traces/README.md):
+ * record the traces of bench/traces/ (bench/traces/record.sh; bench/README.md):
  *
  *   RTTRACE_OUT=raw.bin LD_PRELOAD=bench/.build/librttrace.so PROGRAM ...
  *
