@@ -134,14 +134,6 @@ static void partial_unlink(struct rt_arena *a, unsigned c, uint32_t idx)
 	rt_plist_unlink(rt_g.pages, npages(), &a->partial[c], idx);
 }
 
-/* Is b a block start of class c inside the carved part of page pg? */
-static inline bool small_block_ok(const struct rt_page *pg, const void *b, unsigned c)
-{
-	uintptr_t off = (uintptr_t)b & (RT_PAGE_SIZE - 1);
-	return pg->cls == c && pg->state == RT_PS_USED && (off & (rt_class_size(c) - 1)) == 0 &&
-	       off < pg->carved;
-}
-
 /* Stamp every block of a fresh page as held by the arena (S1): word 1 of
  * each block.  Bound: blocks per page, at most 256 stores, unrolled. */
 static void stamp_page(char *page, size_t size)
@@ -197,7 +189,7 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 		 * linked and stamped for the thread's list. */
 		for (void **b = pg->free; b && n + got < want; b = pg->free) { /* bound: want */
 			if (rt_unlikely((uintptr_t)b - (uintptr_t)page >= RT_PAGE_SIZE ||
-					!small_block_ok(pg, b, c) || !rt_stamped_by(b, RT_STAMP_HELD)))
+					rt_block_why(pg, b, c, RT_STAMP_HELD)))
 				arena_list_corrupt(b);
 			pg->free = rt_link_get(b);
 			rt_link_set(b, chain);
@@ -307,10 +299,7 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 		/* Each block must be a block start of the list's class, stamped as
 		 * on a thread list: a block listed twice (freed twice after a use
 		 * after free cleared its stamp) is caught at its second time. */
-		bool ok = c <= RT_NSMALL ? small_block_ok(pg, b, c)
-					 : pg->cls == c && pg->state == RT_PS_USED &&
-						   b == rt_page_addr((uint32_t)(pg - rt_g.pages));
-		if (rt_unlikely(!ok || !rt_stamped_by(b, RT_STAMP_CACHED))) {
+		if (rt_unlikely(rt_block_why(pg, b, c, RT_STAMP_CACHED) != NULL)) {
 			rt_arena_unlock(a);
 			rt_fatal("free", "heap corruption or double free: a thread's free list holds a "
 					 "block that is not free or not of its class:", b);
@@ -356,7 +345,7 @@ void rt_bucket_huge_free(void *p, struct rt_page *pg)
 	struct rt_arena *a = &rt_g.arenas[pg->arena];
 	uint32_t idx = (uint32_t)(pg - rt_g.pages);
 	rt_arena_lock(a);
-	if (rt_unlikely(pg->cls != RT_CLS_HUGE || pg->state != RT_PS_USED || p != rt_page_addr(idx))) {
+	if (rt_unlikely(rt_block_why(pg, p, RT_CLS_HUGE, RT_BLOCK_LIVE) != NULL)) {
 		rt_arena_unlock(a);
 		rt_fatal("free", "invalid pointer or double free", p);
 	}
@@ -386,9 +375,9 @@ static const char *check_locked(struct rt_arena *a)
 				return "bucket: carved count is not a whole number of blocks (S1)";
 			unsigned listed = 0;
 			for (void **b = pg->free; b; b = rt_link_get(b)) { /* bound: cap */
-				if (rt_page_of(b) != pg || !small_block_ok(pg, b, c))
+				if (rt_page_of(b) != pg)
 					return "bucket: a page's free list holds a foreign block";
-				if (!rt_stamped_by(b, RT_STAMP_HELD))
+				if (rt_block_why(pg, b, c, RT_STAMP_HELD))
 					return "bucket: a free block lost its free stamp (use after free?)";
 				if (++listed > cap)
 					return "bucket: a page's free list is longer than the page (cycle?)";

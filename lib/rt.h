@@ -447,6 +447,40 @@ static inline struct rt_page *rt_page_of(const void *p)
 	return &rt_g.pages[off >> RT_PAGE_SHIFT];
 }
 
+/* ---- the block validator ---------------------------------------------------
+ *
+ * The one check of a block outside the fast paths (musl's get_meta): every
+ * pointer a caller hands in (free, realloc, malloc_usable_size...) and every
+ * block a list leads to (a flush, a refill, rtalloc_check) is checked here
+ * against its page's descriptor, apart from user memory, before anything is
+ * done with it.  Is b, on page pg, the start of a block of class c (0: any
+ * class) in state want: RT_BLOCK_LIVE (handed out), or on a list, stamped
+ * RT_STAMP_CACHED or RT_STAMP_HELD?  NULL, or what it is instead, in the
+ * words an abort message uses.  The fast paths (alloc.h) inline the subset
+ * they need. */
+enum { RT_BLOCK_LIVE = 2 }; /* besides RT_STAMP_CACHED and RT_STAMP_HELD */
+
+static inline const char *rt_block_why(const struct rt_page *pg, const void *b, unsigned c,
+				       unsigned want)
+{
+	unsigned pc = rt_load(&pg->cls);
+	uintptr_t in_page = (uintptr_t)b & (RT_PAGE_SIZE - 1);
+	if (pg->state != RT_PS_USED || pc == 0 || pc > RT_CLS_HUGE)
+		return "invalid pointer (not a block, or already freed)";
+	if (c && pc != c)
+		return "invalid pointer (a block of another size class)";
+	if (pc > RT_NSMALL) { /* cached buddy classes and huge blocks start their page */
+		if (in_page)
+			return pc == RT_CLS_HUGE ? "invalid pointer (inside a large block)"
+						 : "invalid pointer (not the start of a block)";
+	} else if ((in_page & (rt_class_size(pc) - 1)) || in_page >= rt_load(&pg->carved)) {
+		return "invalid pointer (not the start of a block)";
+	}
+	if (want == RT_BLOCK_LIVE) /* huge blocks are never stamped */
+		return pc != RT_CLS_HUGE && rt_stamped(b) ? "double free (block already freed)" : NULL;
+	return rt_stamped_by(b, want) ? NULL : "not free: its stamp is gone (use after free?)";
+}
+
 static inline void *rt_page_addr(uint32_t idx)
 {
 	return (void *)(rt_g.base + ((uintptr_t)idx << RT_PAGE_SHIFT));

@@ -315,20 +315,11 @@ void *rt_malloc_slow(size_t n)
  * is not one.  p must be inside the space. */
 static size_t live_block_size(const void *p, const struct rt_page *pg, const char *call)
 {
+	const char *why = rt_block_why(pg, p, 0, RT_BLOCK_LIVE);
+	if (rt_unlikely(why != NULL))
+		rt_fatal(call, why, p);
 	unsigned c = rt_load(&pg->cls);
-	uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
-	if (c == RT_CLS_HUGE) {
-		if (in_page || pg->state != RT_PS_USED)
-			rt_fatal(call, "invalid pointer (inside a large block)", p);
-		return RT_PAGE_SIZE << pg->order;
-	}
-	if (c == 0 || c > RT_NCLASS)
-		rt_fatal(call, "invalid pointer (not a block, or already freed)", p);
-	if ((in_page & (rt_class_size(c) - 1)) != 0 || in_page >= rt_load(&pg->carved))
-		rt_fatal(call, "invalid pointer (not the start of a block)", p);
-	if (rt_stamped(p))
-		rt_fatal(call, "double free (block already freed)", p);
-	return rt_class_size(c);
+	return c == RT_CLS_HUGE ? RT_PAGE_SIZE << pg->order : rt_class_size(c);
 }
 
 size_t rt_block_size(const void *p, const char *call)
@@ -472,12 +463,11 @@ const char *rt_tcache_check(void)
 		void **b = bin->head;
 		for (uint32_t i = 0; i < bin->count; i++) { /* bound: the list's limit */
 			const struct rt_page *pg = rt_page_of(b);
-			if (!pg || ((uintptr_t)b - rt_g.base) & (rt_class_size(c) - 1))
-				return "thread cache: a list leads out of the pool or to no block start (T1)";
-			if (rt_load(&pg->cls) != c || pg->state != RT_PS_USED)
-				return "thread cache: a list holds a block of a page of another class (T1)";
-			if (!rt_stamped_by(b, RT_STAMP_CACHED))
-				return "thread cache: a listed block lost its free stamp (use after free?) (T1)";
+			if (!pg)
+				return "thread cache: a list leads out of the pool (T1)";
+			if (rt_block_why(pg, b, c, RT_STAMP_CACHED))
+				return "thread cache: a listed block is no free block of its class, or lost "
+				       "its free stamp (use after free?) (T1)";
 			b = rt_link_get(b);
 		}
 		if (b != NULL)
