@@ -259,7 +259,8 @@ static void failed(int err, size_t size, const char *call)
 
 /* The errors that are always due (sizes through volatiles: the compiler
  * would refuse the calls it can see are too large). */
-static volatile size_t too_big = (size_t)PTRDIFF_MAX + 1, half_max = SIZE_MAX / 2, quarter_max = SIZE_MAX / 4;
+static volatile size_t too_big = (size_t)PTRDIFF_MAX + 1, half_max = SIZE_MAX / 2, quarter_max = SIZE_MAX / 4,
+		       not_pow2 = 48;
 
 static void bad_requests(struct worker *w)
 {
@@ -278,7 +279,7 @@ static void bad_requests(struct worker *w)
 	if (e != EINVAL)
 		FAIL("posix_memalign(sizeof(void *) / 2) = %d", e);
 	errno = 0;
-	if ((q = M(aligned_alloc)(48, 96)) || errno != EINVAL)
+	if ((q = M(aligned_alloc)(not_pow2, 96)) || errno != EINVAL)
 		FAIL("aligned_alloc(48, 96) = %p, errno %d", q, errno);
 	if (w->nlive) { /* a failed realloc/reallocarray leaves the block as it was */
 		struct blk *b = &w->live[rnd(&w->rng) % w->nlive];
