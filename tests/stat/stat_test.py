@@ -5,8 +5,8 @@
 usage: stat_test.py --tool RTALLOC_STAT [--lib LIBRTALLOC --target STAT_TARGET]
                     [--forge STAT_FORGE --shim STAT_TRUNCATE_SO] CASE
 
-CASE is one of: snapshot json watch run list errors permissions symlink
-(these need --lib and --target), hostile escape truncate (these need --forge
+CASE is one of: snapshot json watch run list errors permissions symlink heaptrunc
+(these need --lib and --target; heaptrunc also --shim), hostile escape truncate (these need --forge
 and, for truncate, --shim; no librtalloc: they also run in sanitizer builds).
 Exit 0 pass, 1 fail (with the reason), 77 skip (with the reason).
 
@@ -641,13 +641,21 @@ def case_truncate(ctx):
     if not ctx.shim:
         raise Skip("no --shim")
     heap = "stat-trunc-%d" % os.getpid()
+    obj = "/dev/shm/rtalloc-heap-" + heap
+    try:
+        truncate_cases(ctx, heap, obj)
+    finally:  # a forger killed by the cleanup leaves its object
+        if os.path.exists(obj):
+            os.unlink(obj)
+
+
+def truncate_cases(ctx, heap, obj):
     f = Forge(ctx, [heap])
     env = ctx.env(SAN_ENV)
     r = ctx.stat("--json", f.pid, env=env)
     sane_run(r, "untouched")
     h = [x for x in json.loads(r.stdout)["heaps"] if x["name"] == heap]
     check(h and h[0]["free_bytes"] == 12345 << 10, "the shared heap's figures from its object: %r" % h)
-    obj = "/dev/shm/rtalloc-heap-" + heap
     for args in ([f.pid], ["--json", f.pid], ["-w", "0.1", "-c", "1", f.pid]):
         e = dict(env, LD_PRELOAD=ctx.shim, STAT_TRUNCATE=obj)
         r = ctx.stat(*args, env=e)
@@ -675,6 +683,33 @@ def case_truncate(ctx):
     f.stop()
 
 
+def case_heaptrunc(ctx):
+    """A real shared heap (librtalloc's object) truncated right after rtalloc-stat maps it."""
+    if not ctx.shim:
+        raise Skip("no --shim")
+    t = ctx.start()
+    name = "stattrunc%d" % os.getpid()
+    obj = "/dev/shm/rtalloc-heap-" + name
+    try:
+        check(t.cmd("heap " + name) == "heap", "the target could not create a shared heap")
+        check(os.path.exists(obj), "no object %s" % obj)
+        r = ctx.stat("--json", t.pid)
+        sane_run(r, "untruncated")
+        h = [x for x in json.loads(r.stdout)["heaps"] if x["name"] == name]
+        check(h and h[0]["shared"] and h[0]["size_bytes"] >= 1 << 20 and h[0]["live_blocks"] == 1,
+              "the shared heap in the report: %r" % h)
+        r = ctx.stat(t.pid, env=ctx.env({"LD_PRELOAD": ctx.shim, "STAT_TRUNCATE": obj}))
+        check("stat_truncate: truncated" in r.stderr, "the shim did not truncate %s: %s" % (obj, r.stderr))
+        sane_run(r, "shared heap truncated", status=1)
+        msgs = [l for l in r.stderr.splitlines() if l.startswith("rtalloc-stat:")]
+        check(len(msgs) == 1 and obj in msgs[0], "want one message naming %s: %r" % (obj, r.stderr))
+    finally:
+        t.p.kill()  # its heap is gone under it: no orderly exit
+        t.p.wait()
+        if os.path.exists(obj):
+            os.unlink(obj)
+
+
 CASES = {
     "snapshot": case_snapshot,
     "json": case_json,
@@ -687,6 +722,7 @@ CASES = {
     "hostile": case_hostile,
     "escape": case_escape,
     "truncate": case_truncate,
+    "heaptrunc": case_heaptrunc,
 }
 
 
