@@ -25,7 +25,8 @@ void region_close(struct region *r)
 	r->fd = -1;
 }
 
-/* SIGBUS guard: the owner could truncate the file under our mapping. */
+/* SIGBUS guard: the owner of a region or of a shared heap's object could truncate
+ * it under our mapping (rs.h, BUS_GUARD). */
 sigjmp_buf bus_jmp;
 volatile sig_atomic_t bus_armed;
 

@@ -102,7 +102,8 @@ static void read_threads(const struct rt_stats_region *m, struct snap *s)
 	}
 }
 
-/* A consistent copy of the region, or an error (RG_IO: truncated under us). */
+/* A consistent copy of the region, or an error: RG_IO, the region truncated under
+ * us; RG_HEAP_IO, a shared heap's object truncated under us (s->heap_error). */
 enum region_status snap_read(const struct region *r, struct snap *s)
 {
 	const struct rt_stats_region *m = r->map;
