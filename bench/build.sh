@@ -32,6 +32,6 @@ up_to_date && exit 0
 	"$BENCH/rtbench.c" "$BENCH/rtb_common.c" "$BENCH/rtb_latency.c" \
 	"$BENCH/rtb_throughput.c" "$BENCH/rtb_memory.c" "$BENCH/rtb_startup.c" \
 	"$BENCH/rtb_instr.c" -lpthread -lm -ldl
-"$CC" "${FLAGS[@]}" -o "$OUT/rtdemo" "$BENCH/demo.c" "$BENCH/rtb_common.c" -lpthread -lm
+"$CC" "${FLAGS[@]}" -o "$OUT/rtdemo" "$BENCH/demo.c" "$BENCH/rtb_common.c" -lpthread -lm -ldl
 "$CC" "${FLAGS[@]}" -shared -fPIC -o "$OUT/librtrecipe.so" "$BENCH/rtrecipe.c"
 "$CC" "${FLAGS[@]}" -shared -fPIC -o "$OUT/librtmlock.so" "$BENCH/rtmlock.c"

@@ -114,10 +114,13 @@ def cmd_callgrind(directory):
         if trigger and ":" in trigger and total is not None:
             kind, pairs = trigger.rsplit(":", 1)
             by_kind[kind].append(total / int(pairs))
+    empty = min(by_kind.get("empty", [0]))
+    for kind, metric in (("wfree", "wfree_max_ir"), ("w32k", "w32k_ir"), ("w256k", "w256k_ir")):
+        if by_kind.get(kind):
+            emit("instr", metric, max(by_kind[kind]) - empty)
     if not by_kind.get("fast"):
         return
     loop = min(by_kind.get("loop", [0]))
-    empty = min(by_kind.get("empty", [0]))
     emit("instr", "fast_ir", min(by_kind["fast"]) - loop)
     singles = {k: [v - empty for v in by_kind.get(k, [])]
                for k in ("mixed", "sweep", "thread")}
@@ -529,6 +532,19 @@ def instr_table(d):
                   "size sweep: max", "worst pair", "first pair of a new thread"], rows)
 
 
+def worst_pattern_table(d):
+    """librtalloc's worst calls after the fragmenting pattern, per pool size."""
+    rows = []
+    for pool in ("64M", "1G"):
+        g = lambda m: d.med(RT, "instr", f"{m}.{pool}")
+        if g("w32k_ir") is None:
+            continue
+        rows.append([pool, num(g("wfree_max_ir")), num(g("w32k_ir")), num(g("w256k_ir"))])
+    if not rows:
+        return "(not measured)\n"
+    return table(["pool", "worst of the last 64 frees", "malloc(32 KiB)", "malloc(256 KiB)"], rows)
+
+
 def startup_table(d):
     rows = []
     for size in startup_sizes(d):
@@ -796,6 +812,12 @@ def cmd_report(directory, md_path):
       "pair by pair over 500 pairs. Size sweep: one pair per power of two 16 B–1 MiB. Worst "
       "pair: the largest of mixed and sweep. Instructions in the kernel are not counted.\n\n")
     w(instr_table(d))
+    w("\n### librtalloc's worst calls after the fragmenting pattern\n\n"
+      "Fill the pool with 16 B blocks, free all but the first block of each page, free those "
+      "(the last 64 frees counted one by one: flushes that empty and give back pages), then "
+      "malloc(32 KiB) and malloc(256 KiB). Instructions per call, with a 64 MiB and a 1 GiB "
+      "pool: equal counts mean that no path's work grows with the pool.\n\n")
+    w(worst_pattern_table(d))
 
     if startup_sizes(d):
         w("\n## Start-up: pre-faulting the pool\n")

@@ -20,6 +20,16 @@
  *   sweep:1   one pair per power-of-two size 16 B .. 1 MiB, twice;
  *   thread:1  the first pair of a new thread (cache set-up paths).
  *
+ * `rtbench instr-worst` (librtalloc only: it relies on a pool that fails
+ * when full, RTALLOC_ON_EXHAUST=fail) runs the fragmenting pattern that once
+ * made one call walk the whole pool: fill the pool with 16 B blocks, free
+ * all but the first block of each page, free those, then
+ *   wfree:1     each of the last 64 frees, one by one (flushes that empty pages);
+ *   w32k:1      malloc(32 KiB) + free;
+ *   w256k:1     malloc(256 KiB) + free.
+ * It runs the pattern uninstrumented (callgrind --instr-atstart=no) and
+ * switches instrumentation on for the measured calls only.
+ *
  * Without <valgrind/callgrind.h> the dumps are no-ops and the workload
  * just runs.
  */
@@ -41,6 +51,7 @@
 #ifndef RTB_HAVE_CALLGRIND
 #define RTB_HAVE_CALLGRIND 0
 #define CALLGRIND_DUMP_STATS_AT(s) ((void)(s))
+#define CALLGRIND_START_INSTRUMENTATION ((void)0)
 #endif
 
 #define FAST_PAIRS 20000
@@ -120,6 +131,58 @@ static void *first_pair_thread(void *arg)
 	free(b->p);
 	b->p = NULL;
 	return NULL;
+}
+
+/* ------------------------------------------- the fragmenting pattern */
+
+__attribute__((noinline)) void rtb_ir_free(void *p);
+void rtb_ir_free(void *p)
+{
+	free(p);
+}
+
+int rtb_instr_worst(const struct rtb_opts *o)
+{
+	(void)o;
+	size_t cap = (size_t)1 << 27; /* pointers: enough for 2 GiB of 16 B blocks */
+	void **v = rtb_map(cap * sizeof *v);
+	size_t n = 0;
+	while (n < cap && (v[n] = malloc(16)) != NULL)
+		n++;
+	if (n == cap) {
+		fprintf(stderr, "rtbench: instr-worst: the pool did not run out (RTALLOC_ON_EXHAUST=fail?)\n");
+		return 1;
+	}
+	size_t kept = 0, last = 0;
+	for (size_t i = 0; i < n; i++) { /* all but the first block of each page */
+		if (((uintptr_t)v[i] & 4095) == 0)
+			v[kept++] = v[i];
+		else
+			free(v[i]);
+	}
+	last = kept > 64 ? kept - 64 : 0;
+	for (size_t i = 0; i < last; i++)
+		free(v[i]);
+	CALLGRIND_START_INSTRUMENTATION;
+	for (size_t i = last; i < kept; i++) {
+		rtb_ir_free(v[i]);
+		dump("wfree", 1);
+	}
+	struct rtb_block b = {NULL, 0};
+	rtb_ir_swap(&b, 32768);
+	dump("w32k", 1);
+	free(b.p);
+	b.p = NULL;
+	rtb_ir_swap(&b, 262144);
+	dump("w256k", 1);
+	free(b.p);
+	for (int i = 0; i < 5; i++) {
+		rtb_ir_empty(&b, 32);
+		dump("empty", 1);
+	}
+	rtb_unmap(v, cap * sizeof *v);
+	rtb_emit("instr", "worst_blocks", (double)n);
+	return 0;
 }
 
 int rtb_instr(const struct rtb_opts *o)

@@ -30,6 +30,8 @@ static void usage(FILE *to)
 	      "  throughput   operations per second (tests st, xthread, larson, churn)\n"
 	      "  memory       peak requested bytes vs peak RSS (VmHWM)\n"
 	      "  instr        instruction counts; run under valgrind --tool=callgrind\n"
+	      "  instr-worst  the fragmenting pattern's worst calls (librtalloc, a pool that fails\n"
+	      "               when full), under callgrind --instr-atstart=no\n"
 	      "  startup      spawn rtbench with --preload/--env and time exec->main\n"
 	      "  populate     time mmap(MAP_POPULATE) of --size bytes\n"
 	      "\n"
@@ -209,6 +211,8 @@ int main(int argc, char **argv)
 		return rtb_memory(&o);
 	if (strcmp(w, "instr") == 0)
 		return rtb_instr(&o);
+	if (strcmp(w, "instr-worst") == 0)
+		return rtb_instr_worst(&o);
 	if (strcmp(w, "startup") == 0)
 		return rtb_startup(&o);
 	if (strcmp(w, "populate") == 0) {

@@ -48,6 +48,7 @@ int rtb_startup(const struct rtb_opts *o);
 int rtb_startup_child(const char *label, const char *t0_ns);
 int rtb_populate(const struct rtb_opts *o);
 int rtb_instr(const struct rtb_opts *o);
+int rtb_instr_worst(const struct rtb_opts *o);
 
 /* Is `name` in the comma-separated `list`? */
 bool rtb_list_has(const char *list, const char *name);

@@ -224,6 +224,10 @@ struct timespec;
  * RTALLOC_HEAP_REGIONS regions in all; blocks larger than the largest power
  * of two in that size are never served by growth. */
 #define RTALLOC_HEAP_GROW 0x4u
+/* With RTALLOC_HEAP_SHARED: the object is created 0660 (instead of 0600)
+ * and processes of its group may bind it (bind otherwise refuses, EACCES,
+ * an object whose owner is not the caller's effective uid). */
+#define RTALLOC_HEAP_SHARED_GROUP 0x8u
 
 #define RTALLOC_HEAP_NAME_MAX 64 /* names: 1..64 of [A-Za-z0-9_.-] */
 #define RTALLOC_HEAP_MAX 64      /* heaps one process may have at once (created or bound) */
@@ -251,13 +255,14 @@ struct rtalloc_heap_info {
 /* A heap of size bytes of blocks (rounded up to pages; metadata comes on
  * top), in memory of its own.  name: NULL or "" for an unnamed heap, unless
  * RTALLOC_HEAP_SHARED, which needs a name and creates the shared memory
- * object /rtalloc-heap-<name> (permissions 0666 less the umask).
+ * object /rtalloc-heap-<name> (mode 0600, or 0660 with
+ * RTALLOC_HEAP_SHARED_GROUP, whatever the umask).
  * Not for a real-time loop (system calls).  NULL with errno on failure. */
 rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags);
 
 /* A heap over n (1..RTALLOC_HEAP_REGIONS) regions of caller memory, which
  * need not be contiguous; the first holds the heap's metadata (about 0.6 %
- * of the total, plus one or two pages).  No system call on the regions;
+ * of the total, plus two pages).  No system call on the regions;
  * they must stay valid until rtalloc_heap_destroy.  RTALLOC_HEAP_SHARED is
  * refused (EINVAL). */
 rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct rtalloc_region *regions,
@@ -279,7 +284,8 @@ void rtalloc_heap_free(rtalloc_heap_t *heap, void *ptr);
  * passes (then NULL, errno ETIMEDOUT).  A timeout already past never
  * waits; NULL waits for ever.  Waiters are served in arrival order, or by
  * scheduling priority (read when the wait starts) with RTALLOC_HEAP_PRIO;
- * the block is handed to the waiter by the free that makes room. */
+ * the block is handed to the first waiter by the free that makes room (one
+ * futex wake per free: that waiter then serves the next in line). */
 void *rtalloc_heap_alloc_timed(rtalloc_heap_t *heap, size_t size, const struct timespec *abs_timeout);
 
 /* The heap's figures.  Returns 0 or EINVAL. */
@@ -289,7 +295,11 @@ int rtalloc_heap_inquire(rtalloc_heap_t *heap, struct rtalloc_heap_info *info);
  * does not exist yet, wait for its creation until the CLOCK_MONOTONIC time
  * abs_timeout (NULL: do not wait), polling every millisecond (binding is
  * not a real-time operation).  NULL with errno ENOENT (not there in time),
- * EINVAL, ENOMEM or EAGAIN (RTALLOC_HEAP_PROCS processes are bound).
+ * EINVAL (also: its header is not one rtalloc_heap_create could have
+ * written), EACCES (its owner is not the caller's effective uid, unless it
+ * was created with RTALLOC_HEAP_SHARED_GROUP for one of the caller's
+ * groups; or others may write it), ENOMEM or EAGAIN (RTALLOC_HEAP_PROCS
+ * processes are bound).
  * A shared heap's name outlives its processes until rtalloc_heap_destroy;
  * when every process that created or bound it has died, the next
  * rtalloc_heap_create of that name removes the stale heap and creates a new

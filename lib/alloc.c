@@ -98,11 +98,15 @@ int rt_posix_memalign(void **memptr, size_t align, size_t size)
 {
 	if (!pow2(align) || align % sizeof(void *) != 0)
 		return EINVAL;
-	int saved = errno; /* reports through its result, not errno */
+	/* It reports through its result; a failure also leaves errno at ENOMEM
+	 * (glibc does, and programs test it), a success leaves errno alone. */
+	int saved = errno;
 	void *p = aligned_block(align, size);
-	errno = saved;
-	if (!p)
+	if (!p) {
+		errno = ENOMEM;
 		return ENOMEM;
+	}
+	errno = saved;
 	*memptr = p;
 	return 0;
 }
@@ -207,6 +211,11 @@ RT_EXPORT int rtalloc_check(void)
 			rt_say("rtalloc_check: arena %u: %s", i, why);
 			return -1;
 		}
+	}
+	const char *why = rt_tcache_check();
+	if (why) {
+		rt_say("rtalloc_check: %s", why);
+		return -1;
 	}
 	return 0;
 }

@@ -23,17 +23,24 @@ static inline void *rt_malloc_fast(size_t n)
 		uint32_t count = bin->count;
 		if (rt_likely(count != 0)) {
 			void **p = bin->head;
-			void *next = p[0];
-			/* Validate the link before it becomes the head: inside the
-			 * space and aligned to the class.  Lists end with the
-			 * sentinel rt_g.base, which passes (count says where a list
-			 * ends; the sentinel is never dereferenced). */
-			uintptr_t off = (uintptr_t)next - rt_g.base;
-			if (rt_unlikely(off >= rt_g.span || (off & bin->mask)))
-				rt_list_corrupt(p);
-			bin->head = next;
+			/* Validate the block before it is handed out (rt.h, "links
+			 * and stamps"); the head came from a decoded link, so until
+			 * here it is untrusted.  In order: inside the space and
+			 * aligned to the class; of a page of this class (the
+			 * descriptor: never-committed parts read as zero, so p itself
+			 * is not touched before this holds); stamped as on a thread
+			 * list.  count says where a list ends (in NULL, which fails
+			 * the first test). */
+			uintptr_t off = (uintptr_t)p - rt_g.base;
+			if (rt_unlikely((off >= rt_g.span) | ((off & bin->mask) != 0)))
+				return rt_list_corrupt(p);
+			if (rt_unlikely(rt_load(&rt_g.pages[off >> RT_PAGE_SHIFT].cls) != c))
+				return rt_list_corrupt(p);
+			if (rt_unlikely(!rt_stamped_by(p, RT_STAMP_CACHED)))
+				return rt_list_corrupt(p);
+			bin->head = rt_link_get(p);
 			bin->count = count - 1;
-			p[1] = NULL; /* a live block never carries the free stamp */
+			p[1] = NULL; /* a live block never carries its free stamp */
 			bin->allocs++;
 			return p;
 		}
@@ -48,15 +55,15 @@ static inline void rt_free_fast(void *ptr, const char *call)
 		const struct rt_page *pg = &rt_g.pages[off >> RT_PAGE_SHIFT];
 		unsigned c = rt_load(&pg->cls);
 		struct rt_bin *bin = &rt_tc.bin[c];
-		void **p = ptr;
+		uintptr_t *p = ptr;
+		uintptr_t stamp = rt_stamp(p, RT_STAMP_CACHED);
 		/* Room in this thread's list (the limit is 0 for "no class", huge
 		 * blocks and threads not set up yet), a block start of its class
-		 * (blocks are aligned to their size), and not stamped as free (a
-		 * freed or never handed out block). */
-		if (rt_likely(bin->count < bin->limit && (off & bin->mask) == 0 &&
-			      p[1] != (void *)rt_g.key)) {
-			p[0] = bin->head;
-			p[1] = (void *)rt_g.key;
+		 * (blocks are aligned to their size), and no free stamp of either
+		 * holder (a block freed already, or never handed out). */
+		if (rt_likely(bin->count < bin->limit && (off & bin->mask) == 0 && (p[1] ^ stamp) > 1)) {
+			rt_link_set(p, bin->head);
+			p[1] = stamp;
 			bin->head = p;
 			bin->count++;
 			bin->frees++;

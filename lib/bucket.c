@@ -3,11 +3,14 @@
  * bucket.c - McKusick-Karels size classes over the buddy allocator, per arena.
  *
  * Small classes (16 B .. 2 KiB) are carved from single pages.  A page's free
- * blocks are threaded through the blocks (word 0: next, word 1: rt_g.key) and
- * counted in its descriptor; pages with free blocks sit on their class's
- * partial list.  A page is carved lazily: `carved` bytes have been handed out
- * at least once, the rest is untouched.  Cached classes (4 .. 32 KiB) are
- * buddy blocks of their own.  Huge blocks are buddy blocks not cached.
+ * blocks are threaded through the blocks (an encoded link in word 0, the
+ * stamp RT_STAMP_HELD in word 1: rt.h, "links and stamps") and counted in its
+ * descriptor; pages with free blocks sit on their class's partial list.  A
+ * page is carved lazily: `carved` bytes have been handed out at least once,
+ * the rest is untouched.  Cached classes (4 .. 32 KiB) are buddy blocks of
+ * their own.  Huge blocks are buddy blocks not cached.  Every block that
+ * crosses between a thread and the arena is checked (its page, class and
+ * stamp) and re-stamped for its new holder.
  *
  * Threads move blocks in batches: refill takes up to `want` blocks, flush
  * returns a chain of n blocks.  Both hold one arena lock (priority
@@ -15,13 +18,16 @@
  *   refill  <= want blocks, each O(1), plus at most want pages from the buddy
  *           (each <= top_order splits) and at most one growth;
  *   flush   <= n blocks, each O(1); a page that becomes empty moves to the
- *           arena's empty list (O(1)); at most one page goes back to the
- *           buddy (<= top_order merges), and only while more than
- *           RT_EMPTY_KEEP pages are idle there.
- *   exhaustion (the buddy has no block of the order asked): every page of
- *           the empty list goes back to the buddy (bounded by the pool's
- *           pages: an exceptional path, like growth), then growth, then
- *           failure.
+ *           arena's empty list (O(1)), and when that makes more than
+ *           RT_EMPTY_KEEP pages idle, one goes back to the buddy (<= top
+ *           merges): at most n pages per flush.
+ *   exhaustion (the buddy has no block of the order asked): the idle pages
+ *           go back to the buddy (at most RT_EMPTY_KEEP, by S4), then growth,
+ *           then failure.
+ * S4: an arena never holds more than RT_EMPTY_KEEP idle pages once its lock
+ * is released, so no operation's work depends on the pool's size or on the
+ * program's history.  a->steps counts the pages each operation moves (the
+ * tests bound one call's work with it).
  * Refill takes a class's partial pages first, then an idle page of the
  * empty list (re-stamped if it served another class), then the buddy.
  * want and n are at most the largest tcache batch (see tcache.c).
@@ -34,6 +40,7 @@
 #include "rt.h"
 
 static inline unsigned blocks_per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
+static inline uint32_t npages(void) { return (uint32_t)(rt_g.span >> RT_PAGE_SHIFT); }
 
 /* The lock is held for at most one batch: when it is taken, its holder is
  * most likely running on another CPU and about to let go.  Watch it for a
@@ -94,32 +101,21 @@ static void publish_if_changed(struct rt_arena *a)
 	}
 }
 
-#define RT_EMPTY_KEEP 8 /* idle empty pages an arena keeps before giving them back */
+/* RT_EMPTY_KEEP (rt.h): idle empty pages an arena keeps (S4). */
 
 /* The empty list: small pages with every block free (S3), any class,
  * threaded through next/prev like the partial lists.  Lock held. */
 static void empty_push(struct rt_arena *a, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	pg->prev = RT_NIL;
-	pg->next = a->empty;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = idx;
-	a->empty = idx;
+	rt_plist_push(rt_g.pages, npages(), &a->empty, idx);
 	a->nempty++;
 }
 
 static uint32_t empty_pop(struct rt_arena *a)
 {
-	uint32_t idx = a->empty;
-	if (idx == RT_NIL)
-		return RT_NIL;
-	struct rt_page *pg = &rt_g.pages[idx];
-	a->empty = pg->next;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = RT_NIL;
-	pg->next = pg->prev = RT_NIL;
-	a->nempty--;
+	uint32_t idx = rt_plist_pop(rt_g.pages, npages(), &a->empty);
+	if (idx != RT_NIL)
+		a->nempty--;
 	return idx;
 }
 
@@ -134,6 +130,7 @@ static void release_idle(struct rt_arena *a)
 	pg->nfree = 0;
 	rt_store(&pg->carved, 0);
 	rt_buddy_free(&a->buddy, idx);
+	a->steps++;
 }
 
 /* A block of the buddy; when there is none, give back the idle pages, then
@@ -142,7 +139,7 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 {
 	uint32_t idx = rt_buddy_alloc(&a->buddy, order);
 	if (idx == RT_NIL && a->nempty) {
-		while (a->empty != RT_NIL) /* bound: the idle pages, at most the pool's */
+		while (a->empty != RT_NIL) /* bound: RT_EMPTY_KEEP idle pages (S4) */
 			release_idle(a);
 		idx = rt_buddy_alloc(&a->buddy, order);
 	}
@@ -160,24 +157,12 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 
 static void partial_push(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	pg->prev = RT_NIL;
-	pg->next = a->partial[c];
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = idx;
-	a->partial[c] = idx;
+	rt_plist_push(rt_g.pages, npages(), &a->partial[c], idx);
 }
 
 static void partial_unlink(struct rt_arena *a, unsigned c, uint32_t idx)
 {
-	struct rt_page *pg = &rt_g.pages[idx];
-	if (pg->prev != RT_NIL)
-		rt_g.pages[pg->prev].next = pg->next;
-	else
-		a->partial[c] = pg->next;
-	if (pg->next != RT_NIL)
-		rt_g.pages[pg->next].prev = pg->prev;
-	pg->next = pg->prev = RT_NIL;
+	rt_plist_unlink(rt_g.pages, npages(), &a->partial[c], idx);
 }
 
 /* Is b a block start of class c inside the carved part of page pg? */
@@ -188,14 +173,20 @@ static inline bool small_block_ok(const struct rt_page *pg, const void *b, unsig
 	       off < pg->carved;
 }
 
-/* Stamp every block of a fresh page as free (S1): word 1 of each block.
- * Bound: blocks per page, at most 256 stores, unrolled. */
+/* Stamp every block of a fresh page as held by the arena (S1): word 1 of
+ * each block.  Bound: blocks per page, at most 256 stores, unrolled. */
 static void stamp_page(char *page, size_t size)
 {
-	uintptr_t key = rt_g.key;
+	uintptr_t stamp = rt_stamp(page, RT_STAMP_HELD); /* the page's first block's */
 #pragma GCC unroll 8
-	for (size_t off = sizeof(void *); off < RT_PAGE_SIZE; off += size)
-		*(uintptr_t *)(page + off) = key;
+	for (size_t off = 0; off < RT_PAGE_SIZE; off += size)
+		((uintptr_t *)(page + off))[1] = stamp ^ off;
+}
+
+static RT_NORETURN RT_COLD void arena_list_corrupt(const void *b)
+{
+	rt_fatal("malloc", "heap corruption (use after free or overflow?): a page's free list "
+			   "leads to a block that is not free:", b);
 }
 
 static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void **head,
@@ -203,9 +194,10 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 {
 	size_t size = rt_class_size(c);
 	bool grown = !may_grow;
-	void *chain = (void *)rt_g.base; /* the thread lists' sentinel */
+	void *chain = NULL; /* where thread lists end */
 	unsigned n = 0;
 	while (n < want) { /* bound: each round empties a page or reaches want */
+		a->steps++;
 		uint32_t idx = a->partial[c];
 		if (idx == RT_NIL) {
 			idx = empty_pop(a);
@@ -231,15 +223,16 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 		struct rt_page *pg = &rt_g.pages[idx];
 		char *page = rt_page_addr(idx);
 		unsigned got = 0;
-		/* The page's free blocks first (validated links; they keep their
-		 * free stamp), then never-carved ones (stamped when the page was
-		 * set up): only the links are written. */
+		/* The page's free blocks first (each checked: of this page and
+		 * class, held by the arena), then never-carved ones; each is
+		 * linked and stamped for the thread's list. */
 		for (void **b = pg->free; b && n + got < want; b = pg->free) { /* bound: want */
 			if (rt_unlikely((uintptr_t)b - (uintptr_t)page >= RT_PAGE_SIZE ||
-					!small_block_ok(pg, b, c)))
-				rt_fatal("malloc", "heap corruption: a page's free list points to", b);
-			pg->free = b[0];
-			b[0] = chain;
+					!small_block_ok(pg, b, c) || !rt_stamped_by(b, RT_STAMP_HELD)))
+				arena_list_corrupt(b);
+			pg->free = rt_link_get(b);
+			rt_link_set(b, chain);
+			rt_stamp_set(b, RT_STAMP_CACHED);
 			chain = b;
 			got++;
 		}
@@ -248,7 +241,8 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 			carve = want - n - got;
 		char *p = page + pg->carved;
 		for (unsigned i = 0; i < carve; i++, p += size) { /* bound: want */
-			*(void **)p = chain;
+			rt_link_set(p, chain);
+			rt_stamp_set(p, RT_STAMP_CACHED);
 			chain = p;
 		}
 		rt_store(&pg->carved, (uint16_t)(pg->carved + carve * size));
@@ -269,9 +263,10 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 {
 	unsigned order = c - RT_NSMALL - 1;
 	bool grown = !may_grow;
-	void *chain = (void *)rt_g.base; /* the thread lists' sentinel */
+	void *chain = NULL; /* where thread lists end */
 	unsigned n = 0;
 	while (n < want) { /* bound: want buddy allocations */
+		a->steps++;
 		uint32_t idx = buddy_get(a, order, &grown);
 		if (idx == RT_NIL)
 			break;
@@ -280,8 +275,8 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 		rt_store(&pg->cls, (uint8_t)c);
 		a->class_units[c]++;
 		void **b = rt_page_addr(idx);
-		b[0] = chain;
-		b[1] = (void *)rt_g.key;
+		rt_link_set(b, chain);
+		rt_stamp_set(b, RT_STAMP_CACHED);
 		chain = b;
 		n++;
 	}
@@ -302,13 +297,13 @@ unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **
 }
 
 /* Return one block to its page (lock of its arena held).  A page that became
- * empty leaves its class for the empty list (S3); one idle page goes back to
- * the buddy per flush while more than RT_EMPTY_KEEP are idle. */
-static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c,
-			bool *released)
+ * empty leaves its class for the empty list (S3); if that makes more than
+ * RT_EMPTY_KEEP pages idle, one goes back to the buddy (S4). */
+static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsigned c)
 {
 	uint32_t idx = (uint32_t)(pg - rt_g.pages);
-	b[0] = pg->free;
+	rt_link_set(b, pg->free);
+	rt_stamp_set(b, RT_STAMP_HELD);
 	pg->free = b;
 	if (++pg->nfree == 1)
 		partial_push(a, c, idx);
@@ -316,17 +311,15 @@ static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsign
 		partial_unlink(a, c, idx);
 		a->class_units[c]--;
 		empty_push(a, idx);
-		if (a->nempty > RT_EMPTY_KEEP && !*released) {
-			*released = true;
+		a->steps++;
+		if (a->nempty > RT_EMPTY_KEEP)
 			release_idle(a);
-		}
 	}
 }
 
 void rt_bucket_flush(unsigned c, void *head, unsigned n)
 {
 	struct rt_arena *held = NULL;
-	bool released = false;
 	void **b = head;
 	for (unsigned i = 0; i < n; i++) { /* bound: n, the batch */
 		struct rt_page *pg = rt_page_of(b);
@@ -341,19 +334,26 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 			}
 			rt_arena_lock(a);
 			held = a;
-			released = false;
 		}
-		void **next = b[0];
+		/* Each block must be a block start of the list's class, stamped as
+		 * on a thread list: a block listed twice (freed twice after a use
+		 * after free cleared its stamp) is caught at its second time. */
+		bool ok = c <= RT_NSMALL ? small_block_ok(pg, b, c)
+					 : pg->cls == c && pg->state == RT_PS_USED &&
+						   b == rt_page_addr((uint32_t)(pg - rt_g.pages));
+		if (rt_unlikely(!ok || !rt_stamped_by(b, RT_STAMP_CACHED))) {
+			rt_arena_unlock(a);
+			rt_fatal("free", "heap corruption or double free: a thread's free list holds a "
+					 "block that is not free or not of its class:", b);
+		}
+		void **next = rt_link_get(b);
 		if (c <= RT_NSMALL) {
-			if (rt_unlikely(!small_block_ok(pg, b, c)))
-				rt_fatal("free", "heap corruption: a thread cache list points to", b);
-			flush_small(a, pg, b, c, &released);
+			flush_small(a, pg, b, c);
 		} else {
-			if (rt_unlikely(pg->cls != c || pg->state != RT_PS_USED ||
-					b != rt_page_addr((uint32_t)(pg - rt_g.pages))))
-				rt_fatal("free", "heap corruption: a thread cache list points to", b);
+			b[1] = NULL; /* back to the buddy: no stamp stays behind */
 			rt_buddy_free(&a->buddy, (uint32_t)(pg - rt_g.pages));
 			a->class_units[c]--;
+			a->steps++;
 		}
 		b = next;
 	}
@@ -416,10 +416,10 @@ static const char *check_locked(struct rt_arena *a)
 			if (pg->carved % rt_class_size(c) || carved > cap)
 				return "bucket: carved count is not a whole number of blocks (S1)";
 			unsigned listed = 0;
-			for (void **b = pg->free; b; b = b[0]) {
+			for (void **b = pg->free; b; b = rt_link_get(b)) { /* bound: cap */
 				if (rt_page_of(b) != pg || !small_block_ok(pg, b, c))
 					return "bucket: a page's free list holds a foreign block";
-				if ((uintptr_t)b[1] != rt_g.key)
+				if (!rt_stamped_by(b, RT_STAMP_HELD))
 					return "bucket: a free block lost its free stamp (use after free?)";
 				if (++listed > cap)
 					return "bucket: a page's free list is longer than the page (cycle?)";
@@ -462,6 +462,8 @@ static const char *check_locked(struct rt_arena *a)
 	}
 	if (n != empty_pages || n != a->nempty)
 		return "bucket: an empty page is missing from the empty list (S3)";
+	if (a->nempty > RT_EMPTY_KEEP)
+		return "bucket: more idle pages than RT_EMPTY_KEEP (S4)";
 	return NULL;
 }
 

@@ -32,26 +32,17 @@ static void list_push(struct rt_buddy *b, uint32_t idx, unsigned k)
 	pg->order = (uint8_t)k;
 	pg->arena = b->arena;
 	rt_store(&pg->cls, 0);
-	pg->prev = RT_NIL;
-	pg->next = b->head[k];
-	if (pg->next != RT_NIL)
-		b->pages[pg->next].prev = idx;
-	b->head[k] = idx;
+	rt_plist_push(b->pages, b->first + b->limit - b->skew, &b->head[k], idx);
 	b->nonempty |= 1ULL << k;
 }
 
+/* Links are checked against the buddy's descriptors (rt_plist_*): a shared
+ * heap's are in memory other processes write (heap.c). */
 static void list_unlink(struct rt_buddy *b, uint32_t idx, unsigned k)
 {
-	struct rt_page *pg = &b->pages[idx];
-	if (pg->prev != RT_NIL)
-		b->pages[pg->prev].next = pg->next;
-	else
-		b->head[k] = pg->next;
-	if (pg->next != RT_NIL)
-		b->pages[pg->next].prev = pg->prev;
+	rt_plist_unlink(b->pages, b->first + b->limit - b->skew, &b->head[k], idx);
 	if (b->head[k] == RT_NIL)
 		b->nonempty &= ~(1ULL << k);
-	pg->next = pg->prev = RT_NIL;
 }
 
 static void make_tail(struct rt_buddy *b, uint32_t idx)

@@ -6,7 +6,7 @@
  * Itanium C++ ABI names (size_t is `unsigned long', "m"; std::align_val_t is
  * an enum of size_t, passed as one; std::nothrow_t const& is a pointer).  They
  * are in C so that a C program linked with librtalloc gains no dependency on
- * libstdc++: the library's NEEDED list stays libc (and libnuma).
+ * libstdc++: the library's NEEDED list stays libc alone.
  *
  * The C++ runtime.  What only the C++ runtime can do -- read the new_handler
  * (std::get_new_handler) and throw std::bad_alloc (std::__throw_bad_alloc) --

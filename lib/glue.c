@@ -117,6 +117,13 @@ void rt_fatal(const char *call, const char *what, const void *p)
 	abort();
 }
 
+void rt_plist_corrupt(const void *d, uint32_t idx)
+{
+	rt_say("page descriptors at %p corrupted: a page list links to page %u, beyond them; aborting",
+	       d, (unsigned)idx);
+	abort();
+}
+
 void rt_assert_fail(const char *expr, const char *file, int line)
 {
 	rt_say("internal invariant broken: %s (%s:%d); aborting", expr, file, line);

@@ -24,9 +24,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef RT_HAVE_NUMA
-#include <numaif.h>
-#endif
 
 #include "rt.h"
 
@@ -37,11 +34,30 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
+/* The largest pool or reservation: 2^30 pages (4 TiB), so that the space's
+ * pages, with each arena's slot rounded up to a power of two, stay below
+ * RT_NIL / 2.  Larger sizes from the environment are refused as bad values. */
+#define RT_POOL_CEIL ((size_t)1 << (30 + RT_PAGE_SHIFT))
+
 /* Reserve address space: no access, no memory, not counted as committed. */
 static inline void *rt_os_reserve(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+/* The same at exactly p, if that range is free; NULL otherwise. */
+static inline void *rt_os_reserve_at(void *p, size_t len)
+{
+	void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+		       -1, 0);
+	if (q == MAP_FAILED)
+		return NULL;
+	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
+		munmap(q, len);
+		return NULL;
+	}
+	return q;
 }
 
 /* Map fresh read-write memory (descriptors). */
@@ -65,19 +81,16 @@ static inline int rt_os_munlock(void *p, size_t len) { return munlock(p, len); }
 
 /* Bind [p, p+len) to a NUMA node (node >= 0) or interleave it over the
  * nodes of mask (node < 0), before it is first touched.  Returns 0 or -1.
- * libnuma's mbind() when built with it (-Dnuma); it is a plain system-call
- * wrapper (libnuma's allocating functions are never called: its constructor
- * may itself be allocating through librtalloc at that moment). */
+ * The system call itself, never libnuma: libnuma's constructor allocates and
+ * ends the program (exit(1), "Out of memory allocating bitmask") when that
+ * allocation fails, which a library loaded into every process must not
+ * bring along; librtalloc does not link it. */
 static inline int rt_os_mbind(void *p, size_t len, int node, unsigned long mask)
 {
 	enum { MPOL_BIND_ = 2, MPOL_INTERLEAVE_ = 3 };
 	unsigned long m = node >= 0 ? 1UL << node : mask;
 	int mode = node >= 0 ? MPOL_BIND_ : MPOL_INTERLEAVE_;
-#ifdef RT_HAVE_NUMA
-	return (int)mbind(p, len, mode, &m, sizeof(m) * 8, 0);
-#else
 	return (int)syscall(SYS_mbind, p, len, mode, &m, sizeof(m) * 8, 0);
-#endif
 }
 
 /* The NUMA node the calling thread runs on (getcpu: the vDSO on x86-64). */
@@ -148,6 +161,30 @@ static inline long long rt_os_fd_size(int fd)
 	return fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
 }
 static inline void rt_os_close(int fd) { close(fd); }
+static inline int rt_os_fstat(int fd, struct stat *st) { return fstat(fd, st); }
+static inline int rt_os_fchmod(int fd, mode_t mode) { return fchmod(fd, mode); }
+/* The first len bytes of fd, shared, read-only; NULL on failure. */
+static inline void *rt_os_map_ro(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+/* No access to [p, p+len) any more (a guard page): 0 or -1. */
+static inline int rt_os_guard(void *p, size_t len) { return mprotect(p, len, PROT_NONE); }
+static inline bool rt_os_exists(const char *path) { return access(path, F_OK) == 0; }
+static inline uid_t rt_os_euid(void) { return geteuid(); }
+/* Is gid the caller's effective group or one of its supplementary groups? */
+static inline bool rt_os_in_group(gid_t gid)
+{
+	if (gid == getegid())
+		return true;
+	gid_t g[256];
+	int n = getgroups(256, g);
+	for (int i = 0; i < n; i++) /* bound: 256 groups */
+		if (g[i] == gid)
+			return true;
+	return false;
+}
 
 /* Map len bytes (of fd, shared, or anonymous private memory when fd < 0)
  * read-write at an address where p + skew_off is aligned to align (a power
@@ -196,40 +233,5 @@ static inline int rt_os_thread_prio(void)
 		return 0;
 	return policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
 }
-
-/* ---- liburcu, "bulletproof" flavour (urcu-bp) ---------------------------
- * RCU for the registry of live threads (stats.c).  urcu-bp because readers
- * are any thread calling rtalloc_stats(): they need no registration, and
- * allocating threads never call into liburcu except once, at their exit
- * (a grace period before their TLS goes away).  Not _LGPL_SOURCE: calls. */
-#include <urcu/urcu-bp.h>
-#include <urcu/rculist.h>
-
-static inline void rt_rcu_read_lock(void) { urcu_bp_read_lock(); }
-static inline void rt_rcu_read_unlock(void) { urcu_bp_read_unlock(); }
-#if defined(__SANITIZE_ADDRESS__)
-#define RT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RT_ASAN 1
-#endif
-#endif
-#ifdef RT_ASAN
-void __asan_handle_no_return(void);
-#endif
-
-static inline void rt_rcu_synchronize(void)
-{
-#ifdef RT_ASAN
-	/* At the exit of a cancelled thread, ASan's shadow still marks the
-	 * stack frames the cancellation unwound; liburcu (not instrumented)
-	 * reuses that stack and ASan's interceptors would report it. */
-	__asan_handle_no_return();
-#endif
-	urcu_bp_synchronize_rcu();
-}
-static inline void rt_rcu_fork_prepare(void) { urcu_bp_before_fork(); }
-static inline void rt_rcu_fork_parent(void) { urcu_bp_after_fork_parent(); }
-static inline void rt_rcu_fork_child(void) { urcu_bp_after_fork_child(); }
 
 #endif /* RT_GLUE_H */

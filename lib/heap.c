@@ -1,29 +1,54 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap.c - heaps: pools apart from the process's pool (rtalloc_heap_*).
+ * Named shared heaps' binding and the checks of an object another process
+ * made are in heap_shm.c; the types both files use in heap_int.h.
  *
  * A heap is self-contained memory: a header (struct rt_heap_hdr), the page
- * descriptors of all its regions, then the data pages.  Pages are managed
+ * descriptors of all its regions, then the data pages; where the library
+ * maps the heap (rtalloc_heap_create, bind), a PROT_NONE guard page sits
+ * between the descriptors and the data, so an underflow from the first
+ * block faults instead of rewriting metadata.  Pages are managed
  * by buddy.c (one struct rt_buddy per region, over the heap's own
  * descriptor array, stamping the region number into the descriptors'
  * `arena` byte); blocks of up to RT_PAGE_SIZE / 2 bytes are carved from
  * single pages of their class, with per-page free lists of in-page offsets
  * and one partial-page list per class (page indices; a page that becomes
  * empty goes straight back to the buddy); larger requests are a
- * buddy block each.  Every block is aligned to its size.  Nothing inside a
- * heap is a pointer, except struct rt_buddy's `pages`, which each process
- * rewrites under the lock before use (the lock's holder is the only one who
- * reads it).  So a shared heap works at any address in any process.
+ * buddy block each.  Every block is aligned to its size, and every region's
+ * data to its largest power of two (so block positions are the same in
+ * every process).  Nothing inside a heap is a pointer, except struct
+ * rt_buddy's `pages`, which a private heap's users set, and which a shared
+ * heap's processes never read: each keeps its own copy of the region's
+ * buddy (struct rtalloc_heap.bud).  So a shared heap works at any address in
+ * any process.
+ *
+ * A shared heap's memory is written by other processes, which need not be
+ * trusted: bind checks every field of the header against the object and
+ * the layout rtalloc_heap_create makes (hdr_check), and refuses objects of
+ * another owner (owner_ok); afterwards every index read from the heap's
+ * memory is checked where it is used (idx_ok, page_addr, bud_in,
+ * live_block, small_alloc, buddy.c's list links), and what is impossible
+ * aborts with a message instead of reaching outside the mapping.  What no
+ * check can stop: a peer that may write the object can corrupt the blocks
+ * and lists (within the mapping), hold the lock for ever, or rewrite the
+ * lock's own words while another process holds it (glibc keeps a robust
+ * mutex's list links in the mutex).
  *
  * Bounds: alloc = one bit scan + at most RT_ORDER_MAX splits per region
  * tried (at most RTALLOC_HEAP_REGIONS); free = at most RT_ORDER_MAX merges,
- * plus, when threads wait, at most RTALLOC_HEAP_WAITERS hand-overs each
- * choosing among RTALLOC_HEAP_WAITERS records.  A free that hands a block to
- * a waiter makes one system call (FUTEX_WAKE), and for a waiter of another
- * process one more first (kill(pid, 0): a waiter killed while it waited
- * loses its record instead of getting a block); nothing else on the
- * alloc/free paths does, except a heap's growth (RTALLOC_HEAP_GROW).  Recovery after a process died holding the lock
- * walks every page (O(pages * RT_ORDER_MAX)): not real-time, and rare.
+ * plus, when threads wait, at most RTALLOC_HEAP_WAITERS rounds each
+ * choosing among RTALLOC_HEAP_WAITERS records (a round drops the record of
+ * a dead waiter, or ends), and at most one block handed over.  A free that
+ * hands a block to a waiter makes one system call (FUTEX_WAKE); the waiter,
+ * once it has the block, hands the next one (the baton), so a free that
+ * makes room for several waiters still wakes one.  Whether a waiter lives
+ * is a load of its record's robust lock, not a system call.  Nothing else
+ * on the alloc/free paths calls the kernel, except a heap's growth
+ * (RTALLOC_HEAP_GROW).  rtalloc_heap_alloc_timed reads the caller's
+ * priority (pthread_getschedparam) before it takes the lock.  Recovery
+ * after a process died holding the lock walks every page
+ * (O(pages * RT_ORDER_MAX)): not real-time, and rare.
  *
  * Synchronization table
  *   what                        written by                    read by
@@ -33,16 +58,27 @@
  *     dies leaves it set, and the next locker (EOWNERDEAD) rebuilds the
  *     lists and counters from the descriptors (recover()), then marks the
  *     mutex consistent.
+ *   shared header's buddy lists the holder, from its own bud  the next holder, into its bud
+ *                               (bud_out, before the unlock)  (bud_in, checked)
  *   waiter record futex word    a freer under the lock        its waiter, in FUTEX_WAIT
  *                               (release store, then wake)
+ *   waiter record `alive`       its waiter (locked while the  freers, recovery: the holder
+ *                               record is in use); the kernel word (load), under hdr->lock
+ *                               when that thread dies
  *   registry slot (reg[i])      create/bind/destroy under      heap_of(): lock-free; fields
- *                               reg_lock; `active` published   before `active` (acquire)
- *                               last (release), cleared first
+ *                               rt_heap_reg_lock; `active`     before `active` (acquire)
+ *                               published last (release),
+ *                               cleared first
  *   slot `users`                alloc_timed callers (atomic)   destroy, which waits for 0
  *   stats heaps[i] (stats.h)    the heap lock's holder, with   rtalloc-stat (seqlock)
  *                               the seqlock pattern of stats.c
  *   hdr->fig (shared heaps)     the heap lock's holder, of     rtalloc-stat, mapping the
  *                               any process (seqlock)          object read-only
+ *   rt_heap_reg_lock            PTHREAD_PRIO_INHERIT; taken before any heap's lock
+ * fork (pthread_atfork, registered by the first heap call): the forking
+ * thread takes rt_heap_reg_lock and every private heap's lock; the child
+ * makes them anew and drops the waiter records of the threads it does not
+ * have.
  * The registry is read without locks and without RCU: a slot is never
  * unmapped memory (a static array), and a heap's memory goes only at
  * rtalloc_heap_destroy, after which using its blocks is the caller's error.
@@ -56,93 +92,82 @@
  * nobody else knows whether they are still referenced), blocks of a broken
  * per-page list, and a block granted to a waiter of the dead process.
  */
-#include <errno.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include "alloc.h"
-#include "glue.h"
-#include "heap.h"
-
-#define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 2 /* 2: fig */
-#define NREG RTALLOC_HEAP_REGIONS
-#define NWAIT RTALLOC_HEAP_WAITERS
-#define NPROC RTALLOC_HEAP_PROCS
-#define SHM_PREFIX RT_HEAP_SHM_PREFIX
-#define KNOWN_FLAGS (RTALLOC_HEAP_SHARED | RTALLOC_HEAP_PRIO | RTALLOC_HEAP_GROW)
-
-enum { W_FREE = 0, W_WAITING, W_GRANTED, W_CANCELLED };
-
-struct rt_heap_waiter {
-	uint32_t futex;  /* 0 while waiting, 1 once served or cancelled */
-	uint32_t state;  /* W_* */
-	int32_t prio;    /* scheduling priority when the wait began */
-	int32_t pid;     /* its process (recovery drops records of dead ones) */
-	uint64_t ticket; /* arrival order */
-	uint64_t size;   /* bytes wanted */
-	uint64_t result; /* W_GRANTED: the block, as a heap offset */
-};
-
-struct rt_heap_region {
-	uint64_t base_off; /* this region's base: heap offset (offset/ptr) */
-	uint64_t bytes;    /* its size as given */
-	uint64_t data_off; /* its first data page, from its base */
-	struct rt_buddy buddy;
-};
-
-struct rt_heap_hdr {
-	uint64_t magic; /* HEAP_MAGIC once complete */
-	uint32_t version, flags;
-	struct rt_stats_heap fig; /* shared: the figures for rtalloc-stat (RT_HEAP_FIG_OFFSET) */
-	char name[RTALLOC_HEAP_NAME_MAX + 8];
-	uint64_t key;       /* stamp in word 1 of a free small block */
-	uint64_t desc_off;  /* descriptors: offset from region 0's base */
-	uint64_t map_bytes; /* shared: bytes of the object */
-	uint64_t map_align; /* shared: data start aligned to this in every process */
-	uint32_t nregions, npages;
-	uint32_t dead;  /* destroyed */
-	uint32_t dirty; /* a lock holder is working */
-	pthread_mutex_t lock;
-	uint64_t small_free; /* bytes of free small blocks in small pages */
-	uint64_t min_free;   /* lowest free ever */
-	uint64_t live;       /* blocks handed out */
-	uint64_t ticket;
-	uint32_t nwaiters, recoveries;
-	uint32_t partial[RT_NSMALL + 1];
-	struct rt_heap_region reg[NREG];
-	struct rt_heap_waiter w[NWAIT];
-	int32_t procs[NPROC]; /* shared: pids of the creator and bound processes, 0 free */
-};
-
-_Static_assert(offsetof(struct rt_heap_hdr, fig) == RT_HEAP_FIG_OFFSET, "rtalloc-stat finds fig there");
-_Static_assert(RT_STATS_HEAP_SHARED == RTALLOC_HEAP_SHARED && RT_STATS_HEAP_PRIO == RTALLOC_HEAP_PRIO &&
-		       RT_STATS_HEAP_GROW == RTALLOC_HEAP_GROW,
-	       "rtalloc-stat reads the heap flags");
-
-/* A process's handle: a slot of the registry. */
-struct rtalloc_heap {
-	uint32_t active;  /* published: lookups may match it */
-	int32_t users;    /* threads inside alloc_timed */
-	struct rt_heap_hdr *hdr;
-	struct rt_page *desc;
-	unsigned nregions;
-	bool shared, own_map;
-	uintptr_t rbase[NREG], rsize[NREG]; /* regions as given (lookup, offsets) */
-	uintptr_t data[NREG], dend[NREG];   /* their data pages */
-	uint32_t first[NREG];
-	void *map;
-	size_t map_len;
-	void *grown[NREG]; /* RTALLOC_HEAP_GROW: regions 1.. mapped at growth */
-	size_t grown_len[NREG];
-};
+#include "heap_int.h"
 
 static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];
+
+/* The buddy of region r that this process works on (lock held). */
+static inline struct rt_buddy *bud(struct rtalloc_heap *h, unsigned r)
+{
+	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
+}
+static inline const struct rt_buddy *cbud(const struct rtalloc_heap *h, unsigned r)
+{
+	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
+}
+
+/* Shared memory said something impossible: a peer corrupted the heap. */
+static RT_NORETURN RT_COLD void corrupt(const char *what, const void *where)
+{
+	rt_fatal("rtalloc_heap", what, where);
+}
+
+/* Tests: what this thread's heap calls asked of the kernel on the paths
+ * that the documentation bounds (rt_heap_debug_syscalls). */
+static __thread unsigned dbg_wakes, dbg_probes;
+static __thread unsigned dbg_locked, dbg_prio_reads, dbg_prio_locked; /* heap locks held; priority reads */
+
+/* The caller's scheduling priority (pthread_getschedparam): never with a
+ * heap lock held (counted for the tests). */
+static int thread_prio(void)
+{
+	dbg_prio_reads++;
+	dbg_prio_locked += dbg_locked != 0;
+	return rt_os_thread_prio();
+}
+
+static void wake(uint32_t *word, bool shared)
+{
+	dbg_wakes++;
+	rt_os_futex_wake(word, 1, shared);
+}
+
+bool rt_heap_pid_alive(int pid)
+{
+	dbg_probes++;
+	return pid > 0 && rt_os_pid_alive(pid);
+}
+
+/* A waiter record not W_FREE whose thread is gone: the kernel cleared the
+ * holder of its alive lock (or nobody ever held it). */
+static bool waiter_dead(const struct rt_heap_waiter *w)
+{
+	uint32_t word = __atomic_load_n((const uint32_t *)(const void *)&w->alive, __ATOMIC_ACQUIRE);
+	return (word & FUTEX_TID_MASK) == 0;
+}
+
+/* A page index read from the heap's memory: in range, or fatal. */
+static inline uint32_t idx_ok(const struct rtalloc_heap *h, uint32_t idx)
+{
+	if (rt_unlikely(idx >= h->npages))
+		corrupt("heap corruption (a page index out of range)", h->hdr);
+	return idx;
+}
+
 static unsigned reg_hi; /* slots [0, reg_hi) may be active (grows only) */
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Priority-inheriting (rt_heap_registry_init): a real-time thread that
+ * creates, binds or destroys a heap while a lower-priority one does boosts
+ * it. */
+pthread_mutex_t rt_heap_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+int rt_heap_pid; /* getpid(), cached (renewed in a forked child) */
 
 /* ---- names, registry ---------------------------------------------------- */
 
-static bool name_ok(const char *name)
+bool rt_heap_name_ok(const char *name)
 {
 	size_t n = 0;
 	for (; name[n]; n++) { /* bound: RTALLOC_HEAP_NAME_MAX + 1 */
@@ -179,8 +204,8 @@ static struct rtalloc_heap *heap_of(const void *p)
 	return NULL;
 }
 
-/* A free slot, under reg_lock; NULL when RTALLOC_HEAP_MAX are in use. */
-static struct rtalloc_heap *slot_claim(void)
+/* A free slot, under rt_heap_reg_lock; NULL when RTALLOC_HEAP_MAX are in use. */
+struct rtalloc_heap *rt_heap_slot_claim(void)
 {
 	for (unsigned i = 0; i < RTALLOC_HEAP_MAX; i++) { /* bound: RTALLOC_HEAP_MAX */
 		struct rtalloc_heap *h = &reg[i];
@@ -192,12 +217,106 @@ static struct rtalloc_heap *slot_claim(void)
 	return NULL;
 }
 
-static void slot_publish(struct rtalloc_heap *h)
+void rt_heap_slot_publish(struct rtalloc_heap *h)
 {
 	unsigned i = (unsigned)(h - reg);
 	__atomic_store_n(&h->active, 1, __ATOMIC_RELEASE);
 	if (i + 1 > reg_hi)
 		__atomic_store_n(&reg_hi, i + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- fork, and the registry lock ------------------------------------------ */
+
+/* The registry's lock: priority inheritance (not robust: a thread that dies
+ * holding it has left the registry half-updated anyway). */
+static void pi_lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+}
+static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
+static void do_free(struct rtalloc_heap *h, void *p, const char *call);
+
+static uint64_t fork_locked; /* bit i: the forking thread holds reg[i]'s lock */
+
+/* Heaps across fork(2), like the pool's arenas: the forking thread takes
+ * the registry lock and the lock of every private heap (lock order: the
+ * registry, then heaps, as create/bind/destroy take them; these handlers
+ * are registered after the pool's, so they run before its prepare and
+ * after its child and parent handlers), so the child finds every private
+ * heap between two operations.  A shared heap's lock is not taken: a
+ * parent thread that holds it at the fork releases it in the parent, where
+ * it still runs, and the child waits for it like any other process. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	uint64_t locked = 0;
+	unsigned n = reg_hi;
+	for (unsigned i = 0; i < n; i++) /* bound: RTALLOC_HEAP_MAX */
+		if (reg[i].active && !reg[i].shared && rt_heap_lock(&reg[i]) == 0)
+			locked |= 1ULL << i;
+	fork_locked = locked;
+}
+
+static void fork_parent(void)
+{
+	for (unsigned i = reg_hi; i-- > 0;) /* bound: RTALLOC_HEAP_MAX */
+		if (fork_locked & (1ULL << i))
+			rt_heap_unlock(&reg[i]);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
+}
+
+/* The child has one thread, this one under another TID: the locks it
+ * inherited held are made anew.  The parent's other threads are gone: the
+ * waiter records they had in private heaps are dropped (a block already
+ * handed to one goes back to its heap) and no thread of this process is
+ * inside rtalloc_heap_alloc_timed. */
+static void fork_child(void)
+{
+	rt_heap_pid = rt_os_getpid();
+	pi_lock_init(&rt_heap_reg_lock);
+	dbg_locked = 0; /* the locks fork_prepare took are made anew, not released */
+	for (unsigned i = 0; i < reg_hi; i++) { /* bound: RTALLOC_HEAP_MAX */
+		struct rtalloc_heap *h = &reg[i];
+		h->users = 0;
+		if (!(fork_locked & (1ULL << i)))
+			continue;
+		struct rt_heap_hdr *H = h->hdr;
+		rt_heap_lock_init(&H->lock, false);
+		H->dirty = 0;
+		uint64_t granted[NWAIT];
+		unsigned ng = 0;
+		for (unsigned k = 0; k < NWAIT; k++) { /* bound: RTALLOC_HEAP_WAITERS */
+			if (H->w[k].state == W_GRANTED)
+				granted[ng++] = H->w[k].result;
+			H->w[k].state = W_FREE;
+		}
+		H->nwaiters = 0;
+		if (ng && rt_heap_lock(h) == 0) {
+			for (unsigned k = 0; k < ng; k++) /* bound: RTALLOC_HEAP_WAITERS */
+				do_free(h, heap_ptr_of(h, granted[k]), "fork");
+			rt_heap_unlock(h);
+		}
+	}
+	fork_locked = 0;
+}
+
+static void registry_once(void)
+{
+	pi_lock_init(&rt_heap_reg_lock);
+	rt_heap_pid = rt_os_getpid();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Before the registry is used: its lock made priority-inheriting, the fork
+ * handlers registered (the first heap call of the process; not on an
+ * allocation path). */
+void rt_heap_registry_init(void)
+{
+	pthread_once(&reg_once, registry_once);
 }
 
 /* ---- statistics (the seqlock writer of stats.h) --------------------------- */
@@ -210,19 +329,20 @@ static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
 
 /* ---- figures ---------------------------------------------------------------- */
 
-static size_t free_bytes(const struct rt_heap_hdr *H)
+static size_t free_bytes(const struct rtalloc_heap *h)
 {
-	size_t f = H->small_free;
-	for (unsigned r = 0; r < H->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
-		f += H->reg[r].buddy.free_pages << RT_PAGE_SHIFT;
+	size_t f = h->hdr->small_free;
+	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
+		f += cbud(h, r)->free_pages << RT_PAGE_SHIFT;
 	return f;
 }
 
-static size_t largest_free(const struct rt_heap_hdr *H)
+static size_t largest_free(const struct rtalloc_heap *h)
 {
+	const struct rt_heap_hdr *H = h->hdr;
 	size_t best = 0;
-	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		uint64_t ne = H->reg[r].buddy.nonempty;
+	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		uint64_t ne = cbud(h, r)->nonempty;
 		if (ne) {
 			size_t s = RT_PAGE_SIZE << (63 - __builtin_clzll(ne));
 			best = s > best ? s : best;
@@ -241,8 +361,9 @@ static size_t data_bytes(const struct rt_heap_hdr *H)
 	return (size_t)H->npages << RT_PAGE_SHIFT;
 }
 
-static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
+static void put_figures(struct rt_stats_heap *s, const struct rtalloc_heap *h)
 {
+	const struct rt_heap_hdr *H = h->hdr;
 	rt_seq_write_begin(&s->seq);
 	uint64_t name[RTALLOC_HEAP_NAME_MAX / 8];
 	memcpy(name, H->name, sizeof(name));
@@ -250,22 +371,22 @@ static void put_figures(struct rt_stats_heap *s, const struct rt_heap_hdr *H)
 		RT_SEQ_PUT(((uint64_t *)(void *)s->name)[i], name[i]);
 	RT_SEQ_PUT(s->flags, H->flags | RT_STATS_HEAP_USED);
 	RT_SEQ_PUT(s->size, (uint64_t)data_bytes(H));
-	RT_SEQ_PUT(s->free, (uint64_t)free_bytes(H));
+	RT_SEQ_PUT(s->free, (uint64_t)free_bytes(h));
 	RT_SEQ_PUT(s->min_free, H->min_free);
-	RT_SEQ_PUT(s->largest_free, (uint64_t)largest_free(H));
+	RT_SEQ_PUT(s->largest_free, (uint64_t)largest_free(h));
 	RT_SEQ_PUT(s->live_blocks, H->live);
 	RT_SEQ_PUT(s->waiters, (uint64_t)count_waiters(H));
 	rt_seq_write_end(&s->seq);
 }
 
 /* Lock held: this process's record, and a shared heap's own. */
-static void publish(struct rtalloc_heap *h)
+void rt_heap_publish(struct rtalloc_heap *h)
 {
 	struct rt_stats_heap *s = stats_rec(h);
 	if (s)
-		put_figures(s, h->hdr);
+		put_figures(s, h);
 	if (h->shared)
-		put_figures(&h->hdr->fig, h->hdr);
+		put_figures(&h->hdr->fig, h);
 }
 
 static void unpublish(struct rtalloc_heap *h)
@@ -281,6 +402,53 @@ static void unpublish(struct rtalloc_heap *h)
 
 /* ---- the lock and recovery ------------------------------------------------------ */
 
+/* The lists of a buddy as a header holds them: heads in range (or RT_NIL)
+ * and of orders up to top, free counts within the pages. */
+bool rt_heap_bud_lists_ok(const struct rt_buddy *S, uint32_t npages, unsigned top)
+{
+	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
+		uint32_t i = S->head[k];
+		if (i != RT_NIL && (i >= npages || k > top))
+			return false;
+	}
+	return S->free_pages <= npages && S->min_free_pages <= S->free_pages;
+}
+
+/* Shared heap, lock just taken: the header's lists into h->bud, checked
+ * (fatal when a peer left them impossible); with trust_none (a holder died
+ * mid-update: recover() rebuilds them), emptied instead. */
+static void bud_in(struct rtalloc_heap *h, bool trust_none)
+{
+	const struct rt_buddy *S = &h->hdr->reg[0].buddy;
+	struct rt_buddy *b = &h->bud;
+	if (trust_none) {
+		for (unsigned k = 0; k < RT_NORDERS; k++) /* bound: RT_NORDERS */
+			b->head[k] = RT_NIL;
+		b->nonempty = 0;
+		b->free_pages = 0;
+		b->min_free_pages = S->min_free_pages <= h->npages ? S->min_free_pages : 0;
+		return;
+	}
+	if (rt_unlikely(!rt_heap_bud_lists_ok(S, h->npages, b->top_order)))
+		corrupt("heap corruption (the shared header's free lists)", h->hdr);
+	uint64_t ne = 0;
+	for (unsigned k = 0; k < RT_NORDERS; k++) { /* bound: RT_NORDERS */
+		b->head[k] = S->head[k];
+		ne |= (uint64_t)(b->head[k] != RT_NIL) << k;
+	}
+	b->nonempty = ne; /* derived, not read */
+	b->free_pages = S->free_pages;
+	b->min_free_pages = S->min_free_pages;
+}
+
+/* Shared heap, before the unlock: h->bud (all of it) back into the header. */
+static void bud_out(struct rtalloc_heap *h)
+{
+	struct rt_buddy *S = &h->hdr->reg[0].buddy;
+	memcpy(S, &h->bud, sizeof(*S));
+	S->pages = NULL; /* an address of this process: meaningless to the others */
+}
+
 static void fix_pointers(struct rtalloc_heap *h)
 {
 	for (unsigned r = 0; r < h->nregions; r++) /* bound: RTALLOC_HEAP_REGIONS */
@@ -289,57 +457,69 @@ static void fix_pointers(struct rtalloc_heap *h)
 
 static void recover(struct rtalloc_heap *h);
 
+static int lock_heap(struct rtalloc_heap *h);
+
 /* 0, or EIDRM when the heap cannot be used (destroyed, or unrecoverable). */
-static int heap_lock(struct rtalloc_heap *h)
+int rt_heap_lock(struct rtalloc_heap *h)
+{
+	int e = lock_heap(h);
+	dbg_locked += e == 0;
+	return e;
+}
+
+static int lock_heap(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	int e = pthread_mutex_lock(&H->lock);
 	if (rt_unlikely(e == EOWNERDEAD)) {
-		fix_pointers(h);
-		if (H->dirty)
+		bool dirty = H->dirty != 0;
+		if (h->shared)
+			bud_in(h, dirty);
+		else
+			fix_pointers(h);
+		if (dirty)
 			recover(h);
 		pthread_mutex_consistent(&H->lock);
-		e = 0;
+		H->dirty = 1;
+		return 0;
 	}
 	if (e)
 		return EIDRM;
-	if (h->shared)
-		fix_pointers(h);
 	H->dirty = 1;
+	if (h->shared)
+		bud_in(h, false);
 	return 0;
 }
 
-static void heap_unlock(struct rtalloc_heap *h)
+void rt_heap_unlock(struct rtalloc_heap *h)
 {
+	dbg_locked--;
+	if (h->shared)
+		bud_out(h);
 	h->hdr->dirty = 0;
 	pthread_mutex_unlock(&h->hdr->lock);
 }
 
+/* Address of page idx (a valid index); its region is read from its
+ * descriptor, so it is checked. */
 static inline char *page_addr(const struct rtalloc_heap *h, uint32_t idx)
 {
 	unsigned r = h->desc[idx].arena;
+	if (rt_unlikely(r >= h->nregions || idx - h->first[r] >= (h->dend[r] - h->data[r]) >> RT_PAGE_SHIFT))
+		corrupt("heap corruption (a page descriptor names the wrong region)", &h->desc[idx]);
 	return (char *)h->data[r] + ((size_t)(idx - h->first[r]) << RT_PAGE_SHIFT);
 }
 
-static void partial_push(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+/* The partial lists are rt_plist lists (rt.h), their links checked
+ * against the heap's pages as they are read. */
+static void partial_push(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
-	d[idx].prev = RT_NIL;
-	d[idx].next = H->partial[c];
-	if (H->partial[c] != RT_NIL)
-		d[H->partial[c]].prev = idx;
-	H->partial[c] = idx;
+	rt_plist_push(h->desc, h->npages, &h->hdr->partial[c], idx);
 }
 
-static void partial_unlink(struct rt_heap_hdr *H, struct rt_page *d, unsigned c, uint32_t idx)
+static void partial_unlink(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 {
-	struct rt_page *pg = &d[idx];
-	if (pg->prev != RT_NIL)
-		d[pg->prev].next = pg->next;
-	else
-		H->partial[c] = pg->next;
-	if (pg->next != RT_NIL)
-		d[pg->next].prev = pg->prev;
-	pg->next = pg->prev = RT_NIL;
+	rt_plist_unlink(h->desc, h->npages, &h->hdr->partial[c], idx);
 }
 
 /* Walk a small page's free list: its length, or -1 if it is broken. */
@@ -371,7 +551,7 @@ static void recover(struct rtalloc_heap *h)
 	unsigned nw = 0;
 	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 		struct rt_heap_waiter *w = &H->w[i];
-		if (w->state != W_FREE && !rt_os_pid_alive(w->pid))
+		if (w->state != W_FREE && waiter_dead(w))
 			w->state = W_FREE;
 		nw += w->state == W_WAITING;
 	}
@@ -380,7 +560,7 @@ static void recover(struct rtalloc_heap *h)
 		H->partial[c] = RT_NIL;
 	uint64_t live = 0, small_free = 0;
 	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		struct rt_buddy *b = &H->reg[r].buddy;
+		struct rt_buddy *b = bud(h, r);
 		size_t old_min = b->min_free_pages;
 		/* Pass 1: keep the trusted heads, clear every other page. */
 		for (uint32_t v = b->skew; v < b->committed;) { /* bound: the region's pages */
@@ -409,7 +589,7 @@ static void recover(struct rtalloc_heap *h)
 					live += bpp - pg->nfree;
 					small_free += (uint64_t)pg->nfree * sz;
 					if (pg->nfree)
-						partial_push(H, d, pg->cls, idx);
+						partial_push(h, pg->cls, idx);
 				}
 			}
 			if (keep) {
@@ -449,7 +629,7 @@ static void recover(struct rtalloc_heap *h)
 	}
 	H->live = live;
 	H->small_free = small_free;
-	size_t f = free_bytes(H);
+	size_t f = free_bytes(h);
 	if (f < H->min_free)
 		H->min_free = f;
 }
@@ -459,7 +639,7 @@ static void recover(struct rtalloc_heap *h)
 static uint32_t buddy_alloc(struct rtalloc_heap *h, unsigned order)
 {
 	for (unsigned r = 0; r < h->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		uint32_t idx = rt_buddy_alloc(&h->hdr->reg[r].buddy, order);
+		uint32_t idx = rt_buddy_alloc(bud(h, r), order);
 		if (idx != RT_NIL)
 			return idx;
 	}
@@ -472,6 +652,8 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 	struct rt_page *d = h->desc;
 	size_t sz = rt_class_size(c);
 	uint32_t idx = H->partial[c];
+	if (idx != RT_NIL && rt_unlikely(d[idx_ok(h, idx)].cls != c || d[idx].state != RT_PS_USED))
+		corrupt("heap corruption (a partial list holds a page of another class)", &d[idx]);
 	if (idx == RT_NIL) {
 		idx = buddy_alloc(h, 0);
 		if (idx == RT_NIL)
@@ -482,12 +664,17 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 		pg->nfree = (uint16_t)(RT_PAGE_SIZE / sz);
 		rt_store(&pg->cls, (uint8_t)c);
 		H->small_free += RT_PAGE_SIZE;
-		partial_push(H, d, c, idx);
+		partial_push(h, c, idx);
 	}
 	struct rt_page *pg = &d[idx];
 	char *page = page_addr(h, idx);
 	uintptr_t f = (uintptr_t)pg->free;
+	size_t carved = pg->carved;
 	uint64_t *w;
+	/* the descriptor's offsets are checked before they address anything */
+	if (rt_unlikely(carved > RT_PAGE_SIZE || (carved & (sz - 1)) ||
+			(f ? f - 1 >= carved || ((f - 1) & (sz - 1)) : carved == RT_PAGE_SIZE)))
+		corrupt("heap corruption (a small page's descriptor)", pg);
 	if (f) {
 		w = (uint64_t *)(void *)(page + f - 1);
 		uintptr_t next = (uintptr_t)w[0];
@@ -496,10 +683,10 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 		pg->free = (void *)next;
 	} else {
 		w = (uint64_t *)(void *)(page + pg->carved);
-		pg->carved = (uint16_t)(pg->carved + sz);
+		pg->carved = (uint16_t)(carved + sz);
 	}
 	if (--pg->nfree == 0)
-		partial_unlink(H, d, c, idx);
+		partial_unlink(h, c, idx);
 	w[0] = 0;
 	w[1] = 0;
 	H->small_free -= sz;
@@ -528,7 +715,7 @@ static void *do_alloc(struct rtalloc_heap *h, size_t n)
 	if (!p)
 		return NULL;
 	H->live++;
-	size_t f = free_bytes(H);
+	size_t f = free_bytes(h);
 	if (f < H->min_free)
 		H->min_free = f;
 	return p;
@@ -542,23 +729,35 @@ static int region_of(const struct rtalloc_heap *h, const void *p)
 	return -1;
 }
 
-/* The descriptor of live block p, or fatal naming call. */
-static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const char *call, size_t *size)
+/* The descriptor of live block p (and its region in *region), or fatal
+ * naming call. */
+static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const char *call, size_t *size,
+				  unsigned *region)
 {
 	int r = region_of(h, p);
 	if (r < 0)
 		rt_fatal(call, "invalid pointer (inside a heap, not a block)", p);
+	*region = (unsigned)r;
 	uint32_t idx = h->first[r] + (uint32_t)(((uintptr_t)p - h->data[r]) >> RT_PAGE_SHIFT);
 	struct rt_page *pg = &h->desc[idx];
 	uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
+	unsigned k = pg->order;
 	if (pg->state == RT_PS_USED && pg->cls == RT_CLS_HUGE) {
 		if (in_page)
 			rt_fatal(call, "invalid pointer (inside a large heap block)", p);
-		*size = RT_PAGE_SIZE << pg->order;
+		/* the order comes from the heap's memory: the block must lie
+		 * inside its region, aligned as the buddy makes it */
+		const struct rt_buddy *b = cbud(h, (unsigned)r);
+		uint32_t v = idx - b->first + b->skew;
+		if (rt_unlikely(k > b->top_order || (v & ((1u << k) - 1)) || (uint64_t)v + (1u << k) > b->committed))
+			corrupt("heap corruption (a large block's order)", pg);
+		*size = RT_PAGE_SIZE << k;
 		return pg;
 	}
 	if (pg->state != RT_PS_USED || pg->cls < 1 || pg->cls > RT_NSMALL)
 		rt_fatal(call, "invalid pointer (not a heap block, or already freed)", p);
+	if (rt_unlikely(k != 0 || pg->carved > RT_PAGE_SIZE))
+		corrupt("heap corruption (a small page's descriptor)", pg);
 	size_t sz = rt_class_size(pg->cls);
 	if ((in_page & (sz - 1)) || in_page >= pg->carved)
 		rt_fatal(call, "invalid pointer (not the start of a heap block)", p);
@@ -571,12 +770,18 @@ static struct rt_page *live_block(struct rtalloc_heap *h, const void *p, const c
 static size_t heap_offset_of(const struct rtalloc_heap *h, const void *p);
 static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
 
-/* Hand blocks to waiters, best first, while the first in line fits. */
+/* Hand a block to the first waiter in line, if it fits: one FUTEX_WAKE at
+ * most.  The waiter passes the baton: once it has its block, it serves the
+ * next in line the same way (rtalloc_heap_alloc_timed), so a free that
+ * makes room for several waiters still wakes one.  Records of waiters that
+ * died are dropped on the way (waiter_dead: a load, no system call). */
 static void serve_waiters(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	bool prio = H->flags & RTALLOC_HEAP_PRIO;
-	for (unsigned round = 0; H->nwaiters && round < NWAIT; round++) { /* bound: RTALLOC_HEAP_WAITERS */
+	/* bound: RTALLOC_HEAP_WAITERS rounds (each drops a dead record or
+	 * ends), each choosing among RTALLOC_HEAP_WAITERS records */
+	for (unsigned round = 0; H->nwaiters && round < NWAIT; round++) {
 		struct rt_heap_waiter *best = NULL;
 		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 			struct rt_heap_waiter *w = &H->w[i];
@@ -588,10 +793,9 @@ static void serve_waiters(struct rtalloc_heap *h)
 		}
 		if (!best)
 			return;
-		if (rt_unlikely(h->shared && best->pid != rt_os_getpid() && !rt_os_pid_alive(best->pid))) {
+		if (rt_unlikely(waiter_dead(best))) {
 			/* killed while it waited: its record goes, no block is
-			 * granted to it (one kill(pid, 0) per dead record, only on
-			 * a free that is about to wake a waiter of another process) */
+			 * granted to it */
 			best->state = W_FREE;
 			H->nwaiters--;
 			continue;
@@ -603,24 +807,24 @@ static void serve_waiters(struct rtalloc_heap *h)
 		best->state = W_GRANTED;
 		H->nwaiters--;
 		__atomic_store_n(&best->futex, 1, __ATOMIC_RELEASE);
-		rt_os_futex_wake(&best->futex, 1, h->shared);
+		wake(&best->futex, h->shared);
+		return;
 	}
 }
 
 static void do_free(struct rtalloc_heap *h, void *p, const char *call);
 
-/* Every waiter record in use and some of them may be of processes that were
- * killed while waiting, or before they took the block granted to them: free
- * those records (and such blocks).  One kill(pid, 0) per record of another
- * process: only on this path, where the caller is about to sleep anyway.
- * Returns a free record, or NULL. */
+/* Every waiter record in use and some of them may be of threads that died
+ * while waiting, or before they took the block granted to them: free those
+ * records (and such blocks).  No system call (waiter_dead).  Returns a free
+ * record, or NULL. */
 static struct rt_heap_waiter *reclaim_dead_waiter(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	struct rt_heap_waiter *found = NULL;
 	for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 		struct rt_heap_waiter *w = &H->w[i];
-		if (w->state == W_FREE || w->pid == rt_os_getpid() || rt_os_pid_alive(w->pid))
+		if (w->state == W_FREE || !waiter_dead(w))
 			continue;
 		if (w->state == W_WAITING)
 			H->nwaiters--;
@@ -638,11 +842,12 @@ static void do_free(struct rtalloc_heap *h, void *p, const char *call)
 {
 	struct rt_heap_hdr *H = h->hdr;
 	size_t sz;
-	struct rt_page *pg = live_block(h, p, call, &sz);
+	unsigned r;
+	struct rt_page *pg = live_block(h, p, call, &sz, &r);
 	uint32_t idx = (uint32_t)(pg - h->desc);
 	H->live--;
 	if (pg->cls == RT_CLS_HUGE) {
-		rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+		rt_buddy_free(bud(h, r), idx);
 	} else {
 		unsigned c = pg->cls, bpp = (unsigned)(RT_PAGE_SIZE / sz);
 		uint64_t *w = p;
@@ -651,16 +856,16 @@ static void do_free(struct rtalloc_heap *h, void *p, const char *call)
 		pg->free = (void *)(((uintptr_t)p & (RT_PAGE_SIZE - 1)) + 1);
 		H->small_free += sz;
 		if (++pg->nfree == 1)
-			partial_push(H, h->desc, c, idx);
+			partial_push(h, c, idx);
 		if (pg->nfree == bpp) {
 			/* empty: back to the buddy at once, so that a heap with
 			 * nothing allocated has all of its memory in one piece */
-			partial_unlink(H, h->desc, c, idx);
+			partial_unlink(h, c, idx);
 			pg->free = NULL;
 			pg->carved = 0;
 			pg->nfree = 0;
 			H->small_free -= RT_PAGE_SIZE;
-			rt_buddy_free(&H->reg[pg->arena].buddy, idx);
+			rt_buddy_free(bud(h, r), idx);
 		}
 	}
 	if (H->nwaiters)
@@ -691,10 +896,23 @@ static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
 
 /* ---- setting a heap up ------------------------------------------------------------ */
 
-static size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
-#define HDR_BYTES page_round(sizeof(struct rt_heap_hdr))
+/* A waiter record's alive lock: robust, not priority-inheriting (nobody
+ * ever waits for it), process-shared in a shared heap. */
+static int alive_init(pthread_mutex_t *m, bool shared)
+{
+	pthread_mutexattr_t at;
+	int e = pthread_mutexattr_init(&at);
+	if (!e)
+		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	if (!e && shared)
+		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	if (!e)
+		e = pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+	return e;
+}
 
-static int lock_init(pthread_mutex_t *m, bool shared)
+int rt_heap_lock_init(pthread_mutex_t *m, bool shared)
 {
 	pthread_mutexattr_t at;
 	int e = pthread_mutexattr_init(&at);
@@ -711,14 +929,23 @@ static int lock_init(pthread_mutex_t *m, bool shared)
 }
 
 /* The handle's view of a formatted header: local addresses of regions. */
-static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t const rbase[])
+/* The handle's view of a formatted header H: local addresses of regions.
+ * The geometry comes from G: H itself, or for a shared heap bound by this
+ * process, the copy of its header that bind checked (map_object). */
+void rt_heap_handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
+			uintptr_t const rbase[])
 {
 	h->hdr = H;
-	h->nregions = H->nregions;
-	h->desc = (struct rt_page *)(rbase[0] + H->desc_off);
-	h->shared = H->flags & RTALLOC_HEAP_SHARED;
-	for (unsigned r = 0; r < H->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		const struct rt_heap_region *R = &H->reg[r];
+	h->nregions = G->nregions;
+	h->npages = G->npages;
+	h->desc = (struct rt_page *)(rbase[0] + G->desc_off);
+	h->shared = G->flags & RTALLOC_HEAP_SHARED;
+	if (h->shared) {
+		h->bud = G->reg[0].buddy;
+		h->bud.pages = h->desc;
+	}
+	for (unsigned r = 0; r < G->nregions; r++) { /* bound: RTALLOC_HEAP_REGIONS */
+		const struct rt_heap_region *R = &G->reg[r];
 		h->rbase[r] = rbase[r];
 		h->rsize[r] = R->bytes;
 		h->data[r] = rbase[r] + R->data_off;
@@ -727,11 +954,23 @@ static void handle_fill(struct rtalloc_heap *h, struct rt_heap_hdr *H, uintptr_t
 	}
 }
 
-/* Format a heap over n regions; region 0 starts with the header at hdr_at,
- * then room for the descriptors of every page, and of `reserve` pages more
- * (the regions a heap created to grow may add).  Returns 0 or EINVAL. */
+/* Pages of descriptors for x pages of data and metadata together, minus
+ * the descriptors' own pages: the least d with d pages holding the
+ * descriptors of x - d pages. */
+static size_t desc_pages(size_t x)
+{
+	const size_t per = RT_PAGE_SIZE + sizeof(struct rt_page);
+	return (x * sizeof(struct rt_page) + per - 1) / per;
+}
+
+/* Format a heap over n regions; region 0 starts with the header, then the
+ * descriptors of every data page and of `reserve` pages more (the regions a
+ * heap created to grow may add), then, with guard, one page the caller
+ * makes PROT_NONE, then its data.  A heap that rtalloc_heap_create made of
+ * P pages of data thus has its data at rt_heap_data_offset(P, reserve).  Returns 0
+ * or EINVAL. */
 static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
-		  size_t const size[], unsigned n, size_t reserve)
+		  size_t const size[], unsigned n, size_t reserve, bool guard)
 {
 	uintptr_t start[NREG], stop[NREG];
 	size_t total = 0;
@@ -741,9 +980,13 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 		if (stop[r] > start[r])
 			total += (stop[r] - start[r]) >> RT_PAGE_SHIFT;
 	}
-	size_t dbytes = page_round((total + reserve) * sizeof(struct rt_page));
-	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES, data0 = desc_at + dbytes;
-	if (stop[0] < data0 || total + reserve > RT_NIL / 2)
+	size_t fixed = (HDR_BYTES >> RT_PAGE_SHIFT) + guard;
+	if (total <= fixed || total + reserve > RT_NIL / 2)
+		return EINVAL;
+	size_t dbytes = desc_pages(total - fixed + reserve) << RT_PAGE_SHIFT;
+	uintptr_t hdr_at = start[0], desc_at = hdr_at + HDR_BYTES;
+	uintptr_t data0 = desc_at + dbytes + (guard ? RT_PAGE_SIZE : 0);
+	if (stop[0] < data0)
 		return EINVAL;
 	start[0] = data0;
 	struct rt_heap_hdr *H = (struct rt_heap_hdr *)hdr_at;
@@ -758,7 +1001,7 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	H->nregions = n;
 	for (unsigned c = 0; c <= RT_NSMALL; c++)
 		H->partial[c] = RT_NIL;
-	if (lock_init(&H->lock, flags & RTALLOC_HEAP_SHARED))
+	if (rt_heap_lock_init(&H->lock, flags & RTALLOC_HEAP_SHARED))
 		return EINVAL;
 	uint32_t first = 0;
 	uint64_t off = 0;
@@ -777,21 +1020,35 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	H->npages = first;
 	if (!first)
 		return EINVAL;
-	H->min_free = free_bytes(H);
-	handle_fill(h, H, base);
+	rt_heap_handle_fill(h, H, H, base);
+	H->min_free = free_bytes(h);
 	return 0;
 }
 
-/* The alignment of a heap region's data of len bytes: its largest power of
- * two (at most 1 GiB), so that the buddy serves its largest block. */
-static size_t region_align(size_t len)
+/* Where rtalloc_heap_create puts the data of a heap of `pages` pages (and
+ * descriptors for `reserve` more): header, descriptors, guard page. */
+size_t rt_heap_data_offset(size_t pages, size_t reserve)
 {
-	size_t align = (size_t)1 << (63 - __builtin_clzll(len));
-	return align > ((size_t)1 << 30) ? (size_t)1 << 30 : align;
+	return HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page)) + RT_PAGE_SIZE;
+}
+
+/* The alignment of a heap region's data of len bytes: its largest power of
+ * two, so that the buddy serves its largest block and the block positions
+ * (skew 0) are the same in every process that maps the region. */
+size_t rt_heap_region_align(size_t len)
+{
+	return (size_t)1 << (63 - __builtin_clzll(len));
+}
+
+/* The guard page of a heap mapped by rtalloc_heap_create or bind: no access
+ * between the metadata and the first block.  0 or ENOMEM. */
+int rt_heap_guard_page(void *map, size_t data_off)
+{
+	return rt_os_guard((char *)map + data_off - RT_PAGE_SIZE, RT_PAGE_SIZE) ? ENOMEM : 0;
 }
 
 /* Pre-fault and lock memory per the process's mlock policy: 0 or EPERM. */
-static int prepare_memory(void *p, size_t len)
+int rt_heap_prepare_memory(void *p, size_t len)
 {
 	int e = rt_os_populate(p, len);
 	if (e)
@@ -805,84 +1062,6 @@ static int prepare_memory(void *p, size_t len)
 	return 0;
 }
 
-static void shm_path(char *buf, const char *name)
-{
-	memcpy(buf, SHM_PREFIX, sizeof(SHM_PREFIX) - 1);
-	memcpy(buf + sizeof(SHM_PREFIX) - 1, name, strlen(name) + 1);
-}
-
-/* ---- processes of a shared heap ------------------------------------------------ */
-
-/* Lock held.  Record (pid > 0) or forget (-pid) a process of a shared heap;
- * a record of a dead process is reused.  0, or EAGAIN when RTALLOC_HEAP_PROCS
- * live processes are recorded. */
-static int procs_update(struct rt_heap_hdr *H, int pid)
-{
-	int me = pid > 0 ? pid : -pid;
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] == me) {
-			if (pid < 0)
-				H->procs[i] = 0;
-			return 0;
-		}
-	if (pid < 0)
-		return 0;
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
-		if (!H->procs[i] || !rt_os_pid_alive(H->procs[i])) {
-			H->procs[i] = me;
-			return 0;
-		}
-	return EAGAIN;
-}
-
-static bool procs_all_dead(const struct rt_heap_hdr *H)
-{
-	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] && rt_os_pid_alive(H->procs[i]))
-			return false;
-	return true;
-}
-
-static void *map_object(int fd, struct rt_heap_hdr *hdr);
-static void slot_release(struct rtalloc_heap *h);
-
-/* The name of a shared heap exists: if every process that created or bound
- * it is gone (its creator crashed, nobody bound it since), the heap is
- * stale: it is marked destroyed and its name removed, under its lock, so
- * that two creators cannot both take it.  True when the name is free now. */
-static bool reclaim_stale(const char *path)
-{
-	int fd = rt_os_shm_open(path, O_RDWR, 0);
-	if (fd < 0)
-		return errno == ENOENT;
-	struct rt_heap_hdr hdr;
-	void *map = map_object(fd, &hdr);
-	rt_os_close(fd);
-	if (!map)
-		return false;
-	struct rtalloc_heap tmp;
-	memset(&tmp, 0, sizeof(tmp));
-	handle_fill(&tmp, map, (uintptr_t[]){(uintptr_t)map});
-	bool freed = false;
-	if (heap_lock(&tmp) == 0) {
-		struct rt_heap_hdr *H = tmp.hdr;
-		if (!H->dead && procs_all_dead(H)) {
-			H->dead = 1;
-			rt_os_shm_unlink(path);
-			freed = true;
-		}
-		heap_unlock(&tmp);
-	}
-	rt_os_unmap(map, hdr.map_bytes);
-	return freed;
-}
-
-static rtalloc_heap_t *fail(int e)
-{
-	errno = e;
-	return NULL;
-}
-
 RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags)
 {
 	bool shared = flags & RTALLOC_HEAP_SHARED;
@@ -891,33 +1070,38 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		return fail(EINVAL);
 	if (grows && shared)
 		return fail(ENOTSUP); /* every bound process would have to map the new regions */
-	if (shared ? !name || !name_ok(name) : name && name[0] && !name_ok(name))
+	if ((flags & RTALLOC_HEAP_SHARED_GROUP) && !shared)
+		return fail(EINVAL);
+	if (shared ? !name || !rt_heap_name_ok(name) : name && name[0] && !rt_heap_name_ok(name))
 		return fail(EINVAL);
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
+	rt_heap_registry_init();
 	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
-	size_t data_off = HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page));
+	size_t data_off = rt_heap_data_offset(pages, reserve);
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
-	size_t align = region_align(pages << RT_PAGE_SHIFT);
+	size_t align = rt_heap_region_align(pages << RT_PAGE_SHIFT);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	int fd = -1, e = 0;
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = slot_claim();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	struct rtalloc_heap *h = rt_heap_slot_claim();
 	if (!h) {
 		e = ENOMEM;
 		goto out;
 	}
 	if (shared) {
-		shm_path(path, name);
-		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
-		if (fd < 0 && errno == EEXIST && reclaim_stale(path))
-			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
+		/* 0600, or 0660 for the group: whatever the umask says */
+		mode_t mode = flags & RTALLOC_HEAP_SHARED_GROUP ? 0660 : 0600;
+		rt_heap_shm_path(path, name);
+		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+		if (fd < 0 && errno == EEXIST && rt_heap_reclaim_stale(path, name))
+			fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
 		if (fd < 0) {
 			e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
 			goto out;
 		}
-		if (rt_os_ftruncate(fd, len) != 0) {
+		if (rt_os_fchmod(fd, mode) != 0 || rt_os_ftruncate(fd, len) != 0) {
 			e = ENOMEM;
 			goto out_unlink;
 		}
@@ -927,26 +1111,30 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 		e = ENOMEM;
 		goto out_unlink;
 	}
-	e = prepare_memory(map, len);
+	e = rt_heap_prepare_memory(map, len);
 	uintptr_t base[1] = {(uintptr_t)map};
 	size_t sz[1] = {len};
 	if (!e)
-		e = format(h, name, flags, base, sz, 1, reserve);
+		e = format(h, name, flags, base, sz, 1, reserve, true);
+	if (!e && (h->data[0] != (uintptr_t)map + data_off || h->dend[0] - h->data[0] != pages << RT_PAGE_SHIFT))
+		e = EINVAL; /* cannot happen: format lays the data out as rt_heap_data_offset() says */
+	if (!e)
+		e = rt_heap_guard_page(map, data_off);
 	if (e) {
 		rt_os_unmap(map, len);
 		goto out_unlink;
 	}
 	h->hdr->map_bytes = len;
 	h->hdr->map_align = align;
-	h->hdr->procs[0] = rt_os_getpid();
+	h->hdr->procs[0] = rt_heap_pid;
 	h->map = map;
 	h->map_len = len;
 	h->own_map = true;
 	__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
-	heap_lock(h);
-	publish(h);
-	heap_unlock(h);
-	slot_publish(h);
+	rt_heap_lock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
+	rt_heap_slot_publish(h);
 	goto out;
 out_unlink:
 	if (fd >= 0)
@@ -954,7 +1142,7 @@ out_unlink:
 out:
 	if (e && h)
 		memset(h, 0, sizeof(*h));
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	if (fd >= 0)
 		rt_os_close(fd);
 	return e ? fail(e) : h;
@@ -964,7 +1152,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 						 size_t n, unsigned flags)
 {
 	if (!regions || n == 0 || n > NREG || flags & ~KNOWN_FLAGS || flags & RTALLOC_HEAP_SHARED ||
-	    (name && name[0] && !name_ok(name)))
+	    (name && name[0] && !rt_heap_name_ok(name)))
 		return fail(EINVAL);
 	if (flags & RTALLOC_HEAP_GROW)
 		return fail(EINVAL); /* the caller's memory is all there is */
@@ -980,127 +1168,24 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 			if (base[r] < base[q] + size[q] && base[q] < base[r] + size[r])
 				return fail(EINVAL);
 	}
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = slot_claim();
-	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0) : ENOMEM;
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	struct rtalloc_heap *h = rt_heap_slot_claim();
+	int e = h ? format(h, name, flags, base, size, (unsigned)n, 0, false) : ENOMEM;
 	if (!e) {
 		__atomic_store_n(&h->hdr->magic, HEAP_MAGIC, __ATOMIC_RELEASE);
-		heap_lock(h);
-		publish(h);
-		heap_unlock(h);
-		slot_publish(h);
+		rt_heap_lock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
+		rt_heap_slot_publish(h);
 	} else if (h) {
 		memset(h, 0, sizeof(*h));
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return e ? fail(e) : h;
 }
 
-static uint64_t ts_ns(const struct timespec *ts)
-{
-	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
-}
-
-static bool ts_ok(const struct timespec *ts)
-{
-	return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L);
-}
-
-RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout)
-{
-	if (!name || !name_ok(name) || !ts_ok(abs_timeout))
-		return fail(EINVAL);
-	if (!rt_ready() && rt_init_lazy() != 0)
-		return fail(ENOMEM);
-	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
-	shm_path(path, name);
-	struct rt_heap_hdr hdr;
-	void *map = NULL;
-	/* bound: the timeout, one round per millisecond */
-	for (;;) {
-		int fd = rt_os_shm_open(path, O_RDWR, 0);
-		if (fd < 0 && errno != ENOENT)
-			return fail(errno == EACCES ? EACCES : ENOMEM);
-		if (fd >= 0) {
-			errno = 0;
-			map = map_object(fd, &hdr);
-			rt_os_close(fd);
-			if (map)
-				break;
-			if (errno == EINVAL || errno == ENOMEM)
-				return fail(errno);
-		}
-		if (!abs_timeout || rt_os_now_ns() >= ts_ns(abs_timeout))
-			return fail(ENOENT);
-		rt_os_sleep_ns(1000000);
-	}
-	int e = prepare_memory(map, hdr.map_bytes);
-	pthread_mutex_lock(&reg_lock);
-	struct rtalloc_heap *h = e ? NULL : slot_claim();
-	if (!e && !h)
-		e = ENOMEM;
-	if (!e) {
-		uintptr_t base[1] = {(uintptr_t)map};
-		handle_fill(h, map, base);
-		h->map = map;
-		h->map_len = hdr.map_bytes;
-		h->own_map = true;
-		const struct rt_buddy *b = &h->hdr->reg[0].buddy;
-		uint32_t skew = (uint32_t)((h->data[0] >> RT_PAGE_SHIFT) & ((1ULL << b->top_order) - 1));
-		if (skew != b->skew) {
-			e = EINVAL; /* cannot happen: mapped at the same alignment */
-			memset(h, 0, sizeof(*h));
-		} else {
-			slot_publish(h);
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
-	if (e) {
-		rt_os_unmap(map, hdr.map_bytes);
-		return fail(e);
-	}
-	if (heap_lock(h) == 0) {
-		e = procs_update(h->hdr, rt_os_getpid());
-		publish(h);
-		heap_unlock(h);
-	}
-	if (e) { /* RTALLOC_HEAP_PROCS processes are bound already */
-		pthread_mutex_lock(&reg_lock);
-		slot_release(h);
-		pthread_mutex_unlock(&reg_lock);
-		return fail(e);
-	}
-	return h;
-}
-
-/* Map a shared heap's object as every process does (same alignment of its
- * data); NULL with errno EINVAL when it is not one of this version, ENOMEM
- * when it cannot be mapped, 0 when it is not complete yet or destroyed.
- * hdr: a copy of its header. */
-static void *map_object(int fd, struct rt_heap_hdr *hdr)
-{
-	long long sz = rt_os_fd_size(fd);
-	if (sz < (long long)HDR_BYTES)
-		return NULL;
-	void *m = mmap(NULL, HDR_BYTES, PROT_READ, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	uint64_t magic = __atomic_load_n(&((struct rt_heap_hdr *)m)->magic, __ATOMIC_ACQUIRE);
-	memcpy(hdr, m, sizeof(*hdr));
-	rt_os_unmap(m, HDR_BYTES);
-	if (magic != HEAP_MAGIC || hdr->dead)
-		return NULL;
-	if (hdr->version != HEAP_VERSION || hdr->nregions != 1 || sz < (long long)hdr->map_bytes) {
-		errno = EINVAL;
-		return NULL;
-	}
-	void *map = rt_os_map_aligned(hdr->map_bytes, hdr->map_align, hdr->reg[0].data_off, fd);
-	if (!map)
-		errno = ENOMEM;
-	return map;
-}
-
-static void slot_release(struct rtalloc_heap *h)
+void rt_heap_slot_release(struct rtalloc_heap *h)
 {
 	__atomic_store_n(&h->active, 0, __ATOMIC_RELEASE);
 	unpublish(h);
@@ -1114,29 +1199,31 @@ static void slot_release(struct rtalloc_heap *h)
 
 RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 {
-	pthread_mutex_lock(&reg_lock);
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
 	if (!valid(h) || !h->shared) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
-	if (heap_lock(h) == 0) {
-		procs_update(h->hdr, -rt_os_getpid());
-		heap_unlock(h);
+	if (rt_heap_lock(h) == 0) {
+		rt_heap_procs_update(h->hdr, -rt_heap_pid);
+		rt_heap_unlock(h);
 	}
-	slot_release(h);
-	pthread_mutex_unlock(&reg_lock);
+	rt_heap_slot_release(h);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
 
 RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 {
-	pthread_mutex_lock(&reg_lock);
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
 	if (!valid(h)) {
-		pthread_mutex_unlock(&reg_lock);
+		pthread_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
 	struct rt_heap_hdr *H = h->hdr;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		H->dead = 1;
 		for (unsigned i = 0; i < NWAIT; i++) { /* bound: RTALLOC_HEAP_WAITERS */
 			struct rt_heap_waiter *w = &H->w[i];
@@ -1144,29 +1231,29 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 				continue;
 			w->state = W_CANCELLED;
 			__atomic_store_n(&w->futex, 1, __ATOMIC_RELEASE);
-			rt_os_futex_wake(&w->futex, 1, h->shared);
+			wake(&w->futex, h->shared);
 		}
 		H->nwaiters = 0;
-		heap_unlock(h);
+		rt_heap_unlock(h);
 	}
 	/* Wait until this process's waiters have left the heap's memory. */
 	for (int i = 0; __atomic_load_n(&h->users, __ATOMIC_ACQUIRE) > 0; i++) { /* bound: 10 s */
 		if (i == 10000) {
-			pthread_mutex_unlock(&reg_lock);
+			pthread_mutex_unlock(&rt_heap_reg_lock);
 			return EBUSY;
 		}
 		rt_os_sleep_ns(1000000);
 	}
 	if (h->shared) {
 		char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
-		shm_path(path, H->name);
+		rt_heap_shm_path(path, H->name);
 		rt_os_shm_unlink(path);
 	} else if (!h->own_map) {
 		__atomic_store_n(&H->magic, 0, __ATOMIC_RELAXED);
 		pthread_mutex_destroy(&H->lock);
 	}
-	slot_release(h);
-	pthread_mutex_unlock(&reg_lock);
+	rt_heap_slot_release(h);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
 
@@ -1187,13 +1274,13 @@ static bool grow(struct rtalloc_heap *h, size_t n)
 	const struct rt_buddy *b0 = &H->reg[0].buddy;
 	uint32_t np = b0->limit - b0->skew;
 	size_t len = (size_t)np << RT_PAGE_SHIFT;
-	size_t align = region_align(len);
+	size_t align = rt_heap_region_align(len);
 	if (n > align)
 		return false; /* no region of this heap can hold it */
 	void *map = rt_os_map_aligned(len, align, 0, -1);
 	if (!map)
 		return false;
-	if (prepare_memory(map, len) != 0) {
+	if (rt_heap_prepare_memory(map, len) != 0) {
 		rt_os_unmap(map, len);
 		return false;
 	}
@@ -1211,6 +1298,7 @@ static bool grow(struct rtalloc_heap *h, size_t n)
 	h->dend[r] = (uintptr_t)map + len;
 	h->first[r] = H->npages;
 	H->npages += np;
+	h->npages = H->npages; /* idx_ok: the new region's pages are valid indices */
 	H->nregions = r + 1;
 	/* heap_of() reads the regions without the lock: they are complete
 	 * before the count that covers them is published */
@@ -1230,15 +1318,15 @@ static void *alloc_or_grow(struct rtalloc_heap *h, size_t n)
 
 static void *alloc_locked(struct rtalloc_heap *h, size_t n)
 {
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return fail(EIDRM);
 	if (h->hdr->dead) {
-		heap_unlock(h);
+		rt_heap_unlock(h);
 		return fail(EIDRM);
 	}
 	void *p = alloc_or_grow(h, n);
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 	if (!p)
 		errno = ENOMEM;
 	return p;
@@ -1271,10 +1359,10 @@ RT_EXPORT void rtalloc_heap_free(rtalloc_heap_t *h, void *p)
 	if (heap_of(p) != h)
 		rt_fatal("rtalloc_heap_free", "pointer not in this heap", p);
 	int saved = errno;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		do_free(h, p, "rtalloc_heap_free");
-		publish(h);
-		heap_unlock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
 	}
 	errno = saved;
 }
@@ -1285,8 +1373,10 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		return fail(EINVAL);
 	__atomic_fetch_add(&h->users, 1, __ATOMIC_ACQ_REL);
 	struct rt_heap_hdr *H = h->hdr;
+	/* read before the lock: no system call while holding it */
+	int prio = H->flags & RTALLOC_HEAP_PRIO ? thread_prio() : 0;
 	void *p = NULL;
-	int e = heap_lock(h);
+	int e = rt_heap_lock(h);
 	if (e)
 		goto out_unlocked;
 	struct rt_heap_waiter *w = NULL;
@@ -1299,6 +1389,8 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		}
 		if (w && w->state == W_GRANTED) { /* a free handed a block over */
 			p = heap_ptr_of(h, w->result);
+			if (rt_unlikely(!p))
+				corrupt("heap corruption (a waiter's block is outside the heap)", w);
 			break;
 		}
 		if (w && w->state == W_CANCELLED) {
@@ -1317,25 +1409,33 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			for (unsigned i = 0; i < NWAIT && !w; i++) /* bound: RTALLOC_HEAP_WAITERS */
 				if (H->w[i].state == W_FREE)
 					w = &H->w[i];
-			if (!w && h->shared)
+			if (!w)
 				w = reclaim_dead_waiter(h);
 			if (!w) {
 				e = EAGAIN;
 				break;
 			}
+			/* free by construction (the record was): a trylock, no
+			 * system call, and no lock order with hdr->lock */
+			if (alive_init(&w->alive, h->shared) || pthread_mutex_trylock(&w->alive) != 0) {
+				w = NULL;
+				e = EAGAIN;
+				break;
+			}
 			w->state = W_WAITING;
-			w->prio = H->flags & RTALLOC_HEAP_PRIO ? rt_os_thread_prio() : 0;
-			w->pid = rt_os_getpid();
+			w->prio = prio;
+			w->pid = rt_heap_pid;
 			w->ticket = H->ticket++;
 			w->size = size;
 			H->nwaiters++;
-			publish(h);
+			rt_heap_publish(h);
 		}
 		__atomic_store_n(&w->futex, 0, __ATOMIC_RELAXED);
-		heap_unlock(h);
+		rt_heap_unlock(h);
 		rt_os_futex_wait(&w->futex, 0, abs, h->shared);
-		if (heap_lock(h) != 0) {
+		if (rt_heap_lock(h) != 0) {
 			e = EIDRM;
+			pthread_mutex_unlock(&w->alive); /* not left on this thread's robust list */
 			w = NULL;
 			goto out_unlocked;
 		}
@@ -1343,10 +1443,13 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 	if (w) {
 		if (w->state == W_WAITING)
 			H->nwaiters--;
+		pthread_mutex_unlock(&w->alive);
 		w->state = W_FREE;
+		if (p && H->nwaiters)
+			serve_waiters(h); /* the baton: the next in line */
 	}
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 out_unlocked:
 	__atomic_fetch_sub(&h->users, 1, __ATOMIC_ACQ_REL);
 	if (!p)
@@ -1358,20 +1461,20 @@ RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *
 {
 	if (!valid(h) || !info)
 		return EINVAL;
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return EIDRM;
 	const struct rt_heap_hdr *H = h->hdr;
 	memset(info, 0, sizeof(*info));
 	memcpy(info->name, H->name, RTALLOC_HEAP_NAME_MAX);
 	info->flags = H->flags;
 	info->size = data_bytes(H);
-	info->free_bytes = free_bytes(H);
+	info->free_bytes = free_bytes(h);
 	info->min_free_bytes = H->min_free;
-	info->largest_free = largest_free(H);
+	info->largest_free = largest_free(h);
 	info->live_blocks = H->live;
 	info->waiters = count_waiters(H);
-	publish(h);
-	heap_unlock(h);
+	rt_heap_publish(h);
+	rt_heap_unlock(h);
 	return 0;
 }
 
@@ -1415,10 +1518,10 @@ bool rt_heap_free_foreign(void *ptr, const char *call)
 	struct rtalloc_heap *h = heap_of(ptr);
 	if (!h)
 		return false;
-	if (heap_lock(h) == 0) {
+	if (rt_heap_lock(h) == 0) {
 		do_free(h, ptr, call);
-		publish(h);
-		heap_unlock(h);
+		rt_heap_publish(h);
+		rt_heap_unlock(h);
 	}
 	return true;
 }
@@ -1426,11 +1529,12 @@ bool rt_heap_free_foreign(void *ptr, const char *call)
 size_t rt_heap_block_size(const void *ptr, const char *call)
 {
 	struct rtalloc_heap *h = heap_of(ptr);
-	if (!h || heap_lock(h) != 0)
+	if (!h || rt_heap_lock(h) != 0)
 		return 0;
 	size_t sz;
-	live_block(h, ptr, call, &sz);
-	heap_unlock(h);
+	unsigned r;
+	live_block(h, ptr, call, &sz, &r);
+	rt_heap_unlock(h);
 	return sz;
 }
 
@@ -1468,13 +1572,13 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 {
 	if (!valid(h))
 		return "not a heap";
-	if (heap_lock(h) != 0)
+	if (rt_heap_lock(h) != 0)
 		return "heap lock unrecoverable";
 	const struct rt_heap_hdr *H = h->hdr;
 	const char *why = NULL;
 	uint64_t live = 0, small_free = 0;
 	for (unsigned r = 0; r < H->nregions && !why; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		const struct rt_buddy *b = &H->reg[r].buddy;
+		const struct rt_buddy *b = cbud(h, r);
 		why = rt_buddy_check(b);
 		for (uint32_t v = b->skew; v < b->committed && !why;) { /* bound: the pages */
 			uint32_t idx = v - b->skew + b->first;
@@ -1509,15 +1613,15 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 		why = "heap: live block count differs";
 	if (!why && small_free != H->small_free)
 		why = "heap: small free bytes differ";
-	if (!why && H->min_free > free_bytes(H))
+	if (!why && H->min_free > free_bytes(h))
 		why = "heap: lowest free above the free count";
-	heap_unlock(h);
+	rt_heap_unlock(h);
 	return why;
 }
 
 void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
 {
-	if (!valid(h) || heap_lock(h) != 0)
+	if (!valid(h) || rt_heap_lock(h) != 0)
 		_exit(3);
 	if (scramble) /* a page taken from the buddy, not yet given a class */
 		buddy_alloc(h, 0);
@@ -1530,4 +1634,32 @@ void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
 unsigned rt_heap_recoveries(rtalloc_heap_t *h)
 {
 	return valid(h) ? h->hdr->recoveries : 0;
+}
+
+size_t rt_heap_header_bytes(void)
+{
+	return sizeof(struct rt_heap_hdr);
+}
+
+void rt_heap_debug_syscalls(unsigned *wakes, unsigned *probes)
+{
+	*wakes = dbg_wakes;
+	*probes = dbg_probes;
+}
+
+void rt_heap_debug_prio_reads(unsigned *reads, unsigned *under_lock)
+{
+	*reads = dbg_prio_reads;
+	*under_lock = dbg_prio_locked;
+}
+
+void rt_heap_debug_hold_registry(int notify_fd, const int *release)
+{
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	if (write(notify_fd, "r", 1) != 1)
+		abort();
+	while (!__atomic_load_n(release, __ATOMIC_ACQUIRE)) /* bound: none (a test's holder) */
+		rt_os_sleep_ns(1000000);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
 }

@@ -25,5 +25,16 @@ RT_HIDDEN void *rt_heap_thread_alloc(void *h, size_t n);
 RT_HIDDEN const char *rt_heap_check(rtalloc_heap_t *h);
 RT_HIDDEN RT_NORETURN void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd);
 RT_HIDDEN unsigned rt_heap_recoveries(rtalloc_heap_t *h);
+/* Tests: the calling thread's FUTEX_WAKE calls and kill(pid, 0) probes
+ * made by heap functions so far. */
+RT_HIDDEN void rt_heap_debug_syscalls(unsigned *wakes, unsigned *probes);
+/* Tests: the calling thread's priority reads in heap functions so far, and
+ * how many of them were made holding a heap lock. */
+RT_HIDDEN void rt_heap_debug_prio_reads(unsigned *reads, unsigned *under_lock);
+/* Tests: hold the registry lock, write a byte to notify_fd, and release it
+ * once *release is set. */
+RT_HIDDEN void rt_heap_debug_hold_registry(int notify_fd, const int *release);
+/* Tests: bytes of a heap's header (the first words of a shared object). */
+RT_HIDDEN size_t rt_heap_header_bytes(void);
 
 #endif /* RT_HEAP_H */

@@ -7,8 +7,13 @@
  * malloc.  A value that does not parse is reported once on stderr, naming the
  * variable and the value, and the default is used.  Fields set explicitly in
  * struct rtalloc_config win over the environment.
+ *
+ * A secure process (setuid, setgid, file capabilities: AT_SECURE) sees no
+ * variable at all, as glibc ignores MALLOC_* there: the person who runs it
+ * must not choose its pool, its statistics directory or its report file.
  */
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "glue.h"
 
@@ -46,21 +51,22 @@ static const struct option {
 	size_t offset; /* in struct rt_options */
 	const struct choice *words;
 	size_t min;    /* K_SIZE: smallest accepted value */
+	size_t max;    /* K_SIZE: largest accepted value */
 	const char *expect; /* for the error message */
 } table[] = {
 	{"RTALLOC_POOL_SIZE", K_SIZE, offsetof(struct rt_options, pool_size), NULL, MIN_POOL,
-	 "a size of at least 256K, like 64M or 1G"},
+	 RT_POOL_CEIL, "a size from 256K to 4T, like 64M or 1G"},
 	{"RTALLOC_POOL_MAX", K_SIZE, offsetof(struct rt_options, pool_max), NULL, MIN_POOL,
-	 "a size of at least 256K, like 4G"},
+	 RT_POOL_CEIL, "a size from 256K to 4T, like 4G"},
 	{"RTALLOC_STACK_PREFAULT", K_SIZE, offsetof(struct rt_options, stack_prefault), NULL, 0,
-	 "a size, like 0, 128K or 1M"},
-	{"RTALLOC_MLOCK", K_CHOICE, offsetof(struct rt_options, mlock), mlock_words, 0,
+	 SIZE_MAX, "a size, like 0, 128K or 1M"},
+	{"RTALLOC_MLOCK", K_CHOICE, offsetof(struct rt_options, mlock), mlock_words, 0, 0,
 	 "0, 1 or require"},
-	{"RTALLOC_ON_EXHAUST", K_CHOICE, offsetof(struct rt_options, on_exhaust), exhaust_words, 0,
+	{"RTALLOC_ON_EXHAUST", K_CHOICE, offsetof(struct rt_options, on_exhaust), exhaust_words, 0, 0,
 	 "grow, fail or abort"},
-	{"RTALLOC_NUMA", K_CHOICE, offsetof(struct rt_options, numa), numa_words, 0,
+	{"RTALLOC_NUMA", K_CHOICE, offsetof(struct rt_options, numa), numa_words, 0, 0,
 	 "local, interleave or off"},
-	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, "0 or 1"},
+	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, 0, "0 or 1"},
 };
 
 #define DEFAULT_POOL ((size_t)64 << 20)
@@ -112,6 +118,9 @@ static char proc_env[32768];
 
 const char *rt_options_env(const char *name)
 {
+	/* Secure: nothing (getauxval reads what ld.so saved: safe this early). */
+	if (getauxval(AT_SECURE))
+		return NULL;
 	size_t len = strlen(name);
 	if (environ) {
 		for (char **e = environ; *e; e++) /* bound: the environment */
@@ -149,7 +158,7 @@ void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg)
 		char *field = (char *)o + t->offset;
 		if (t->kind == K_SIZE) {
 			size_t v;
-			if (rt_parse_size(s, &v) && v >= t->min)
+			if (rt_parse_size(s, &v) && v >= t->min && v <= t->max)
 				memcpy(field, &v, sizeof(v));
 			else
 				rt_say("%s=\"%s\" is not %s; using the default", t->name, s, t->expect);
@@ -178,10 +187,18 @@ void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg)
 	}
 	if (o->stack_prefault > MAX_STACK_PREFAULT)
 		o->stack_prefault = MAX_STACK_PREFAULT;
-	/* Growth room: 16 times the pool, at least 1 GiB of address space. */
 	if (!o->pool_max)
-		o->pool_max = o->pool_size > (SIZE_MAX >> 5) ? o->pool_size
-			      : (o->pool_size * 16 > ((size_t)1 << 30) ? o->pool_size * 16 : (size_t)1 << 30);
+		o->pool_max = rt_options_default_max(o->pool_size);
 	if (o->pool_max < o->pool_size)
 		o->pool_max = o->pool_size;
+}
+
+/* Growth room: 16 times the pool, at least 1 GiB of address space, at most
+ * RT_POOL_CEIL (but never below the pool). */
+size_t rt_options_default_max(size_t pool)
+{
+	size_t max = pool > RT_POOL_CEIL / 16 ? RT_POOL_CEIL : pool * 16;
+	if (max < ((size_t)1 << 30))
+		max = (size_t)1 << 30;
+	return max < pool ? pool : max;
 }

@@ -38,7 +38,15 @@ struct rt_global rt_g;
 
 extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
 
-static inline size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
+/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
+ * caller may be anything). */
+static inline size_t page_round(size_t n)
+{
+	size_t r;
+	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
+		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
+	return r & ~(RT_PAGE_SIZE - 1);
+}
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -179,31 +187,246 @@ static int setup_user_memory(void *mem, size_t size)
 	return rt_arena_init(&rt_g.arenas[0], 0, -1, 0, (uint32_t)npages, (uint32_t)npages);
 }
 
-static int setup_os_memory(void)
+/* ---- what the machine can give ------------------------------------------------ */
+
+/* The value of "key" (like "MemAvailable:") in a /proc text, in units of
+ * `unit` bytes, as bytes; SIZE_MAX when absent or too large. */
+static size_t proc_value(const char *text, const char *key, size_t unit)
+{
+	const char *v = strstr(text, key);
+	if (!v)
+		return SIZE_MAX;
+	size_t n = 0;
+	for (v += strlen(key); *v == ' ' || *v == '\t'; v++) /* bound: the text */
+		;
+	if (*v < '0' || *v > '9')
+		return SIZE_MAX;
+	for (; *v >= '0' && *v <= '9'; v++) /* bound: the text */
+		if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (size_t)(*v - '0'), &n))
+			return SIZE_MAX;
+	return __builtin_mul_overflow(n, unit, &n) ? SIZE_MAX : n;
+}
+
+/* What the pool may take (SIZE_MAX: no limit known), and the name of the
+ * limit that binds, for the message. */
+struct room {
+	size_t commit;          /* bytes the pool may commit and pre-fault */
+	const char *commit_why;
+	size_t reserve;         /* address space the reservation may take */
+	const char *reserve_why;
+};
+
+static void room_of(struct room *r)
+{
+	char buf[4096]; /* meminfo and status are about 1.5 KiB */
+	*r = (struct room){SIZE_MAX, "", SIZE_MAX, ""};
+	/* Memory: 15/16 of MemAvailable (leave the rest of the program and the
+	 * system room: beyond it pre-faulting calls in the OOM killer). */
+	if (rt_os_read_file("/proc/meminfo", buf, sizeof(buf)) > 0) {
+		size_t avail = proc_value(buf, "MemAvailable:", 1024);
+		if (avail != SIZE_MAX) {
+			r->commit = avail - avail / 16;
+			r->commit_why = "15/16 of MemAvailable";
+		}
+		/* Strict overcommit: what the commit limit leaves. */
+		char mode[8];
+		if (rt_os_read_file("/proc/sys/vm/overcommit_memory", mode, sizeof(mode)) > 0 && mode[0] == '2') {
+			size_t limit = proc_value(buf, "CommitLimit:", 1024), used = proc_value(buf, "Committed_AS:", 1024);
+			if (limit != SIZE_MAX && used != SIZE_MAX) {
+				size_t left = limit > used ? limit - used : 0;
+				if (left < r->commit) {
+					r->commit = left;
+					r->commit_why = "what the commit limit leaves (vm.overcommit_memory=2)";
+				}
+			}
+		}
+	}
+	/* RLIMIT_DATA (committed private memory) and RLIMIT_AS (address space),
+	 * against what the process has already.  Of RLIMIT_AS the reservation
+	 * takes at most half: thread stacks and libraries need the rest. */
+	struct rlimit data = {RLIM_INFINITY, RLIM_INFINITY}, as = {RLIM_INFINITY, RLIM_INFINITY};
+	getrlimit(RLIMIT_DATA, &data);
+	getrlimit(RLIMIT_AS, &as);
+	if ((data.rlim_cur == RLIM_INFINITY && as.rlim_cur == RLIM_INFINITY) ||
+	    rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return;
+	size_t vm_data = proc_value(buf, "VmData:", 1024), vm_size = proc_value(buf, "VmSize:", 1024);
+	if (data.rlim_cur != RLIM_INFINITY && vm_data != SIZE_MAX) {
+		size_t left = data.rlim_cur > vm_data ? (size_t)data.rlim_cur - vm_data : 0;
+		if (left < r->commit) {
+			r->commit = left;
+			r->commit_why = "what RLIMIT_DATA leaves";
+		}
+	}
+	if (as.rlim_cur != RLIM_INFINITY && vm_size != SIZE_MAX) {
+		r->reserve = as.rlim_cur > vm_size ? ((size_t)as.rlim_cur - vm_size) / 2 : 0;
+		r->reserve_why = "half of what RLIMIT_AS leaves";
+	}
+}
+
+/* The slot of an arena (pages, a power of two) for a maximum of max bytes
+ * over n arenas. */
+static size_t slot_pages(size_t max, unsigned n)
+{
+	size_t pages = page_round(max / n) >> RT_PAGE_SHIFT;
+	return pages <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(pages - 1));
+}
+
+/* Address space of the reservation for a maximum of max bytes: the slots
+ * and their descriptors (max <= RT_POOL_CEIL: no overflow). */
+static size_t reserve_bytes(size_t max, unsigned n)
+{
+	size_t pages = slot_pages(max, n) * n;
+	return (pages << RT_PAGE_SHIFT) + page_round(pages * sizeof(struct rt_page));
+}
+
+/* Memory committed for a pool of `pool` bytes: the pages and descriptors. */
+static size_t commit_bytes(size_t pool)
+{
+	return page_round(pool) + page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+}
+
+static bool fits(const struct room *r, unsigned n, size_t pool)
+{
+	return commit_bytes(pool) <= r->commit && reserve_bytes(pool, n) <= r->reserve;
+}
+
+/* The largest pool, a whole number of pages per arena and at most `want`,
+ * that the room allows; 0 if not even one page per arena. */
+static size_t largest_fit(const struct room *r, unsigned n, size_t want)
+{
+	size_t unit = (size_t)n << RT_PAGE_SHIFT, lo = 0, hi = want / unit;
+	while (lo < hi) { /* bound: 64 halvings (binary search: fits is monotonic) */
+		size_t mid = lo + (hi - lo + 1) / 2;
+		if (fits(r, n, mid * unit))
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo * unit;
+}
+
+/* The variable that set an option, if the user set it (and it was taken),
+ * with its text; NULL when the option is a default or from the config. */
+static const char *option_source(const char *name, size_t value, bool in_config, const char **text)
+{
+	const char *s = in_config ? NULL : rt_options_env(name);
+	size_t v;
+	if (!s || !rt_parse_size(s, &v) || v != value)
+		return NULL;
+	*text = s;
+	return name;
+}
+
+/* Before anything is reserved: the pool must fit the memory the machine has
+ * (pre-faulting more calls in the OOM killer) and the limits of the process,
+ * the reservation the address space RLIMIT_AS leaves.  A size from the
+ * environment that does not fit is refused with one line naming the variable
+ * and the limit, and the default (or what fits) is used; a size from the
+ * config is not silently lowered: ENOMEM. */
+static int fit_pool(const struct rtalloc_config *cfg, unsigned n)
+{
+	struct rt_options *o = &rt_g.opt;
+	struct room r;
+	room_of(&r);
+	const char *size_text = NULL, *max_text = NULL;
+	const char *size_var = option_source("RTALLOC_POOL_SIZE", o->pool_size, cfg && cfg->pool_size, &size_text);
+	const char *max_var = option_source("RTALLOC_POOL_MAX", o->pool_max, cfg && cfg->pool_max, &max_text);
+	if (o->pool_size > RT_POOL_CEIL || o->pool_max > RT_POOL_CEIL)
+		return ENOMEM; /* only from a config: the environment's are refused earlier */
+	if (!fits(&r, n, o->pool_size)) {
+		if (cfg && cfg->pool_size)
+			return ENOMEM;
+		const char *why = commit_bytes(o->pool_size) > r.commit ? r.commit_why : r.reserve_why;
+		size_t limit = commit_bytes(o->pool_size) > r.commit ? r.commit : r.reserve;
+		size_t use = largest_fit(&r, n, (size_t)64 << 20); /* the default, or what fits */
+		if (use < ((size_t)256 << 10))
+			use = (size_t)256 << 10; /* the smallest pool: let setting it up say why not */
+		if (size_var)
+			rt_say("%s=\"%s\" does not fit %s (%zu KiB); using a pool of %zu KiB", size_var, size_text,
+			       why, limit >> 10, use >> 10);
+		else
+			rt_say("the default pool (%zu KiB) does not fit %s (%zu KiB); using a pool of %zu KiB",
+			       o->pool_size >> 10, why, limit >> 10, use >> 10);
+		o->pool_size = use;
+		if (!max_var && !(cfg && cfg->pool_max))
+			o->pool_max = rt_options_default_max(use);
+		if (o->pool_max < use)
+			o->pool_max = use;
+	}
+	if (reserve_bytes(o->pool_max, n) > r.reserve) {
+		/* Growth room: the largest slots that fit, never below the pool. */
+		if (cfg && cfg->pool_max)
+			return ENOMEM;
+		size_t max = o->pool_max;
+		while (max > o->pool_size && reserve_bytes(max, n) > r.reserve) /* bound: 64 halvings */
+			max = (slot_pages(max, n) >> 1) * n << RT_PAGE_SHIFT;
+		if (max < o->pool_size)
+			max = o->pool_size;
+		if (max_var)
+			rt_say("%s=\"%s\" does not fit %s (%zu KiB); the pool may grow to %zu KiB", max_var,
+			       max_text, r.reserve_why, r.reserve >> 10, max >> 10);
+		o->pool_max = max;
+	}
+	return 0;
+}
+
+/* Reserve len bytes aligned to align (a power of two): first at the aligned
+ * address nearest to where the kernel puts len bytes (no more than len is
+ * ever mapped: an address-space limit is not exceeded on the way), else len +
+ * align and trimmed. */
+static void *reserve_aligned(size_t len, size_t align)
+{
+	char *raw = rt_os_reserve(len);
+	if (!raw)
+		return NULL;
+	if (!((uintptr_t)raw & (align - 1)))
+		return raw;
+	rt_os_unmap(raw, len);
+	uintptr_t down = (uintptr_t)raw & ~(align - 1), up = down + align;
+	void *p = down ? rt_os_reserve_at((void *)down, len) : NULL;
+	if (!p && up > down)
+		p = rt_os_reserve_at((void *)up, len);
+	if (p)
+		return p;
+	raw = rt_os_reserve(len + align);
+	if (!raw)
+		return NULL;
+	uintptr_t base = ((uintptr_t)raw + align - 1) & ~(align - 1);
+	if (base > (uintptr_t)raw)
+		rt_os_unmap(raw, base - (uintptr_t)raw);
+	if ((uintptr_t)raw + len + align > base + len)
+		rt_os_unmap((void *)(base + len), (uintptr_t)raw + align - base);
+	return (void *)base;
+}
+
+/* Arenas: one per NUMA node with RTALLOC_NUMA=local on several nodes. */
+static unsigned arena_count(void)
 {
 	unsigned long mask = 0;
 	unsigned nodes = numa_nodes(&mask);
 	rt_g.nnodes = nodes;
 	rt_g.node_mask = mask;
-	unsigned n = 1;
 	if (rt_g.opt.numa == RTALLOC_NUMA_LOCAL && nodes > 1)
-		n = nodes > RT_MAX_ARENAS ? RT_MAX_ARENAS : nodes;
+		return nodes > RT_MAX_ARENAS ? RT_MAX_ARENAS : nodes;
+	return 1;
+}
+
+static int setup_os_memory(void)
+{
+	unsigned n = arena_count();
+	unsigned long mask = rt_g.node_mask;
+	int e;
 	size_t pool = page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
 	size_t max = page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
-	size_t slot = (size_t)1 << (64 - __builtin_clzll(max - 1)); /* pages, power of two */
-	if (slot * n > RT_NIL / 2) {
-		rt_say("RTALLOC_POOL_MAX of %zu bytes is beyond what one process can address", rt_g.opt.pool_max);
-		return EINVAL;
-	}
+	size_t slot = slot_pages(rt_g.opt.pool_max, n);
+	if (slot * n > RT_NIL / 2 || pool == 0)
+		return ENOMEM; /* fit_pool keeps sizes below RT_POOL_CEIL: never */
 	size_t span = (slot * n) << RT_PAGE_SHIFT, align = slot << RT_PAGE_SHIFT;
-	char *raw = rt_os_reserve(span + align);
-	if (!raw)
+	char *res = reserve_aligned(span, align);
+	if (!res)
 		return ENOMEM;
-	uintptr_t base = ((uintptr_t)raw + align - 1) & ~(align - 1);
-	if (base > (uintptr_t)raw)
-		rt_os_unmap(raw, base - (uintptr_t)raw);
-	if ((uintptr_t)raw + span + align > base + span)
-		rt_os_unmap((void *)(base + span), (uintptr_t)raw + align - base);
+	uintptr_t base = (uintptr_t)res;
 	size_t dbytes = page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
 	void *desc = mmap(NULL, dbytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (desc == MAP_FAILED) {
@@ -220,7 +443,7 @@ static int setup_os_memory(void)
 			node++;
 		a->node = n > 1 ? node++ : -1; /* bound to a node only when there are several arenas */
 		uint32_t first = (uint32_t)(i * slot);
-		int e = commit(a, first, first + (uint32_t)pool);
+		e = commit(a, first, first + (uint32_t)pool);
 		if (e) {
 			rt_say("cannot pre-fault a pool of %zu bytes (%s)", rt_g.opt.pool_size,
 			       strerrorname_np(e));
@@ -365,7 +588,6 @@ struct rt_arena *rt_pool_arena_for_thread(void)
 
 void rt_pool_fork_prepare(void)
 {
-	rt_rcu_fork_prepare(); /* liburcu's own locks (a thread exiting holds them) */
 	for (unsigned i = 0; i < rt_g.narenas; i++)
 		rt_arena_lock(&rt_g.arenas[i]);
 }
@@ -374,7 +596,6 @@ void rt_pool_fork_parent(void)
 {
 	for (unsigned i = rt_g.narenas; i-- > 0;)
 		rt_arena_unlock(&rt_g.arenas[i]);
-	rt_rcu_fork_parent();
 }
 
 /* The child has one thread; the locks were held by the parent's forking
@@ -390,7 +611,6 @@ void rt_pool_fork_child(void)
 	for (unsigned i = 0; i < rt_g.narenas; i++)
 		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
 	pthread_mutexattr_destroy(&at);
-	rt_rcu_fork_child();
 	rt_stats_fork_child(); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;
@@ -407,6 +627,17 @@ void rt_pool_relock_child(void)
 
 /* ---- initialisation -------------------------------------------------------------- */
 
+/* Can the pool grow to `size` bytes: within the reservation and the memory
+ * the machine has (the checks of fit_pool, for what is added)? */
+static bool growth_fits(size_t size)
+{
+	if (size > rt_g.opt.pool_max)
+		return false;
+	struct room r;
+	room_of(&r);
+	return commit_bytes(size - rt_g.pool_bytes) <= r.commit;
+}
+
 /* A later rtalloc_init(): apply what can change on a live pool. */
 static int reconfigure(const struct rtalloc_config *cfg)
 {
@@ -414,7 +645,9 @@ static int reconfigure(const struct rtalloc_config *cfg)
 	if (cfg) {
 		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
 			rt_g.opt.on_exhaust = cfg->on_exhaust;
-		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
+		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory && !growth_fits(cfg->pool_size)) {
+			e = ENOMEM; /* beyond RTALLOC_POOL_MAX or the memory there is: nothing committed */
+		} else if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
 			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
 			for (unsigned i = 0; i < rt_g.narenas; i++) {
 				struct rt_arena *a = &rt_g.arenas[i];
@@ -482,24 +715,31 @@ int rt_init(const struct rtalloc_config *cfg)
 		return cfg ? reconfigure(cfg) : 0;
 	}
 	int saved = errno;
+	bool retry = false;
 	uint64_t started = rt_os_now_ns();
 	rt_options_read(&rt_g.opt, cfg);
 	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
+	rt_g.link_key = rt_os_random();
 	int e = pthread_key_create(&rt_g.thread_key, rt_tcache_thread_exit);
 	if (!e) {
 		if (cfg && cfg->memory)
 			e = setup_user_memory(cfg->memory, cfg->memory_size);
 		else {
 			populate_later = rt_g.opt.mlock != RTALLOC_MLOCK_OFF;
-			e = setup_os_memory();
+			/* A config the machine cannot give fails before anything
+			 * is reserved: it can be retried with a smaller one. */
+			e = fit_pool(cfg, arena_count());
+			retry = e != 0;
+			if (!e)
+				e = setup_os_memory();
 		}
 	}
 	if (e) {
 		/* Bad caller memory can be retried with a better config; a system
 		 * that cannot give us a pool cannot. */
-		if (e == EINVAL)
+		if (e == EINVAL || retry)
 			pthread_key_delete(rt_g.thread_key);
-		__atomic_store_n(&rt_g.init_state, e == EINVAL ? RT_INIT_NONE : RT_INIT_FAILED,
+		__atomic_store_n(&rt_g.init_state, e == EINVAL || retry ? RT_INIT_NONE : RT_INIT_FAILED,
 				 __ATOMIC_RELEASE);
 		errno = saved;
 		return e;

@@ -22,10 +22,12 @@
  *             requests are "huge": a buddy block of their own, not cached.
  *   block     What malloc returns.  Blocks carry no header.  Every block is
  *             aligned to its size, so alignment requests are a rounding.
- *   free list A singly linked list through free blocks: word 0 is the next
- *             pointer, word 1 holds rt_g.key while the block is free (the
- *             double-free stamp).  Live blocks never hold the key in word 1
- *             (it is cleared when the block is handed out).
+ *   free list A singly linked list through free blocks: word 0 is the link
+ *             to the next block, encoded (rt_link_get/rt_link_set below),
+ *             word 1 the block's free stamp, a value bound to its address
+ *             that says who holds it: a thread list or the arena.  Live
+ *             blocks never hold a stamp of their own address in word 1 (it
+ *             is cleared when the block is handed out).  Lists end in NULL.
  *   tcache    A thread's free lists, one per class, with bounded length.  Any
  *             thread may free any block into its own tcache; overflow is
  *             flushed, underflow refilled, in bounded batches, to/from the
@@ -48,7 +50,6 @@
 #include <pthread.h>
 
 #include "rtalloc.h"
-#include <urcu/list.h>
 
 #include "stats.h"
 
@@ -154,7 +155,8 @@ static inline unsigned rt_order_of(size_t n)
  *   S2  small page with 0 < nfree < blocks per page is on its arena's
  *       partial list of its class;
  *   S3  small page with nfree = blocks per page (every block free) is on its
- *       arena's empty list, counted in nempty, reusable by any class.
+ *       arena's empty list, counted in nempty, reusable by any class;
+ *   S4  nempty <= RT_EMPTY_KEEP whenever the arena's lock is free.
  *   Cached classes (medium) keep carved = RT_PAGE_SIZE so the free path's
  *   "inside the carved part" test passes for their (page-aligned) blocks.
  */
@@ -217,12 +219,17 @@ struct rt_arena {
 	uint64_t last_grow_ns;
 	uint64_t class_units[RT_STATS_CLASSES];
 	size_t published_mark; /* page figures when last published (bucket.c) */
+	/* Pages moved by this arena's operations, only grows: the tests bound
+	 * one call's work with the difference (bucket.c). */
+	uint64_t steps;
 };
+#define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, bucket.c) */
 
 /* ---- thread caches ----------------------------------------------------- */
 
-/* Invariant: the list from head has exactly count blocks, and the last
- * block's link is the sentinel (void *)rt_g.base (once the thread is set up).
+/* Invariant T1: the list from head has exactly count blocks, each a block
+ * start of this class on a page of this class, stamped RT_STAMP_CACHED; the
+ * last one's link decodes to NULL (rt_tcache_check walks it).
  * allocs and frees count the fast paths' blocks of this class (the slow
  * paths count theirs in rt_tcache.st): the thread's allocations and bytes
  * are derived from them when read (rt_tcache_counters), so the fast paths
@@ -250,7 +257,6 @@ struct rt_tcache {
 	struct rt_bin bin[RT_CLS_HUGE + 1];
 	struct rt_tcounters st;       /* the slow paths' counts (rt_tcache_counters adds the bins') */
 	struct rt_stats_slot *slot;   /* this thread's slot in the stats region, or NULL */
-	struct cds_list_head node;    /* in the registry of live threads (stats.c, RCU) */
 	/* The bins' counts as last folded for publishing to the slot (a slow
 	 * path folds two classes, so its cost stays constant): mallocs, frees,
 	 * bytes_allocated, bytes_freed; the other fields stay 0. */
@@ -260,6 +266,9 @@ struct rt_tcache {
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
+	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
+	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 
@@ -280,11 +289,12 @@ struct rt_options {
 enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };
 
 struct rt_global {
-	/* hot: read by every free */
+	/* hot: read by every malloc and free, one cache line */
 	uintptr_t base;        /* start of the space */
 	uintptr_t span;        /* its length in bytes; 0 before init: nothing is ours */
 	struct rt_page *pages; /* descriptors of the space */
-	uintptr_t key;         /* double-free stamp, random per process */
+	uintptr_t key;         /* free stamps: rt_stamp_*(), random per process, odd */
+	uintptr_t link_key;    /* free-list links: rt_link_*(), random per process */
 	/* cold */
 	unsigned narenas;
 	struct rt_arena arenas[RT_MAX_ARENAS];
@@ -298,9 +308,117 @@ struct rt_global {
 	size_t pool_bytes;     /* committed bytes over all arenas */
 	uint64_t init_ns;      /* CLOCK_MONOTONIC when init finished */
 	pthread_key_t thread_key;
-};
+} __attribute__((aligned(64)));
 
 extern struct rt_global rt_g RT_HIDDEN;
+
+/* ---- free blocks: links and stamps ------------------------------------------
+ *
+ * Free blocks live in user memory, which a buggy or hostile program can
+ * write after free.  Nothing read from a free block is used before it is
+ * checked (glibc's safe-linking, scudo's checksums, in our form):
+ *   link   word 0 holds next XOR (the block's own address >> RT_PAGE_SHIFT)
+ *          XOR rt_g.link_key.  A forged or overwritten link decodes to a
+ *          random address unless the writer knows the secret and where the
+ *          block is; an off-by-one NUL scrambles it.
+ *   stamp  word 1 holds rt_g.key XOR the block's address, and XOR 1 while
+ *          the arena holds the block (a page's free list, or never carved):
+ *            RT_STAMP_CACHED  on a thread's list (alloc.h, tcache.c)
+ *            RT_STAMP_HELD    held by the arena (bucket.c)
+ *          A block is popped only with the stamp of its list, and every move
+ *          between a thread and the arena checks and rewrites it: a block
+ *          freed twice (even after a use after free cleared its stamp), or
+ *          a link to a live block, is caught before the block is handed out.
+ *          Stamps are bound to their address: a copy of a free block's bytes
+ *          elsewhere (stale memory a valid program copies) is no stamp.
+ * A popped block is also checked against its page's class (the descriptor,
+ * apart from user memory): a stale stamp left inside a page that now serves
+ * another class never passes. */
+enum { RT_STAMP_CACHED = 0, RT_STAMP_HELD = 1 };
+
+static inline uintptr_t rt_stamp(const void *b, unsigned holder)
+{
+	return rt_g.key ^ (uintptr_t)b ^ holder;
+}
+
+/* Does block b carry a free stamp, of either holder? */
+static inline bool rt_stamped(const void *b)
+{
+	return (((const uintptr_t *)b)[1] ^ rt_g.key ^ (uintptr_t)b) <= 1;
+}
+
+static inline bool rt_stamped_by(const void *b, unsigned holder)
+{
+	return ((const uintptr_t *)b)[1] == rt_stamp(b, holder);
+}
+
+static inline void rt_stamp_set(void *b, unsigned holder) { ((uintptr_t *)b)[1] = rt_stamp(b, holder); }
+
+static inline uintptr_t rt_link_mask(const void *b)
+{
+	return ((uintptr_t)b >> RT_PAGE_SHIFT) ^ rt_g.link_key;
+}
+
+static inline void *rt_link_get(const void *b)
+{
+	return (void *)(((const uintptr_t *)b)[0] ^ rt_link_mask(b));
+}
+
+static inline void rt_link_set(void *b, const void *next)
+{
+	((uintptr_t *)b)[0] = (uintptr_t)next ^ rt_link_mask(b);
+}
+
+/* ---- page lists ------------------------------------------------------------
+ *
+ * The one list type of page descriptors: doubly linked through next/prev
+ * (page indices into the descriptor array d of n descriptors), ending in
+ * RT_NIL, with its head a uint32_t somewhere else (a buddy order, a class's
+ * partial pages, an arena's idle pages, a heap's partial pages).  O(1) each;
+ * the caller holds the lock of the structure the list belongs to.  Every
+ * link is read once and checked against n before it is used: a shared
+ * heap's descriptors are in memory other processes write. */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_plist_corrupt(const void *d, uint32_t idx);
+
+static inline uint32_t rt_plist_link(const struct rt_page *d, uint32_t n, uint32_t i)
+{
+	if (rt_unlikely(i != RT_NIL && i >= n))
+		rt_plist_corrupt(d, i);
+	return i;
+}
+
+static inline void rt_plist_push(struct rt_page *d, uint32_t n, uint32_t *head, uint32_t idx)
+{
+	uint32_t next = rt_plist_link(d, n, *head);
+	struct rt_page *pg = &d[idx];
+	pg->prev = RT_NIL;
+	pg->next = next;
+	if (next != RT_NIL)
+		d[next].prev = idx;
+	*head = idx;
+}
+
+static inline void rt_plist_unlink(struct rt_page *d, uint32_t n, uint32_t *head, uint32_t idx)
+{
+	struct rt_page *pg = &d[idx];
+	uint32_t prev = rt_plist_link(d, n, pg->prev), next = rt_plist_link(d, n, pg->next);
+	if (prev != RT_NIL)
+		d[prev].next = next;
+	else
+		*head = next;
+	if (next != RT_NIL)
+		d[next].prev = prev;
+	pg->next = pg->prev = RT_NIL;
+}
+
+/* The first page of the list, unlinked; RT_NIL when it is empty. */
+static inline uint32_t rt_plist_pop(struct rt_page *d, uint32_t n, uint32_t *head)
+{
+	uint32_t idx = rt_plist_link(d, n, *head);
+	if (idx != RT_NIL)
+		rt_plist_unlink(d, n, head, idx);
+	return idx;
+}
 
 static inline struct rt_page *rt_page_of(const void *p)
 {
@@ -347,7 +465,8 @@ RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
 RT_HIDDEN void *rt_malloc_slow(size_t n);
 RT_HIDDEN void rt_free_slow(void *p, const char *call);
 RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
-RT_HIDDEN RT_NORETURN RT_COLD void rt_list_corrupt(const void *p);
+/* Aborts; declared to return so that the fast path tail-calls it. */
+RT_HIDDEN RT_COLD void *rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
 RT_HIDDEN void rt_tcache_restore_limits(struct rt_tcache *tc); /* after rt_tcache_flush_all */
 RT_HIDDEN int rt_tcache_prepare(void);
@@ -363,6 +482,8 @@ RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounter
 /* The calling thread's: add the bins' counts since the last fold to tc->fold,
  * for class c and one more in turn (c = 0: every class). */
 RT_HIDDEN void rt_tcache_fold(struct rt_tcache *tc, unsigned c);
+/* The calling thread's lists against T1: NULL, or what is broken. */
+RT_HIDDEN const char *rt_tcache_check(void);
 
 /* ---- pool.c -------------------------------------------------------------- */
 RT_HIDDEN int rt_init(const struct rtalloc_config *cfg);
@@ -408,6 +529,7 @@ extern struct rt_stats_region *rt_stats RT_HIDDEN;
 RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg);
 RT_HIDDEN bool rt_parse_size(const char *s, size_t *out);
 RT_HIDDEN const char *rt_options_env(const char *name); /* environ without getenv */
+RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX unset */
 
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);

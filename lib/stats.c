@@ -12,17 +12,54 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "glue.h"
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
-/* The registry of live threads: their tcaches (TLS), linked under
- * registry_lock (PI), read under RCU (see rt_stats_thread_exit). */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
-static CDS_LIST_HEAD(registry);
+/* exit_lock (PI) serialises exiting threads' updates of the exited totals
+ * (one exit_seq writer at a time). */
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
+
+/* The registry of live threads: record i names the tcache (TLS) of the thread
+ * that holds slot i of the region.  A reader takes the record's lock (PI)
+ * for as long as it reads that one tcache (rt_tcache_counters, a constant
+ * number of loads); the thread takes it once at start and once at exit, to
+ * set and clear tc.  So an exiting thread waits at most for one reader's
+ * read of its own counters, boosted to its priority: no grace period, no
+ * IPI, whatever the number of threads or readers.  Records are static:
+ * never freed, so a reader never touches memory that went away. */
+struct rt_thread_rec {
+	pthread_mutex_t lock;
+	struct rt_tcache *tc; /* under lock; NULL: no live thread here */
+};
+static struct rt_thread_rec records[RT_STATS_SLOTS];
+
+static void pi_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t at;
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+}
+
+/* Every record's lock made anew, every record empty but keep's (fork's
+ * child: the other threads are gone, a reader may have held a lock). */
+static void records_init(const struct rt_tcache *keep)
+{
+	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: RT_STATS_SLOTS */
+		pi_mutex_init(&records[i].lock);
+		records[i].tc = keep && keep->slot && rt_stats &&
+					keep->slot == &rt_stats->slots[i]
+				? (struct rt_tcache *)keep
+				: NULL;
+	}
+}
 
 /* ---- the region ---------------------------------------------------------------- */
 
@@ -36,13 +73,30 @@ static void fmt(char *buf, size_t len, const char *f, ...)
 	va_end(ap);
 }
 
+/* Is the directory, or the open file, on a tmpfs (memory: no disk I/O
+ * under a write)? */
+static bool dir_on_tmpfs(const char *path)
+{
+	struct statfs sf;
+	return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+static bool fd_on_tmpfs(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 /* The region as a file others can map, or NULL.  O_EXCL|O_NOFOLLOW: never
  * opens what someone else put at the path.  A file of ours with our pid is a
- * dead process's (pids are reused): removed and created anew, once. */
+ * dead process's (pids are reused): removed and created anew, once.  Only on
+ * a tmpfs ($XDG_RUNTIME_DIR if it is one, else /dev/shm), and only with its
+ * blocks reserved (fallocate): a full filesystem must refuse the file now,
+ * not kill a thread with SIGBUS at its first write into a page never
+ * backed.  Any failure: one message, and the region stays in this process. */
 static struct rt_stats_region *create_file(void)
 {
 	const char *dir = rt_options_env("XDG_RUNTIME_DIR");
-	if (!dir || dir[0] != '/' || strlen(dir) > 200)
+	if (!dir || dir[0] != '/' || strlen(dir) > 200 || !dir_on_tmpfs(dir))
 		dir = "/dev/shm";
 	fmt(region_path, sizeof(region_path), "%s/rtalloc-%u-%d.stats", dir, (unsigned)getuid(), (int)getpid());
 	int fd = -1;
@@ -54,14 +108,21 @@ static struct rt_stats_region *create_file(void)
 			unlink(region_path);
 	}
 	if (fd < 0) {
-		rt_say("cannot create the statistics file %s (%s): rtalloc-stat will not see this process",
-		       region_path, strerrorname_np(errno));
+		rt_say("cannot create the statistics file %s (%s): statistics stay in this process; "
+		       "rtalloc-stat will not see it", region_path, strerrorname_np(errno));
 		region_path[0] = '\0';
 		return NULL;
 	}
+	const char *why = NULL;
 	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)region_bytes()) == 0)
+	if (!fd_on_tmpfs(fd))
+		why = "not on a tmpfs";
+	else if (fallocate(fd, 0, 0, (off_t)region_bytes()) != 0)
+		why = strerrorname_np(errno);
+	else
 		p = mmap(NULL, region_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (!why && p == MAP_FAILED)
+		why = strerrorname_np(errno);
 	/* Read-only on disk from now on: our mapping stays writable, and nobody
 	 * (not even a careless tool of the same user) truncates it under us,
 	 * which would kill this process with SIGBUS at its next write. */
@@ -69,6 +130,8 @@ static struct rt_stats_region *create_file(void)
 		fchmod(fd, 0400);
 	close(fd);
 	if (p == MAP_FAILED) {
+		rt_say("cannot reserve the statistics file %s (%s): statistics stay in this process; "
+		       "rtalloc-stat will not see it", region_path, why);
 		unlink(region_path);
 		region_path[0] = '\0';
 		return NULL;
@@ -78,11 +141,8 @@ static struct rt_stats_region *create_file(void)
 
 void rt_stats_init(void)
 {
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&registry_lock, &at);
-	pthread_mutexattr_destroy(&at);
+	pi_mutex_init(&exit_lock);
+	records_init(NULL); /* also faults the records in: thread start touches them */
 
 	struct rt_stats_region *r = rt_g.opt.stats && !rt_g.user_memory ? create_file() : NULL;
 	uint32_t flags = r ? RT_STATS_F_EXPORTED : 0;
@@ -150,12 +210,12 @@ __attribute__((destructor)) static void stats_at_exit(void)
 void rt_stats_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
-	CDS_INIT_LIST_HEAD(&registry); /* the other threads are gone, and their TLS */
-	if (tc->state == RT_TC_LIVE)
-		cds_list_add(&tc->node, &registry);
+	pi_mutex_init(&exit_lock);
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
-	if (!old || !r)
+	if (!old || !r) {
+		records_init(tc->state == RT_TC_LIVE ? tc : NULL);
 		return;
+	}
 	memcpy(r, old, sizeof(*r));
 	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
 		if (tc->slot == &old->slots[i]) {
@@ -171,11 +231,7 @@ void rt_stats_fork_child(void)
 	if (old->flags & RT_STATS_F_EXPORTED)
 		munmap(old, region_bytes());
 	region_path[0] = '\0';
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&registry_lock, &at);
-	pthread_mutexattr_destroy(&at);
+	records_init(tc->state == RT_TC_LIVE ? tc : NULL); /* the other threads are gone */
 }
 
 /* ---- writers ---------------------------------------------------------------------- */
@@ -209,9 +265,6 @@ void rt_stats_publish_arena(struct rt_arena *a)
 void rt_stats_thread_start(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
-	pthread_mutex_lock(&registry_lock);
-	cds_list_add_tail_rcu(&tc->node, &registry);
-	pthread_mutex_unlock(&registry_lock);
 	tc->slot = NULL;
 	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
 		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
@@ -229,6 +282,10 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 		return;
 	}
 	struct rt_stats_slot *s = tc->slot;
+	struct rt_thread_rec *rec = &records[s - r->slots];
+	pthread_mutex_lock(&rec->lock);
+	rec->tc = tc;
+	pthread_mutex_unlock(&rec->lock);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->tid, (int32_t)syscall(SYS_gettid));
 	rt_seq_write_end(&s->seq);
@@ -253,25 +310,28 @@ void rt_stats_publish_thread(struct rt_tcache *tc, unsigned cls)
 
 /* A thread leaves its totals behind, leaves the registry and frees its slot.
  * Totals and registry change inside one exit_seq window, so a reader summing
- * both never counts a thread twice or not at all.  Readers may still be
- * walking this thread's node (its TLS): the thread waits for a grace period
- * before it goes on to exit and its TLS is reused.  That wait is the only
- * place an allocating thread meets RCU; readers are short (a walk over the
- * live threads), and thread exit is not a real-time path. */
+ * both never counts a thread twice or not at all.  A reader may be reading
+ * this thread's counters right now: clearing the record under its lock waits
+ * for that one read (a constant, boosted by priority inheritance), after
+ * which no reader can reach this TLS again.  Bound: two PI locks, each held
+ * by others for a constant time; no wait for any other thread's progress. */
 void rt_stats_thread_exit(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
 	struct rt_tcounters c;
 	rt_tcache_counters(tc, &c);
-	pthread_mutex_lock(&registry_lock);
+	pthread_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
 #undef RT_X_ADD
 	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
-	cds_list_del_rcu(&tc->node);
 	struct rt_stats_slot *s = tc->slot;
 	if (s) {
+		struct rt_thread_rec *rec = &records[s - r->slots];
+		pthread_mutex_lock(&rec->lock);
+		rec->tc = NULL;
+		pthread_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
 		RT_SEQ_PUT(s->in_rt, 0);
@@ -281,8 +341,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 		rt_seq_write_end(&s->seq);
 	}
 	rt_seq_write_end(&r->exit_seq);
-	pthread_mutex_unlock(&registry_lock);
-	rt_rcu_synchronize();
+	pthread_mutex_unlock(&exit_lock);
 	if (s) {
 		unsigned i = (unsigned)(s - r->slots);
 		__atomic_fetch_and(&r->slot_map[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELEASE);
@@ -290,10 +349,20 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 	}
 }
 
+/* A refused allocation (no arena lock held).  With RTALLOC_ON_EXHAUST=grow,
+ * the pool was at RTALLOC_POOL_MAX or the request beyond it: said once per
+ * process, as the first growth is (fail is a choice, abort says it itself). */
 void rt_stats_failure(void)
 {
 	if (rt_stats)
 		__atomic_store_n(&rt_stats->last_failure_ns, rt_os_now_ns(), __ATOMIC_RELAXED);
+	static bool said;
+	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_GROW && !rt_g.user_memory &&
+	    !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		rt_say("an allocation was refused (ENOMEM): the pool (%zu KiB) could not grow to serve it, "
+		       "up to RTALLOC_POOL_MAX (%zu KiB); set RTALLOC_POOL_MAX larger. Further refusals "
+		       "are only counted (rtalloc-stat)",
+		       __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) >> 10, rt_g.opt.pool_max >> 10);
 }
 
 /* ---- readers ------------------------------------------------------------------------ */
@@ -318,10 +387,10 @@ void rt_stats_totals(struct rt_totals *t)
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
 
-/* Thread counters of every live thread, read live from their tcaches under
- * RCU, plus those left by exited threads.  Retries (bounded, yielding) while
- * a thread exits meanwhile; after that, the last complete pass is returned.
- * Uninstrumented under TSan: see rt_tcache_counters. */
+/* Thread counters of every live thread, read live from their tcaches through
+ * the records, plus those left by exited threads.  Retries (bounded,
+ * yielding) while a thread exits meanwhile; after that, the last complete
+ * pass is returned.  Uninstrumented under TSan: see rt_tcache_counters. */
 static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
 {
 	uint32_t live = 0;
@@ -332,19 +401,23 @@ static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct r
 		struct rt_tcounters t;
 		uint32_t n = 0;
 		rt_seq_read(&r->exit_seq, &t, &r->exited, sizeof(t));
-		rt_rcu_read_lock();
-		/* by node, not cds_list_for_each_entry_rcu: that forms a tcache
-		 * pointer from the list head too, which is no tcache */
-		for (struct cds_list_head *e = rcu_dereference(registry.next); e != &registry;
-		     e = rcu_dereference(e->next)) { /* bound: the live threads */
+		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: RT_STATS_SLOTS records */
+			if (!(__atomic_load_n(&r->slot_map[i / 64], __ATOMIC_ACQUIRE) & (1ULL << (i % 64))))
+				continue;
+			struct rt_thread_rec *rec = &records[i];
 			struct rt_tcounters c;
-			rt_tcache_counters(caa_container_of(e, struct rt_tcache, node), &c);
+			pthread_mutex_lock(&rec->lock);
+			bool live = rec->tc != NULL;
+			if (live)
+				rt_tcache_counters(rec->tc, &c);
+			pthread_mutex_unlock(&rec->lock);
+			if (!live)
+				continue;
 			n++;
 #define RT_X_SUM(name, text) t.name += c.name;
 			RT_TCOUNTERS(RT_X_SUM)
 #undef RT_X_SUM
 		}
-		rt_rcu_read_unlock();
 		*sum = t;
 		live = n;
 		if (!(e1 & 1) && __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
@@ -460,6 +533,14 @@ RT_EXPORT void rtalloc_stats_print(FILE *f)
 /* ---- the exit report (RTALLOC_REPORT) ---------------------------------------------------- */
 
 static char report_path[256];
+/* RTALLOC_REPORT=stderr: a duplicate of stderr made at init, and what stderr
+ * was then.  Programs may close stderr before the report is written at exit
+ * (coreutils' close_stdout closes it from atexit, which runs before the
+ * library destructors); the duplicate is used only while it is still the
+ * same file (a program that closes every descriptor may have reused it). */
+static int report_fd = -1;
+static dev_t report_dev;
+static ino_t report_ino;
 
 /* Remember where the report goes (read at init: no getenv later). */
 void rt_stats_report_setup(void)
@@ -469,6 +550,46 @@ void rt_stats_report_setup(void)
 		memcpy(report_path, p, strlen(p) + 1);
 	else if (p)
 		rt_say("RTALLOC_REPORT is longer than %zu characters; no report", sizeof(report_path) - 1);
+	struct stat st;
+	if (strcmp(report_path, "stderr") == 0 && fstat(STDERR_FILENO, &st) == 0) {
+		/* out of the way of the low numbers programs expect to get */
+		report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		if (report_fd < 0)
+			report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+		report_dev = st.st_dev;
+		report_ino = st.st_ino;
+	}
+}
+
+static bool same_file(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* The descriptor the report goes to, or -1 (and one message): stderr as it
+ * was at init, or a regular file opened without blocking (a FIFO without a
+ * reader would hang the exit) and without following a symbolic link. */
+static int report_open(void)
+{
+	if (strcmp(report_path, "stderr") == 0) {
+		if (same_file(STDERR_FILENO, report_dev, report_ino))
+			return STDERR_FILENO;
+		return same_file(report_fd, report_dev, report_ino) ? report_fd : -1;
+	}
+	int fd = open(report_path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rt_say("RTALLOC_REPORT=\"%s\": cannot open it (%s); no report", report_path,
+		       strerrorname_np(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rt_say("RTALLOC_REPORT=\"%s\" is not a regular file (or stderr); no report", report_path);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* One JSON line at exit: proof that a program really ran on librtalloc, and
@@ -497,15 +618,13 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
-	int fd = strcmp(report_path, "stderr") == 0
-			 ? STDERR_FILENO
-			 : open(report_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = report_open();
 	if (fd < 0)
 		return;
 	if (write(fd, line, n) < 0) {
 		/* nothing more to do at exit */
 	}
-	if (fd != STDERR_FILENO)
+	if (fd != STDERR_FILENO && fd != report_fd)
 		close(fd);
 }
 

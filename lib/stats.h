@@ -35,13 +35,15 @@
  * bytes, as of the last publish of each class.
  *
  * In the process, rtalloc_stats() reads live threads' counters directly from
- * their tcaches, through the registry of live threads (stats.c):
- *   registry (list of tcaches)  thread_setup adds, thread      RCU (liburcu-bp):
- *                               exit removes, under            read-side section
- *                               registry_lock (PI)             around the walk
+ * their tcaches, through the registry of live threads (stats.c): record i
+ * names the tcache of the thread holding slot i.
+ *   record i (tcache pointer)   its thread, at start and       the record's lock
+ *                               at exit, under the record's    (PI), held for one
+ *                               lock (PI)                      tcache's read
  *   a tcache's counters         its own thread (plain adds)    word reads (relaxed)
- * An exiting thread removes itself, then waits for a grace period before its
- * TLS goes away: no reader is left holding a pointer into it.  Removal and
+ * An exiting thread clears its record under the record's lock, so no reader
+ * is left holding a pointer into its TLS; it waits at most for one reader's
+ * read of its counters (a constant, priority-inherited).  The clearing and
  * the move of its counts to exited share one exit_seq window.
  */
 #ifndef RT_STATS_H

@@ -15,6 +15,13 @@
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
  *
+ * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB)
+ * and over all threads, by the cache budget, an eighth of the pool.  A
+ * thread takes its share at set-up (the whole 383 KiB while the budget has
+ * it, else its limits halved until they fit what is left, down to caching
+ * nothing) and gives it back at exit.  So threads that freed everything and
+ * never call again hold at most an eighth of the pool, however many they are.
+ *
  * Synchronization: a tcache is touched only by its own thread (the counters
  * in st are read by other threads for statistics, see stats.c).  A thread
  * exit destructor returns the cache and marks it dead: afterwards (other TLS
@@ -30,8 +37,8 @@
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
 /* Blocks kept per class: 16 KiB or less of each small class, 64 or 128 KiB
- * of each cached buddy class; a thread holds at most ~375 KiB.  A refill or
- * flush moves half the limit. */
+ * of each cached buddy class; a thread holds at most 383 KiB (RT_TC_FULL).
+ * A refill or flush moves half the limit. */
 static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 	0,                              /* no class */
 	64, 64, 64, 64, 32, 16, 16, 8,  /* 16 B .. 2 KiB */
@@ -41,18 +48,57 @@ static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 #define RT_BATCH_MAX 32
 _Static_assert(RT_NCLASS == 12, "tc_limit has one entry per class");
 
-unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0; }
-static inline unsigned batch_of(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
+#define RT_TC_FULL ((size_t)392192) /* sum of tc_limit[c] * class size: 383 KiB */
+#define RT_TC_SHIFT_MAX 7            /* limits >> 7 are all 0: nothing cached */
 
-void rt_list_corrupt(const void *p)
+unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0; }
+/* Blocks a refill or flush moves: half the thread's limit of the class. */
+static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
+
+/* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift). */
+static size_t cache_used;
+
+static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
+
+/* Take this thread's share of the budget: its limits are tc_limit >> shift,
+ * the smallest shift whose 383 KiB >> shift still fits. */
+static void quota_take(struct rt_tcache *tc)
 {
-	rt_fatal("malloc", "heap corruption (use after free or overflow?): bad free-list link in block", p);
+	size_t used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
+	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then nothing cached */
+		size_t budget = cache_budget(), left = budget > used ? budget - used : 0;
+		unsigned shift = 0;
+		while (shift < RT_TC_SHIFT_MAX && (RT_TC_FULL >> shift) > left) /* bound: 7 */
+			shift++;
+		size_t take = shift < RT_TC_SHIFT_MAX ? RT_TC_FULL >> shift : 0;
+		if (__atomic_compare_exchange_n(&cache_used, &used, used + take, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			tc->quota = take;
+			tc->shift = (uint8_t)shift;
+			return;
+		}
+	}
+	tc->quota = 0;
+	tc->shift = RT_TC_SHIFT_MAX;
+}
+
+static void quota_give_back(struct rt_tcache *tc)
+{
+	__atomic_fetch_sub(&cache_used, tc->quota, __ATOMIC_RELAXED);
+	tc->quota = 0;
+}
+
+void *rt_list_corrupt(const void *p)
+{
+	rt_fatal("malloc", "heap corruption (use after free, overflow or double free?): a thread's "
+			   "free list leads to a block that is not free or not of its class:", p);
 }
 
 void rt_tcache_thread_exit(void *arg)
 {
 	struct rt_tcache *tc = arg;
 	rt_tcache_flush_all(tc);
+	quota_give_back(tc);
 	tc->state = RT_TC_DEAD;
 	rt_stats_thread_exit(tc);
 }
@@ -69,14 +115,14 @@ void rt_tcache_flush_all(struct rt_tcache *tc)
 	}
 }
 
-/* Empty lists ready for the fast paths: sentinel heads, limits, masks. */
+/* Empty lists ready for the fast paths: NULL heads, limits, masks. */
 void rt_tcache_restore_limits(struct rt_tcache *tc)
 {
 	if (tc->state == RT_TC_DEAD)
 		return; /* a dead thread caches nothing */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
-		tc->bin[c].head = (void *)rt_g.base; /* the sentinel */
-		tc->bin[c].limit = tc_limit[c];
+		tc->bin[c].head = NULL;
+		tc->bin[c].limit = tc_limit[c] >> tc->shift;
 		tc->bin[c].mask = rt_class_size(c) - 1;
 	}
 }
@@ -90,6 +136,8 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 void rt_tcache_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
+	/* the other threads are gone, and their shares of the budget with them */
+	__atomic_store_n(&cache_used, tc->state == RT_TC_LIVE ? tc->quota : 0, __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		rt_tcache_flush_all(tc);
 }
@@ -115,6 +163,7 @@ static int thread_setup(struct rt_tcache *tc)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
 	tc->arena = (uint8_t)a->index;
+	quota_take(tc);
 	rt_tcache_restore_limits(tc);
 	tc->state = RT_TC_LIVE;
 	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
@@ -166,9 +215,33 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 	return NULL;
 }
 
-void *rt_malloc_slow(size_t n)
+/* A slow path entered while the same thread is inside one: a signal handler
+ * (or an asynchronous callback) that interrupted malloc or free calls them
+ * again.  Going on would deadlock on the arena lock the interrupted call
+ * holds, or corrupt the list it is changing: say why, and abort. */
+static RT_NORETURN RT_COLD void reentered(const char *call)
 {
-	struct rt_tcache *tc = &rt_tc;
+	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
+	       "handler? malloc is not async-signal-safe); aborting", call);
+	abort();
+}
+
+static inline void slow_enter(struct rt_tcache *tc, const char *call)
+{
+	if (rt_unlikely(tc->in_slow))
+		reentered(call);
+	tc->in_slow = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* set before anything changes */
+}
+
+static inline void slow_leave(struct rt_tcache *tc)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tc->in_slow = 0;
+}
+
+static void *malloc_slow(struct rt_tcache *tc, size_t n)
+{
 	if (rt_unlikely(rt_g.relock_child))
 		relock_after_fork(tc);
 	if (rt_unlikely(tc->heap))
@@ -196,15 +269,23 @@ void *rt_malloc_slow(size_t n)
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count == 0) {
-		/* A dead thread takes single blocks and caches nothing. */
-		unsigned want = tc->state == RT_TC_DEAD ? 1 : batch_of(c);
+		/* A dead thread, or one whose share of the budget leaves this
+		 * class uncached, takes single blocks. */
+		bool single = tc->state == RT_TC_DEAD || bin->limit == 0;
+		unsigned want = single ? 1 : batch_of(bin);
 		void *head;
 		unsigned got = refill(tc, c, want, &head);
+		if (!got && tc->state == RT_TC_LIVE) {
+			/* before failing: the memory this thread's own lists hold */
+			rt_tcache_flush_all(tc);
+			rt_tcache_restore_limits(tc);
+			got = refill(tc, c, want, &head);
+		}
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
 		rt_stats_publish_thread(tc, c);
-		if (tc->state == RT_TC_DEAD) {
+		if (single) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
 			tc->st.bytes_allocated += rt_class_size(c);
@@ -214,6 +295,15 @@ void *rt_malloc_slow(size_t n)
 		bin->count = got;
 	}
 	return rt_malloc_fast(n);
+}
+
+void *rt_malloc_slow(size_t n)
+{
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, "malloc");
+	void *p = malloc_slow(tc, n);
+	slow_leave(tc);
+	return p;
 }
 
 /* Validate p as a live block and return its size; abort naming call if it
@@ -231,7 +321,7 @@ static size_t live_block_size(const void *p, const struct rt_page *pg, const cha
 		rt_fatal(call, "invalid pointer (not a block, or already freed)", p);
 	if ((in_page & (rt_class_size(c) - 1)) != 0 || in_page >= rt_load(&pg->carved))
 		rt_fatal(call, "invalid pointer (not the start of a block)", p);
-	if (((void *const *)p)[1] == (void *)rt_g.key)
+	if (rt_stamped(p))
 		rt_fatal(call, "double free (block already freed)", p);
 	return rt_class_size(c);
 }
@@ -246,20 +336,16 @@ size_t rt_block_size(const void *p, const char *call)
  * before interposition): never taken into a free list, only counted. */
 static uint64_t foreign_frees;
 
-void rt_free_slow(void *ptr, const char *call)
+static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 {
-	if (!ptr)
-		return;
-	int saved = errno; /* free preserves errno */
-	struct rt_tcache *tc = &rt_tc;
 	if (rt_unlikely(rt_g.relock_child))
 		relock_after_fork(tc);
 	struct rt_page *pg = rt_page_of(ptr);
 	if (!pg) {
 		if (rt_heap_free_foreign(ptr, call))
-			goto out;
+			return;
 		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
-		goto out;
+		return;
 	}
 	size_t size = live_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
@@ -268,39 +354,54 @@ void rt_free_slow(void *ptr, const char *call)
 	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_bucket_huge_free(ptr, pg);
-		goto out;
+		return;
 	}
 	unsigned c = rt_class_of(size);
 	void **p = ptr;
 	if (rt_unlikely(tc->heap) ||
-	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD)) {
-		/* a thread bound to a heap, or dead: caches nothing */
-		p[1] = (void *)rt_g.key;
+	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD) ||
+	    tc->bin[c].limit == 0) {
+		/* a thread bound to a heap, dead, or not caching this class */
+		rt_link_set(p, NULL);
+		rt_stamp_set(p, RT_STAMP_CACHED);
 		rt_bucket_flush(c, p, 1);
-		goto out;
+		return;
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count >= bin->limit) {
-		/* Flush the newest batch; the list keeps count - batch blocks. */
-		unsigned n = batch_of(c);
+		/* Flush the newest batch; the list keeps count - batch blocks.
+		 * The walk only decodes links (bucket.c validates each block it
+		 * takes back); a link out of the space is never followed. */
+		unsigned n = batch_of(bin);
 		void **cut = bin->head;
 		for (unsigned i = 1; i < n; i++) { /* bound: RT_BATCH_MAX links */
-			cut = cut[0];
+			cut = rt_link_get(cut);
 			if (rt_unlikely(!rt_page_of(cut)))
-				rt_list_corrupt(cut);
+				rt_fatal(call, "heap corruption (use after free or overflow?): a thread's "
+					       "free list leads out of the pool:", cut);
 		}
 		void *flushed = bin->head;
-		bin->head = cut[0];
+		bin->head = rt_link_get(cut);
 		rt_bucket_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
 		rt_stats_publish_thread(tc, c);
 	}
-	p[0] = bin->head;
-	p[1] = (void *)rt_g.key;
+	rt_link_set(p, bin->head);
+	rt_stamp_set(p, RT_STAMP_CACHED);
 	bin->head = p;
 	bin->count++;
-out:
+}
+
+void rt_free_slow(void *ptr, const char *call)
+{
+	if (!ptr)
+		return;
+	int saved = errno; /* free preserves errno */
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, call);
+	free_slow(tc, ptr, call);
+	slow_leave(tc);
 	errno = saved;
 }
 
@@ -358,6 +459,28 @@ void rt_tcache_fold(struct rt_tcache *tc, unsigned c)
 	tc->fold_next = (uint8_t)(next % RT_NCLASS + 1);
 }
 
+const char *rt_tcache_check(void)
+{
+	const struct rt_tcache *tc = &rt_tc;
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS lists */
+		const struct rt_bin *bin = &tc->bin[c];
+		void **b = bin->head;
+		for (uint32_t i = 0; i < bin->count; i++) { /* bound: the list's limit */
+			const struct rt_page *pg = rt_page_of(b);
+			if (!pg || ((uintptr_t)b - rt_g.base) & (rt_class_size(c) - 1))
+				return "thread cache: a list leads out of the pool or to no block start (T1)";
+			if (rt_load(&pg->cls) != c || pg->state != RT_PS_USED)
+				return "thread cache: a list holds a block of a page of another class (T1)";
+			if (!rt_stamped_by(b, RT_STAMP_CACHED))
+				return "thread cache: a listed block lost its free stamp (use after free?) (T1)";
+			b = rt_link_get(b);
+		}
+		if (b != NULL)
+			return "thread cache: a list does not end where its count says (T1)";
+	}
+	return NULL;
+}
+
 uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
 
 int rt_tcache_prepare(void)
@@ -371,7 +494,7 @@ int rt_tcache_prepare(void)
 	 * then stay on the fast path. */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) {
 		struct rt_bin *bin = &tc->bin[c];
-		unsigned want = batch_of(c);
+		unsigned want = bin->limit / 2;
 		if (bin->count >= want)
 			continue;
 		void *head;
@@ -380,8 +503,8 @@ int rt_tcache_prepare(void)
 			return ENOMEM;
 		void **last = head;
 		for (unsigned i = 1; i < got; i++) /* bound: RT_BATCH_MAX */
-			last = last[0];
-		last[0] = bin->head;
+			last = rt_link_get(last);
+		rt_link_set(last, bin->head);
 		bin->head = head;
 		bin->count += got;
 	}

@@ -352,6 +352,17 @@ static void grows_when_created_to(void **state)
 			rtalloc_heap_free(h, blk[i]);
 	}
 	assert_heap_whole(h);
+	/* small blocks in the grown regions' pages: their page indices are
+	 * beyond the first region's */
+	static void *small[RTALLOC_HEAP_REGIONS * PER * 4 + 1];
+	size_t ns = fill_heap(h, 1000, small, ARRAY_LEN(small));
+	assert_int_equal(ns, RTALLOC_HEAP_REGIONS * PER * 4);
+	for (size_t i = 0; i < ns; i += 2)
+		rtalloc_free(small[i]); /* every page partial */
+	assert_heap_sound(h);
+	for (size_t i = 1; i < ns; i += 2)
+		rtalloc_heap_free(h, small[i]);
+	assert_heap_whole(h);
 	/* larger than any region can hold: ENOMEM, no growth */
 	errno = 0;
 	assert_null(rtalloc_heap_alloc(h, 2 * STEP));

@@ -636,6 +636,105 @@ static void threads_share_a_heap(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* ---- what a free costs ---------------------------------------------------------- */
+
+/* A free that makes room for three waiters wakes one (FUTEX_WAKE once, no
+ * kill(pid, 0), no getpid); each waiter, once served, serves the next.
+ * Then the same with a waiter in another process of a shared heap. */
+static void one_wake_per_free(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create(NULL, 16 << 10, 0);
+	assert_non_null(h);
+	static void *b[8];
+	size_t n = fill_heap(h, 4096, b, 8);
+	assert_int_equal(n, 4);
+	struct waiter w[3];
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct waiter){.h = h, .size = 100};
+		assert_int_equal(pthread_create(&t[i], NULL, wait_thread, &w[i]), 0);
+		wait_for_waiters(h, (unsigned)i + 1);
+	}
+	unsigned wakes0, probes0, wakes1, probes1;
+	rt_heap_debug_syscalls(&wakes0, &probes0);
+	rtalloc_free(b[0]); /* one page: room for all three */
+	rt_heap_debug_syscalls(&wakes1, &probes1);
+	assert_int_equal(wakes1 - wakes0, 1);
+	assert_int_equal(probes1 - probes0, 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_non_null(w[i].got); /* served down the line */
+		rtalloc_free(w[i].got);
+	}
+	for (size_t k = 1; k < n; k++)
+		rtalloc_free(b[k]);
+	assert_heap_whole(h);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+
+	char name[64];
+	heap_name(name, sizeof(name), "wake");
+	h = rtalloc_heap_create(name, 64 << 10, RTALLOC_HEAP_SHARED);
+	assert_non_null(h);
+	void *all = rtalloc_heap_alloc(h, 64 << 10);
+	assert_non_null(all);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		rtalloc_heap_t *c = rtalloc_heap_bind(name, NULL);
+		char ok = 'w';
+		if (!c || write(fds[1], &ok, 1) != 1)
+			_exit(20);
+		struct timespec dl = in_ms(10000);
+		_exit(rtalloc_heap_alloc_timed(c, 8192, &dl) ? 0 : 21);
+	}
+	char c;
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	wait_for_waiters(h, 1);
+	rt_heap_debug_syscalls(&wakes0, &probes0);
+	rtalloc_heap_free(h, all);
+	rt_heap_debug_syscalls(&wakes1, &probes1);
+	assert_int_equal(wakes1 - wakes0, 1);
+	assert_int_equal(probes1 - probes0, 0); /* before: kill(pid, 0) for the other process's waiter */
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fds[0]);
+	close(fds[1]);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
+/* rtalloc_heap_alloc_timed on a RTALLOC_HEAP_PRIO heap reads the caller's
+ * priority once, and never while it holds the heap's lock. */
+static void *timed_prio_reads(void *arg)
+{
+	static unsigned r[2];
+	struct timespec dl = in_ms(30);
+	void *p = rtalloc_heap_alloc_timed(arg, 4096, &dl); /* full: waits, times out */
+	rt_heap_debug_prio_reads(&r[0], &r[1]);
+	return p ? NULL : r;
+}
+
+static void priority_read_outside_the_lock(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create(NULL, 16 << 10, RTALLOC_HEAP_PRIO);
+	assert_non_null(h);
+	void *all = rtalloc_heap_alloc(h, 16 << 10);
+	assert_non_null(all);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, timed_prio_reads, h), 0);
+	unsigned *r;
+	pthread_join(t, (void **)&r);
+	assert_non_null(r);
+	assert_int_equal(r[0], 1); /* read once */
+	assert_int_equal(r[1], 0); /* not under the lock */
+	rtalloc_heap_free(h, all);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -650,6 +749,8 @@ int main(void)
 		cmocka_unit_test(killed_holding_the_lock),
 		cmocka_unit_test(thread_on_its_heap),
 		cmocka_unit_test(threads_share_a_heap),
+		cmocka_unit_test(one_wake_per_free),
+		cmocka_unit_test(priority_read_outside_the_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

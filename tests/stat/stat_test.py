@@ -96,7 +96,9 @@ class Ctx:
         self.target = args.target
         self.forge = args.forge
         self.shim = args.shim
-        self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-")
+        # on a tmpfs: librtalloc puts its region in XDG_RUNTIME_DIR only there
+        self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         os.chmod(self.tmp, 0o700)
         self.xdg = os.path.join(self.tmp, "run")
         os.mkdir(self.xdg, 0o700)

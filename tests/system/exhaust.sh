@@ -4,7 +4,8 @@
 # exhaust.sh ST_PROBE -- RTALLOC_ON_EXHAUST with a 1M pool that may grow to 4M
 # (RTALLOC_LIB from meson).  The probe does the detailed checks (st_probe.c):
 #  - grow:  small and large requests beyond the pool succeed, mallinfo2().arena
-#           grows, never beyond RTALLOC_POOL_MAX, and beyond it NULL + ENOMEM;
+#           grows, never beyond RTALLOC_POOL_MAX, and beyond it NULL + ENOMEM,
+#           the first refusal reported in one line (the next ones are not);
 #  - fail:  NULL with errno ENOMEM (malloc, calloc, posix_memalign, realloc
 #           keeping the block), no growth, and a free makes room again;
 #  - abort: a message on stderr and SIGABRT.
@@ -16,8 +17,13 @@ pool=(RTALLOC_POOL_SIZE=1M RTALLOC_POOL_MAX=4M)
 
 probe "${pool[@]}" RTALLOC_ON_EXHAUST=grow -- exhaust grow 1M 4M
 check '[ $RC -eq 0 ]' "grow: exit $RC"
-# At most one line: the notice of the first growth (later ones are only counted).
-check '[ -z "$(no_growth "$ERR")" ] && [ "$(lines "$ERR")" -le 1 ]' "grow: unexpected messages"
+# At most one notice of growth (later ones are only counted), and exactly one
+# line for the refusals at RTALLOC_POOL_MAX (the probe is refused several
+# times), naming the variable.
+refused=$(no_growth "$ERR")
+check '[ "$(lines "$ERR")" -le 2 ] && [ "$(lines "$refused")" -eq 1 ]' "grow: want one growth notice and one refusal line"
+check 'printf "%s" "$refused" | grep -q "^rtalloc: an allocation was refused.*RTALLOC_POOL_MAX (4096 KiB)"' \
+	"grow: the refusal at RTALLOC_POOL_MAX is not reported, or does not name the variable and the limit"
 echo "$OUT"
 
 probe "${pool[@]}" RTALLOC_ON_EXHAUST=fail -- exhaust fail 1M 4M

@@ -7,8 +7,8 @@
 #   probe [VAR=value ...] -- ARGS...
 #       runs PROBE ARGS with LD_PRELOAD=$RTALLOC_LIB, no RTALLOC_* variable but
 #       the ones given; sets OUT (stdout), ERR (stderr), RC (exit status).
-#       XDG_RUNTIME_DIR is a temporary directory: the statistics files of
-#       probes that abort do not stay behind in /dev/shm.
+#       XDG_RUNTIME_DIR is a temporary directory (on /dev/shm: it must be a
+#       tmpfs): the statistics files of probes that abort do not stay behind.
 #   kv KEY          the value of KEY=... in OUT
 #   lines TEXT      the number of non-empty lines of TEXT
 #   no_growth TEXT  TEXT without librtalloc's one-time "the pool grew" notice
@@ -20,7 +20,9 @@ set -u
 [ -f "$RTALLOC_LIB" ] || { echo "FAIL $name: no library at $RTALLOC_LIB" >&2; exit 1; }
 
 failures=0
-st_tmp=$(mktemp -d)
+# On /dev/shm (a tmpfs) when there is one: librtalloc puts its statistics file
+# in XDG_RUNTIME_DIR only on a tmpfs.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then st_tmp=$(mktemp -d -p /dev/shm); else st_tmp=$(mktemp -d); fi
 trap 'rm -rf "$st_tmp"' EXIT
 
 rtalloc_vars=(RTALLOC_POOL_SIZE RTALLOC_POOL_MAX RTALLOC_STACK_PREFAULT RTALLOC_MLOCK

@@ -455,12 +455,20 @@ static void posix_memalign_enomem(void **state)
 	errno = 1234;
 	assert_int_equal(rtalloc_posix_memalign(&m, 64, SIZE_MAX), ENOMEM);
 	assert_ptr_equal(m, (void *)0x1);
-	assert_int_equal(errno, 1234);
+	assert_int_equal(errno, ENOMEM); /* as glibc: a failure also sets errno */
+	errno = 1234;
 	assert_int_equal(rtalloc_posix_memalign(&m, (size_t)1 << 41, 1), ENOMEM);
+	assert_int_equal(errno, ENOMEM);
 	assert_int_equal(rtalloc_posix_memalign(&m, SIZE_MAX / 2 + 1, 1), ENOMEM);
+	errno = 1234;
 	assert_int_equal(rtalloc_posix_memalign(&m, (size_t)1 << 30, 1), ENOMEM); /* beyond pool_max */
 	assert_ptr_equal(m, (void *)0x1);
+	assert_int_equal(errno, ENOMEM);
+	/* A success leaves errno alone. */
+	errno = 1234;
+	assert_int_equal(rtalloc_posix_memalign(&m, 64, 100), 0);
 	assert_int_equal(errno, 1234);
+	rtalloc_free(m);
 }
 
 /* Allocate with an alignment, check it, write it, return it. */

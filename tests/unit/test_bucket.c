@@ -875,8 +875,9 @@ static void check_reports_use_after_free(void **state)
 	assert_all_back();
 }
 
-/* A thread cache whose free list was overwritten after free: the next malloc
- * of that class aborts with a message instead of handing out a wild pointer. */
+/* A thread cache whose free list was overwritten after free: the malloc that
+ * would hand out the block the link leads to aborts with a message instead
+ * of handing out a wild pointer. */
 static int child_corrupt_tcache(void *arg)
 {
 	(void)arg;
@@ -885,8 +886,10 @@ static int child_corrupt_tcache(void *arg)
 	rtalloc_free(a);
 	rtalloc_free(b); /* b -> a on the cache */
 	b[0] = (void *)(uintptr_t)0x1234567; /* overwrite b's link */
-	void *x = rtalloc_malloc(64);
+	void *x = rtalloc_malloc(64); /* b itself is sound */
+	void *y = rtalloc_malloc(64); /* the block b's link leads to is not */
 	(void)x;
+	(void)y;
 	return 3;
 }
 

@@ -274,6 +274,57 @@ static void bad_values(void **state)
 	assert_int_equal(count_lines(err), 2);
 }
 
+/* Sizes no process can use (the reservation is at most 4T: RT_POOL_CEIL) are
+ * bad values: one line naming the variable, the value and the limit, and the
+ * defaults.  A derived RTALLOC_POOL_MAX never exceeds the ceiling either
+ * (16 x a 2T pool must not become 32T: setup_os_memory would refuse it,
+ * naming RTALLOC_POOL_MAX, which the user never set). */
+static void huge_values(void **state)
+{
+	UNUSED_STATE(state);
+	static const struct {
+		const char *var, *val;
+	} cases[] = {
+		{"RTALLOC_POOL_SIZE", "18446744073709551615"}, {"RTALLOC_POOL_MAX", "18446744073709551615"},
+		{"RTALLOC_POOL_SIZE", "100T"},                 {"RTALLOC_POOL_MAX", "100T"},
+		{"RTALLOC_POOL_SIZE", "4398046511105"},        {"RTALLOC_POOL_MAX", "16777215T"},
+		{"RTALLOC_POOL_SIZE", "18446744073709551615B"},
+	};
+	char err[1024];
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct rt_options o;
+		clean_env(NULL);
+		setenv(cases[i].var, cases[i].val, 1);
+		read_opts(&o, NULL, err, sizeof(err));
+		char quoted[256];
+		snprintf(quoted, sizeof(quoted), "%s=\"%s\"", cases[i].var, cases[i].val);
+		if (count_lines(err) != 1 || !strstr(err, quoted) || !strstr(err, "4T"))
+			fail_msg("%s: want one line naming it and the limit 4T, got \"%s\"", quoted, err);
+		if (o.pool_size != 64 * MiB || o.pool_max != GiB)
+			fail_msg("%s: pool %zu max %zu, want the defaults", quoted, o.pool_size, o.pool_max);
+	}
+	/* The ceiling itself is accepted; derived maxima stop at it. */
+	struct rt_options o;
+	clean_env(NULL);
+	setenv("RTALLOC_POOL_SIZE", "4T", 1);
+	read_opts(&o, NULL, err, sizeof(err));
+	assert_string_equal(err, "");
+	assert_int_equal(o.pool_size, 4 * TiB);
+	assert_int_equal(o.pool_max, 4 * TiB);
+	setenv("RTALLOC_POOL_SIZE", "2T", 1);
+	read_opts(&o, NULL, err, sizeof(err));
+	assert_int_equal(o.pool_size, 2 * TiB);
+	assert_int_equal(o.pool_max, 4 * TiB);
+	setenv("RTALLOC_POOL_SIZE", "300G", 1);
+	read_opts(&o, NULL, err, sizeof(err));
+	assert_int_equal(o.pool_max, 4 * TiB);
+	setenv("RTALLOC_POOL_SIZE", "64M", 1);
+	setenv("RTALLOC_POOL_MAX", "4T", 1);
+	read_opts(&o, NULL, err, sizeof(err));
+	assert_string_equal(err, "");
+	assert_int_equal(o.pool_max, 4 * TiB);
+}
+
 /* Variables whose names only start like ours are not ours. */
 static void similar_names_ignored(void **state)
 {
@@ -478,6 +529,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(env_values, clean_env, clean_env),
 		cmocka_unit_test_setup_teardown(env_choice_words, clean_env, clean_env),
 		cmocka_unit_test_setup_teardown(bad_values, clean_env, clean_env),
+		cmocka_unit_test_setup_teardown(huge_values, clean_env, clean_env),
 		cmocka_unit_test_setup_teardown(similar_names_ignored, clean_env, clean_env),
 		cmocka_unit_test_setup_teardown(config_wins, clean_env, clean_env),
 		cmocka_unit_test_setup_teardown(config_limits, clean_env, clean_env),

@@ -653,7 +653,7 @@ static void fork_while_threads_allocate(void **state)
 	assert_everything_back();
 }
 
-/* ---- statistics read live (RCU registry) -------------------------------- */
+/* ---- statistics read live (the thread registry) -------------------------- */
 
 #define LIVE_PAIRS 10000
 
