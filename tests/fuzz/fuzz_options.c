@@ -11,10 +11,11 @@
  * environment (a line "N..." with N a digit names variable N of the table
  * below, so that the fuzzer need not guess the names).  rt_options_read runs
  * with environ pointing at it, and its result must hold the invariants the
- * allocator relies on: pool_max >= pool_size >= 256 KiB, stack pre-fault at
- * most 64 MiB, every choice within its enumeration, and a value the
- * environment gives (and the configuration does not override) taken exactly
- * when it parses.
+ * allocator relies on: pool_max >= pool_size >= 256 KiB, both at most
+ * RT_POOL_CEIL when they come from the environment, stack pre-fault at most
+ * 64 MiB, every choice within its enumeration, and a pool size or maximum
+ * the environment gives (and the configuration does not override) taken
+ * exactly when it parses and is within those bounds.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,8 +25,15 @@
 
 #include "rtalloc.h"
 #include "rt.h"
+#include "glue.h" /* RT_POOL_CEIL */
 
 extern char **environ;
+
+#ifdef RT_POOL_CEIL /* the largest pool the library takes (lib/glue.h) */
+#define POOL_CEIL RT_POOL_CEIL
+#else
+#define POOL_CEIL SIZE_MAX
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -152,9 +160,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FAIL("numa %d", o.numa);
 	if (o.stats != 0 && o.stats != 1)
 		FAIL("stats %d", o.stats);
+	/* Pool sizes from the environment: 256 KiB to RT_POOL_CEIL, taken exactly. */
 	size_t v;
+	if (!cfgp && (o.pool_size > POOL_CEIL || o.pool_max > POOL_CEIL))
+		FAIL("pool_size %zu, pool_max %zu: above %zu from the environment", o.pool_size, o.pool_max,
+		     (size_t)POOL_CEIL);
 	if (given[0] && (!cfgp || !cfgp->pool_size) && rt_parse_size(given[0], &v) && v >= ((size_t)256 << 10) &&
-	    o.pool_size != v)
+	    v <= POOL_CEIL && o.pool_size != v)
 		FAIL("RTALLOC_POOL_SIZE=%s gave pool_size %zu", given[0], o.pool_size);
+	if (given[1] && (!cfgp || !cfgp->pool_max) && rt_parse_size(given[1], &v) && v >= o.pool_size &&
+	    v <= POOL_CEIL && o.pool_max != v)
+		FAIL("RTALLOC_POOL_MAX=%s gave pool_max %zu", given[1], o.pool_max);
 	return 0;
 }
