@@ -31,6 +31,12 @@ SCENARIOS = [("1t", "1 thread"), ("2t", "2 threads"),
 OPS = ["malloc", "free", "calloc", "realloc", "aligned", "rfree"]
 ST_SIZES = [16 << k for k in range(17)]  # 16 B .. 1 MiB
 SMALL_SIZES = [s for s in ST_SIZES if s <= 1024]
+CLASSIC = [("larson", "larson: server churn, threads replaced, remote frees"),
+           ("xmalloc", "xmalloc: 4 producers + 4 consumers on 2 CPUs, 64 B"),
+           ("cache-scratch", "cache-scratch: passive false sharing"),
+           ("cache-thrash", "cache-thrash: active false sharing"),
+           ("mstress", "mstress: random lifetimes and sizes, blocks passed between threads"),
+           ("large", "large: 64 KiB–4 MiB blocks, 4 threads")]
 
 
 def emit(scope, metric, value):
@@ -299,6 +305,20 @@ def targets(d):
     rows.append(["cross-thread (producer/consumer) ≥ 2× glibc",
                  f"{num(mine, 2)} M ops/s{ratio(mine, base)}", f"glibc {num(base, 2)}", verdict(ok)])
 
+    # Classic workloads: faster than every other contender on each.
+    names = classic_names(d)
+    if names:
+        behind = []
+        for w in names:
+            mine = d.med(RT, f"classic.{w}", "time_s") if have_rt else None
+            best = min_other(d, lambda c, w=w: d.med(c, f"classic.{w}", "time_s"))
+            if mine is not None and best and mine >= best[0]:
+                behind.append(f"{w} ({best[1]} {mine / best[0]:.2f}× faster)")
+        ok = None if not have_rt else not behind
+        rows.append(["classic workloads: time below every other contender's on each",
+                     f"ahead on {len(names) - len(behind)} of {len(names)}",
+                     ("behind: " + ", ".join(behind)) if behind else "", verdict(ok)])
+
     # Pre-faulting speed.
     sizes = startup_sizes(d)
     parts, ok = [], (None if not sizes or not have_rt else True)
@@ -392,13 +412,15 @@ def summary_table(d):
         x = d.med(c, "tput.xthread", "mops_s")
         ir = " / ".join(num(d.med(c, "instr", m)) for m in ("fast_ir", "worst_ir"))
         hwm = d.med(c, "mem", "hwm_kib")
+        gm = classic_geomean(d, c)
         rows.append([name_cell(c), faults, calls, lat("malloc"), lat("free"),
                      num(st, 1) + ratio(st, st_base), num(x, 2) + ratio(x, x_base), ir,
-                     num(mib(hwm), 0)])
+                     num(mib(hwm), 0), "—" if gm is None else f"{gm:.2f}×"])
     return table(["contender", "faults 1t / 2t / 2tx", "mem. syscalls 1t / 2t / 2tx",
                   "malloc p99.9 / p99.99 ns (1t)", "free p99.9 / p99.99 ns (1t)",
                   "single thread M pairs/s", "cross-thread M ops/s",
-                  "instructions fast / worst", "peak RSS MiB"], rows)
+                  "instructions fast / worst", "peak RSS MiB",
+                  "classic workloads: time × glibc (geometric mean)"], rows)
 
 
 def faults_table(d):
@@ -486,6 +508,84 @@ def throughput_table(d):
     return table(["contender", "single thread, M pairs/s (16 B–1 MiB)",
                   "single thread, M pairs/s (16 B–1 KiB)", "cross-thread, M ops/s",
                   "larson, M ops/s", "thread churn, k threads/s"], rows)
+
+
+def classic_names(d):
+    """The classic workloads measured, in the order of CLASSIC, traces last."""
+    seen = {scope[len("classic."):] for (_w, _c, scope, _m) in d.values
+            if scope.startswith("classic.")}
+    known = [w for w, _ in CLASSIC if w in seen]
+    return known + sorted(w for w in seen if w not in known)
+
+
+def classic_label(w):
+    for name, label in CLASSIC:
+        if name == w:
+            return label
+    if w.startswith("trace-"):
+        return f"{w}: a real program's allocations replayed (bench/traces/{w[6:]}.trace.gz)"
+    return w
+
+
+def classic_bad(d, c, w):
+    bad = []
+    for m, label in (("errors", "corrupt/lost"), ("fails", "NULL")):
+        n = d.max(c, f"classic.{w}", m)
+        if n:
+            bad.append(f"{num(n)} {label}")
+    return ", ".join(bad) or "none"
+
+
+def classic_geomean(d, c):
+    """Geometric mean over the classic workloads of c's time / glibc's, or
+    None unless every workload has both."""
+    names, logs = classic_names(d), []
+    for w in names:
+        t, base = d.med(c, f"classic.{w}", "time_s"), d.med(BASELINE, f"classic.{w}", "time_s")
+        if t is None or not base:
+            return None
+        logs.append(math.log(t / base))
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def classic_summary(d):
+    """Time ratio to glibc, per contender and workload, and the geometric mean."""
+    names = classic_names(d)
+    rows = []
+    for c in d.contenders:
+        cells, logs = [], []
+        for w in names:
+            t, base = d.med(c, f"classic.{w}", "time_s"), d.med(BASELINE, f"classic.{w}", "time_s")
+            if t is None or not base:
+                cells.append("—")
+                continue
+            fastest = min((d.med(x, f"classic.{w}", "time_s"), x) for x in d.contenders
+                          if d.med(x, f"classic.{w}", "time_s") is not None)
+            cell = f"{t / base:.2f}"
+            cells.append(f"**{cell}**" if fastest[1] == c else cell)
+            logs.append(math.log(t / base))
+        gm = classic_geomean(d, c)
+        rows.append([name_cell(c)] + cells + ["—" if gm is None else f"{gm:.2f}"])
+    return table(["contender"] + names + ["geometric mean"], rows)
+
+
+def classic_table(d, w):
+    scope = f"classic.{w}"
+    base_t = d.med(BASELINE, scope, "time_s")
+    base_m = d.med(BASELINE, scope, "hwm_kib")
+    rows = []
+    for c in d.contenders:
+        t = d.med(c, scope, "time_s")
+        if t is None:
+            continue
+        capped = " (cut short)" if d.max(c, scope, "capped") else ""
+        hwm = d.med(c, scope, "hwm_kib")
+        rows.append([name_cell(c), num(t * 1000, 1) + ratio(t, base_t) + capped,
+                     num(d.med(c, scope, "ns_per_op"), 0),
+                     num(mib(hwm), 1) + ratio(hwm, base_m),
+                     num(d.max(c, scope, "faults")), classic_bad(d, c, w)])
+    return table(["contender", "time, ms (× glibc)", "ns per operation",
+                  "peak RSS, MiB (× glibc)", "page faults", "bad results"], rows)
 
 
 def size_table(d):
@@ -680,6 +780,37 @@ def plot_throughput(d, pdir):
     return scripts
 
 
+def plot_classic(d, pdir):
+    names = classic_names(d)
+    if not names:
+        return {}
+    fn = os.path.join(pdir, "classic.dat")
+    with open(fn, "w") as f:
+        f.write("# workload " + " ".join(gp_quote(c) for c in d.contenders) + "\n")
+        for w in names + ["geometric mean"]:
+            vals = []
+            for c in d.contenders:
+                if w == "geometric mean":
+                    v = classic_geomean(d, c)
+                else:
+                    t = d.med(c, f"classic.{w}", "time_s")
+                    base = d.med(BASELINE, f"classic.{w}", "time_s")
+                    v = t / base if t is not None and base else None
+                vals.append(f"{v:.4f}" if v else "NaN")
+            f.write(gp_quote(w) + " " + " ".join(vals) + "\n")
+    cols = ", ".join(
+        f"{gp_quote('classic.dat')} using {i + 2}:xtic(1) title {gp_quote(c)} "
+        f"lc rgb {gp_quote(color_of(d, c))}" for i, c in enumerate(d.contenders))
+    return {"classic": [
+        "set title 'Classic workloads: time relative to glibc (lower is better; log scale), medians'",
+        "set style data histograms", "set style histogram clustered gap 1",
+        "set style fill solid 0.85 border -1", "set boxwidth 0.9",
+        "set ylabel 'time / glibc time'", "set grid ytics", "set logscale y",
+        "set ytics (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)",
+        "set key outside right top font ',9'", "set xtics font ',9' rotate by -20",
+        "plot " + cols]}
+
+
 def render(scripts, pdir, outdir):
     """Each script twice: SVG and PNG.  Returns the names drawn."""
     gnuplot = shutil.which("gnuplot")
@@ -716,6 +847,7 @@ def cmd_report(directory, md_path):
 
     scripts = plot_cdfs(d, pdir, ["malloc", "free", "calloc", "realloc", "aligned", "rfree"])
     scripts.update(plot_throughput(d, pdir))
+    scripts.update(plot_classic(d, pdir))
     drawn = render(scripts, pdir, directory)
 
     m = d.meta
@@ -800,6 +932,21 @@ def cmd_report(directory, md_path):
     w(throughput_table(d))
     w("\nSingle thread, M pairs/s by size:\n\n")
     w(size_table(d))
+
+    if classic_names(d):
+        w("\n## Classic workloads\n")
+        w(f"Our own versions of the workloads allocator papers compare on (bench/README.md, "
+          f"`rtbench classic`; run `{m.get('classic args', '')}`, "
+          f"{m.get('classic repeats', '?')} interleaved repeats, medians). Time: of the "
+          "workload's fixed count of operations (when the time limit cut a run short, the time "
+          "the count takes at the rate measured). Page faults: of the whole process during the "
+          "workload, the largest of any repeat. Peak RSS: VmHWM, reset when the workload starts "
+          "(so a pre-faulted pool counts, the harness's set-up does not).\n\n")
+        w("Time relative to glibc (lower is better; the fastest in bold):\n\n")
+        w(classic_summary(d))
+        for wname in classic_names(d):
+            w(f"\n### {classic_label(wname)}\n\n")
+            w(classic_table(d, wname))
 
     w("\n## Memory\n")
     w("One thread, mixed sizes, live set of up to 4096 blocks. A pre-faulted pool is "

@@ -32,6 +32,8 @@ static void usage(FILE *to)
 	      "  instr        instruction counts; run under valgrind --tool=callgrind\n"
 	      "  instr-worst  the fragmenting pattern's worst calls (librtalloc, a pool that fails\n"
 	      "               when full), under callgrind --instr-atstart=no\n"
+	      "  classic NAME classic allocator workloads: larson, xmalloc, cache-scratch,\n"
+	      "               cache-thrash, mstress, large, trace (comma list, or all)\n"
 	      "  startup      spawn rtbench with --preload/--env and time exec->main\n"
 	      "  populate     time mmap(MAP_POPULATE) of --size bytes\n"
 	      "\n"
@@ -50,7 +52,10 @@ static void usage(FILE *to)
 	      "  --label NAME          name of a startup/populate measurement\n"
 	      "  --preload LIBS        LD_PRELOAD of the startup child\n"
 	      "  --env NAME=VALUE      extra variable of the startup child (repeatable)\n"
-	      "  --size BYTES          populate size (K/M/G suffixes)\n",
+	      "  --size BYTES          populate size (K/M/G suffixes)\n"
+	      "  --classic-seconds S   time bound of each classic workload (quick 2, else 8)\n"
+	      "  --trace FILE          allocation trace the classic trace workload replays\n"
+	      "                        (bench/traces/*.trace.gz; .gz is read through gzip -dc)\n",
 	      to);
 }
 
@@ -88,6 +93,7 @@ enum {
 	OPT_QUICK = 1000, OPT_SEED, OPT_SCENARIOS, OPT_WARMUP, OPT_STEPS,
 	OPT_SLOTS, OPT_PHASE, OPT_TESTS, OPT_TPUT, OPT_MEMSTEPS, OPT_MEMSLOTS,
 	OPT_LABEL, OPT_PRELOAD, OPT_ENV, OPT_SIZE, OPT_HELP, OPT_NOREALLOC,
+	OPT_CLASSIC_SECONDS, OPT_TRACE,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +114,8 @@ static const struct option long_opts[] = {
 	{"size", required_argument, NULL, OPT_SIZE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"no-realloc", no_argument, NULL, OPT_NOREALLOC},
+	{"classic-seconds", required_argument, NULL, OPT_CLASSIC_SECONDS},
+	{"trace", required_argument, NULL, OPT_TRACE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -137,6 +145,8 @@ static void apply_defaults(struct rtb_opts *o)
 		o->mem_slots = 4096;
 	if (!o->label)
 		o->label = "default";
+	if (o->classic_seconds <= 0)
+		o->classic_seconds = q ? 2 : 8;
 }
 
 int main(int argc, char **argv)
@@ -166,6 +176,8 @@ int main(int argc, char **argv)
 		case OPT_MEMSTEPS: o.mem_steps = strtoull(optarg, NULL, 0); break;
 		case OPT_MEMSLOTS: o.mem_slots = strtoull(optarg, NULL, 0); break;
 		case OPT_LABEL: o.label = optarg; break;
+		case OPT_CLASSIC_SECONDS: o.classic_seconds = strtod(optarg, NULL); break;
+		case OPT_TRACE: o.trace = optarg; break;
 		case OPT_PRELOAD: o.preload = optarg; break;
 		case OPT_ENV:
 			if (o.nenv == RTB_MAX_ENV || !strchr(optarg, '=')) {
@@ -186,7 +198,9 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	/* "classic" takes one more word: the workload(s). */
+	bool classic = optind == argc - 2 && strcmp(argv[optind], "classic") == 0;
+	if (optind != argc - 1 && !classic) {
 		usage(stderr);
 		return 2;
 	}
@@ -197,6 +211,8 @@ int main(int argc, char **argv)
 	}
 
 	const char *w = argv[optind];
+	if (classic)
+		return rtb_classic(&o, argv[optind + 1]);
 	if (strcmp(w, "latency") == 0) {
 		rtb_clock_calibrate(o.quick ? 50 : 100);
 		rtb_emit("env", "ns_per_tick", rtb_ns_per_tick());

@@ -2,7 +2,8 @@
 /*
  * rtbench.h - the workloads of rtbench and the options they share.
  * One file per workload family: rtb_latency.c, rtb_throughput.c,
- * rtb_memory.c, rtb_startup.c, rtb_instr.c; rtbench.c parses the command line.
+ * rtb_memory.c, rtb_startup.c, rtb_instr.c, rtb_classic.c (with rtb_trace.c);
+ * rtbench.c parses the command line.
  */
 #ifndef RTBENCH_H
 #define RTBENCH_H
@@ -30,6 +31,9 @@ struct rtb_opts {
 	const char *tests;      /* comma list of st, xthread, larson, churn */
 	/* memory */
 	size_t mem_steps, mem_slots;
+	/* classic */
+	double classic_seconds; /* time bound of each classic workload */
+	const char *trace;      /* trace file to replay (.gz: through gzip -dc) */
 	/* startup / populate */
 	const char *label;
 	const char *preload;
@@ -49,6 +53,31 @@ int rtb_startup_child(const char *label, const char *t0_ns);
 int rtb_populate(const struct rtb_opts *o);
 int rtb_instr(const struct rtb_opts *o);
 int rtb_instr_worst(const struct rtb_opts *o);
+/* `names`: comma list of larson, xmalloc, cache-scratch, cache-thrash,
+ * mstress, large, trace, or "all". */
+int rtb_classic(const struct rtb_opts *o, const char *names);
+int rtb_classic_trace(const struct rtb_opts *o);
+
+/*
+ * One classic workload's measurement: begin before its first allocation,
+ * end after its last free.  End prints, in scope "classic.NAME": seconds,
+ * ops, target_ops, capped (the time bound stopped it early), time_s (the
+ * time target_ops take at the rate measured), ns_per_op, faults (minor +
+ * major, whole process), faults_major, hwm_kib (VmHWM, reset at begin
+ * when the kernel allows: hwm_reset), fails (NULL
+ * returns), errors (contents changed, blocks lost), threads.
+ */
+struct rtb_classic_run {
+	const char *name;
+	uint64_t target_ops;
+	uint64_t t0, deadline;
+	rtb_faults f0;
+	bool hwm_reset; /* VmHWM was reset at begin (else: since exec) */
+};
+void rtb_classic_begin(struct rtb_classic_run *r, const struct rtb_opts *o,
+		       const char *name, uint64_t target_ops);
+void rtb_classic_end(const struct rtb_classic_run *r, uint64_t ops, uint64_t fails,
+		     uint64_t errors, unsigned threads);
 
 /* Is `name` in the comma-separated `list`? */
 bool rtb_list_has(const char *list, const char *name);

@@ -19,7 +19,6 @@
 
 #define EXPORT_AS(name, impl) extern __typeof(impl) name __attribute__((alias(#impl), visibility("default")))
 
-static inline bool pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* A block of at least size bytes aligned to align (a power of two). */
 static void *aligned_block(size_t align, size_t size)
@@ -96,7 +95,7 @@ void *rt_reallocarray(void *p, size_t nmemb, size_t size)
 
 int rt_posix_memalign(void **memptr, size_t align, size_t size)
 {
-	if (!pow2(align) || align % sizeof(void *) != 0)
+	if (!rt_pow2(align) || align % sizeof(void *) != 0)
 		return EINVAL;
 	/* It reports through its result; a failure also leaves errno at ENOMEM
 	 * (glibc does, and programs test it), a success leaves errno alone. */
@@ -113,7 +112,7 @@ int rt_posix_memalign(void **memptr, size_t align, size_t size)
 
 void *rt_aligned_alloc(size_t align, size_t size)
 {
-	if (!pow2(align)) { /* glibc 2.38: any power of two, else EINVAL */
+	if (!rt_pow2(align)) { /* glibc 2.38: any power of two, else EINVAL */
 		errno = EINVAL;
 		return NULL;
 	}
@@ -126,7 +125,7 @@ void *rt_memalign(size_t align, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (!pow2(align)) /* glibc rounds other alignments up to a power of two */
+	if (!rt_pow2(align)) /* glibc rounds other alignments up to a power of two */
 		align = align <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(align - 1));
 	return aligned_block(align, size);
 }
@@ -158,7 +157,7 @@ void rt_free_aligned_sized(void *p, size_t align, size_t size)
 {
 	if (p && rt_page_of(p)) {
 		size_t have = rt_block_size(p, "free_aligned_sized");
-		if (size > have || !pow2(align) || ((uintptr_t)p & (align - 1)))
+		if (size > have || !rt_pow2(align) || ((uintptr_t)p & (align - 1)))
 			rt_fatal("free_aligned_sized", "size or alignment does not match the block", p);
 	}
 	rt_free_fast(p, "free_aligned_sized");

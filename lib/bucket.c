@@ -42,39 +42,10 @@
 static inline unsigned blocks_per_page(unsigned c) { return (unsigned)(RT_PAGE_SIZE >> (c + 3)); }
 static inline uint32_t npages(void) { return (uint32_t)(rt_g.span >> RT_PAGE_SHIFT); }
 
-/* The lock is held for at most one batch: when it is taken, its holder is
- * most likely running on another CPU and about to let go.  Watch it for a
- * bounded while (RT_LOCK_SPIN pauses, about a microsecond) before blocking in
- * the kernel's priority-inheriting path, which costs system calls and
- * several microseconds; a holder that was preempted still gets the waiter's
- * priority after the spin. */
-#define RT_LOCK_SPIN 64
-
-void rt_arena_lock(struct rt_arena *a)
-{
-	for (int i = 0; i < RT_LOCK_SPIN; i++) { /* bound: RT_LOCK_SPIN */
-		if (__atomic_load_n(&a->lock.__data.__lock, __ATOMIC_RELAXED) == 0 &&
-		    pthread_mutex_trylock(&a->lock) == 0)
-			return;
-		rt_cpu_relax();
-	}
-	int e = pthread_mutex_lock(&a->lock);
-	if (rt_unlikely(e != 0))
-		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
-}
-
-void rt_arena_unlock(struct rt_arena *a) { pthread_mutex_unlock(&a->lock); }
-
 int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first, uint32_t committed,
 		  uint32_t limit)
 {
-	pthread_mutexattr_t at;
-	int e = pthread_mutexattr_init(&at);
-	if (!e)
-		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	if (!e)
-		e = pthread_mutex_init(&a->lock, &at);
-	pthread_mutexattr_destroy(&at);
+	int e = rt_mutex_init(&a->lock, RT_MUTEX_PI);
 	if (e)
 		return e;
 	a->index = index;
@@ -145,10 +116,8 @@ static uint32_t buddy_get(struct rt_arena *a, unsigned order, bool *grown)
 	}
 	if (idx == RT_NIL && a->grow && !*grown) { /* *grown starts true when growth is not allowed */
 		*grown = true;
-		if (a->grow(a, order) == 0) {
-			a->grows++;
+		if (a->grow(a, order) == 0) /* the hook counts a growth in a->grows */
 			idx = rt_buddy_alloc(&a->buddy, order);
-		}
 	}
 	if (idx == RT_NIL)
 		a->failed++;

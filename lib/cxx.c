@@ -121,7 +121,6 @@ static void cxx_runtime(struct cxx_runtime *rt)
 
 /* ---- allocation ----------------------------------------------------------- */
 
-static inline bool pow2(size_t x) { return x && !(x & (x - 1)); }
 
 RT_COLD RT_NORETURN static void bad_alignment(const char *call, size_t align)
 {
@@ -132,7 +131,7 @@ RT_COLD RT_NORETURN static void bad_alignment(const char *call, size_t align)
 
 static inline void check_alignment(const char *call, size_t align)
 {
-	if (rt_unlikely(!pow2(align)))
+	if (rt_unlikely(!rt_pow2(align)))
 		bad_alignment(call, align);
 }
 

@@ -234,4 +234,39 @@ static inline int rt_os_thread_prio(void)
 	return policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
 }
 
+/* ---- fork (pool.c's pthread_atfork handlers) ------------------------------
+ * glibc's fork() runs the pthread_atfork prepare handlers first and, when the
+ * process has more than one thread (__libc_single_threaded false, read by
+ * fork itself), then takes libc's lock on its list of FILEs (_IO_list_lock)
+ * and only after it its own malloc's locks: a thread that holds the list
+ * lock (fflush(NULL)) waits for FILE locks, whose holders (getline) call
+ * realloc, so the list lock must come before any allocator lock.  Our arena
+ * locks are taken in a prepare handler, before fork's list lock; to keep
+ * glibc's order, the prepare handler takes the list lock itself, first,
+ * under the same condition as fork.  The lock is recursive (an owner and a
+ * count): fork's own _IO_list_lock() nests in ours.  In the parent, fork
+ * drops its count before the parent handlers run, and ours drops the last;
+ * in the child, fork resets the lock (_IO_list_resetlock) before the child
+ * handlers run, so the child handler leaves it alone.  In a single-threaded
+ * process fork takes and resets nothing, and neither do we.  The three
+ * functions are exported by glibc (GLIBC_2.2.5) but declared in no public
+ * header since 2.28. */
+#include <linux/futex.h>
+#include <sys/single_threaded.h>
+
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+
+static inline bool rt_libc_fork_locks_stdio(void) { return !__libc_single_threaded; }
+static inline void rt_libc_stdio_lock(void) { _IO_list_lock(); }
+static inline void rt_libc_stdio_unlock(void) { _IO_list_unlock(); }
+
+/* Move the mapping [from, from+len) to `to`, replacing what was mapped
+ * there (the child of fork gives its statistics a private copy at the same
+ * address).  0 or -1. */
+static inline int rt_os_move_over(void *from, void *to, size_t len)
+{
+	return mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to ? 0 : -1;
+}
+
 #endif /* RT_GLUE_H */

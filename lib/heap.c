@@ -229,14 +229,7 @@ void rt_heap_slot_publish(struct rtalloc_heap *h)
 
 /* The registry's lock: priority inheritance (not robust: a thread that dies
  * holding it has left the registry half-updated anyway). */
-static void pi_lock_init(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-}
+static void pi_lock_init(pthread_mutex_t *m) { rt_mutex_init(m, RT_MUTEX_PI); }
 static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off);
 static void do_free(struct rtalloc_heap *h, void *p, const char *call);
 
@@ -900,32 +893,12 @@ static void *heap_ptr_of(const struct rtalloc_heap *h, size_t off)
  * ever waits for it), process-shared in a shared heap. */
 static int alive_init(pthread_mutex_t *m, bool shared)
 {
-	pthread_mutexattr_t at;
-	int e = pthread_mutexattr_init(&at);
-	if (!e)
-		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-	if (!e && shared)
-		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-	if (!e)
-		e = pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-	return e;
+	return rt_mutex_init(m, RT_MUTEX_ROBUST | (shared ? RT_MUTEX_SHARED : 0));
 }
 
 int rt_heap_lock_init(pthread_mutex_t *m, bool shared)
 {
-	pthread_mutexattr_t at;
-	int e = pthread_mutexattr_init(&at);
-	if (!e)
-		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	if (!e)
-		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
-	if (!e && shared)
-		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
-	if (!e)
-		e = pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-	return e;
+	return rt_mutex_init(m, RT_MUTEX_PI | RT_MUTEX_ROBUST | (shared ? RT_MUTEX_SHARED : 0));
 }
 
 /* The handle's view of a formatted header: local addresses of regions. */
@@ -975,7 +948,7 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
 	uintptr_t start[NREG], stop[NREG];
 	size_t total = 0;
 	for (unsigned r = 0; r < n; r++) { /* bound: RTALLOC_HEAP_REGIONS */
-		start[r] = page_round(base[r]);
+		start[r] = rt_page_round(base[r]);
 		stop[r] = (base[r] + size[r]) & ~(RT_PAGE_SIZE - 1);
 		if (stop[r] > start[r])
 			total += (stop[r] - start[r]) >> RT_PAGE_SHIFT;
@@ -1029,7 +1002,7 @@ static int format(struct rtalloc_heap *h, const char *name, unsigned flags, uint
  * descriptors for `reserve` more): header, descriptors, guard page. */
 size_t rt_heap_data_offset(size_t pages, size_t reserve)
 {
-	return HDR_BYTES + page_round((pages + reserve) * sizeof(struct rt_page)) + RT_PAGE_SIZE;
+	return HDR_BYTES + rt_page_round((pages + reserve) * sizeof(struct rt_page)) + RT_PAGE_SIZE;
 }
 
 /* The alignment of a heap region's data of len bytes: its largest power of
@@ -1077,7 +1050,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	if (!rt_ready() && rt_init_lazy() != 0)
 		return fail(ENOMEM);
 	rt_heap_registry_init();
-	size_t pages = page_round(size) >> RT_PAGE_SHIFT;
+	size_t pages = rt_page_round(size) >> RT_PAGE_SHIFT;
 	size_t reserve = grows ? (NREG - 1) * pages : 0; /* descriptors of the regions to come */
 	size_t data_off = rt_heap_data_offset(pages, reserve);
 	size_t len = data_off + (pages << RT_PAGE_SHIFT);
@@ -1339,11 +1312,10 @@ RT_EXPORT void *rtalloc_heap_alloc(rtalloc_heap_t *h, size_t size)
 	return alloc_locked(h, size);
 }
 
-static inline bool pow2(size_t x) { return x && !(x & (x - 1)); }
 
 RT_EXPORT void *rtalloc_heap_aligned_alloc(rtalloc_heap_t *h, size_t align, size_t size)
 {
-	if (!valid(h) || !pow2(align))
+	if (!valid(h) || !rt_pow2(align))
 		return fail(EINVAL);
 	if (align > RT_MAX_ALIGN)
 		return fail(ENOMEM);

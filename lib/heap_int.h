@@ -103,8 +103,7 @@ struct rtalloc_heap {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static inline size_t page_round(size_t n) { return (n + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
-#define HDR_BYTES page_round(sizeof(struct rt_heap_hdr))
+#define HDR_BYTES rt_page_round(sizeof(struct rt_heap_hdr))
 
 static inline rtalloc_heap_t *fail(int e)
 {

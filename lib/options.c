@@ -61,12 +61,12 @@ static const struct option {
 	{"RTALLOC_STACK_PREFAULT", K_SIZE, offsetof(struct rt_options, stack_prefault), NULL, 0,
 	 SIZE_MAX, "a size, like 0, 128K or 1M"},
 	{"RTALLOC_MLOCK", K_CHOICE, offsetof(struct rt_options, mlock), mlock_words, 0, 0,
-	 "0, 1 or require"},
+	 "0 (or off, no), 1 (or on, try) or require"},
 	{"RTALLOC_ON_EXHAUST", K_CHOICE, offsetof(struct rt_options, on_exhaust), exhaust_words, 0, 0,
 	 "grow, fail or abort"},
 	{"RTALLOC_NUMA", K_CHOICE, offsetof(struct rt_options, numa), numa_words, 0, 0,
 	 "local, interleave or off"},
-	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, 0, "0 or 1"},
+	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, 0, "0 (or off, no) or 1 (or on, yes)"},
 };
 
 #define DEFAULT_POOL ((size_t)64 << 20)

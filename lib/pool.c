@@ -38,15 +38,6 @@ struct rt_global rt_g;
 
 extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
 
-/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
- * caller may be anything). */
-static inline size_t page_round(size_t n)
-{
-	size_t r;
-	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
-		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
-	return r & ~(RT_PAGE_SIZE - 1);
-}
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -83,7 +74,7 @@ static unsigned numa_nodes(unsigned long *mask)
 static void desc_range(uint32_t from, uint32_t to, char **p, size_t *len)
 {
 	uintptr_t lo = (uintptr_t)&rt_g.pages[from] & ~(RT_PAGE_SIZE - 1);
-	uintptr_t hi = page_round((uintptr_t)&rt_g.pages[to]);
+	uintptr_t hi = rt_page_round((uintptr_t)&rt_g.pages[to]);
 	*p = (char *)lo;
 	*len = hi - lo;
 }
@@ -124,43 +115,96 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 
 /* ---- growth ----------------------------------------------------------------- */
 
-/* The arena's grow hook (lock held): commit enough of the reservation for a
- * free block of `order`, at least one growth quantum (pool_size/narenas). */
+/* Growth is serialised by a lock of its own (priority-inheriting: a real-time
+ * thread that needs growth boosts the thread that is growing).  Lock order:
+ * grow_lock, then an arena lock; a thread never takes grow_lock while it
+ * holds an arena lock.  Every change of a buddy's committed pages happens
+ * under grow_lock (rt_pool_grow, reconfigure), so the pages a grower
+ * computed stay its own while it commits them without the arena lock.  Not
+ * taken around fork: the child makes it anew (rt_pool_fork_child), and its
+ * arenas never saw the pages a grower was committing at that moment. */
+static pthread_once_t grow_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t grow_lock;
+
+static void grow_lock_init(void) { rt_mutex_init(&grow_lock, RT_MUTEX_PI); }
+
+static void grow_lock_take(void)
+{
+	pthread_once(&grow_once, grow_lock_init);
+	int e = pthread_mutex_lock(&grow_lock);
+	if (rt_unlikely(e != 0))
+		rt_fatal("pthread_mutex_lock", "cannot take the growth lock at", &grow_lock);
+}
+
+/* Unlocking fails (EPERM) only in a child of fork from a signal handler that
+ * interrupted this thread while it took the lock: see rt_pool_lock_failed. */
+static void grow_lock_drop(void)
+{
+	if (rt_unlikely(pthread_mutex_unlock(&grow_lock) != 0))
+		rt_pool_lock_failed(&grow_lock);
+}
+
+/* The arena's grow hook, called with a's lock held when its buddy has no
+ * block of `order`: commit enough of the reservation for one, at least one
+ * growth quantum (pool_size/narenas).  The arena lock is released while the
+ * pages are committed (mprotect, mbind, pre-faulting, mlock: milliseconds)
+ * and the first growth's notice is written (a blocked stderr must not stall
+ * the arena), then taken again to add the pages: other threads are served
+ * meanwhile.  Returns with the lock held: 0 when a block of `order` is free
+ * (added here, or by another thread meanwhile), -1 when growth is off or
+ * failed, or pool_max is reached. */
 int rt_pool_grow(struct rt_arena *a, unsigned order)
 {
 	struct rt_buddy *b = &a->buddy;
 	if (rt_g.opt.on_exhaust != RTALLOC_EXHAUST_GROW || rt_g.user_memory)
 		return -1;
+	rt_arena_unlock(a);
+	grow_lock_take();
+	rt_arena_lock(a);
+	if (b->nonempty >> order) {
+		/* Another thread grew (or freed) meanwhile: no second growth. */
+		grow_lock_drop();
+		return 0;
+	}
 	uint64_t need = 1ULL << order;
 	uint64_t start = (b->committed + need - 1) & ~(need - 1);
 	uint64_t end = start + need;
-	uint64_t quantum = (page_round(rt_g.opt.pool_size) >> RT_PAGE_SHIFT) / rt_g.narenas;
+	uint64_t quantum = (rt_page_round(rt_g.opt.pool_size) >> RT_PAGE_SHIFT) / rt_g.narenas;
 	if (end < b->committed + quantum)
 		end = b->committed + quantum;
 	if (end > b->limit)
 		end = b->limit;
-	if (end < start + need)
+	if (end < start + need) {
+		grow_lock_drop();
 		return -1; /* pool_max reached */
+	}
+	/* b->committed, b->first and b->skew cannot change until grow_lock is
+	 * dropped: the pages [from, to) are this thread's to commit. */
 	uint32_t from = b->committed - b->skew, to = (uint32_t)end - b->skew;
-	if (commit(a, b->first + from, b->first + to) != 0)
-		return -1;
-	rt_buddy_add(b, to);
-	__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
-	a->last_grow_ns = rt_os_now_ns();
+	rt_arena_unlock(a);
+	int e = commit(a, b->first + from, b->first + to);
 	static bool said; /* once per process: later growths are counted in the statistics */
-	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+	if (!e && !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
 		rt_say("the pool grew by %zu KiB to %zu KiB: a non-real-time event (system calls, page "
 		       "faults); set RTALLOC_POOL_SIZE larger. Further growths are only counted "
 		       "(rtalloc-stat)", (size_t)(to - from) << (RT_PAGE_SHIFT - 10),
 		       (size_t)to << (RT_PAGE_SHIFT - 10));
-	return 0;
+	rt_arena_lock(a);
+	if (!e) {
+		rt_buddy_add(b, to);
+		__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
+		a->last_grow_ns = rt_os_now_ns();
+		a->grows++; /* counted where it happens */
+	}
+	grow_lock_drop();
+	return e ? -1 : 0;
 }
 
 /* ---- setting the pool up ------------------------------------------------------ */
 
 static int setup_user_memory(void *mem, size_t size)
 {
-	uintptr_t start = page_round((uintptr_t)mem);
+	uintptr_t start = rt_page_round((uintptr_t)mem);
 	uintptr_t end = ((uintptr_t)mem + size) & ~(RT_PAGE_SIZE - 1);
 	if (!mem || end <= start || (end - start) >> RT_PAGE_SHIFT < 4 ||
 	    (end - start) >> RT_PAGE_SHIFT > RT_NIL / 2)
@@ -268,7 +312,7 @@ static void room_of(struct room *r)
  * over n arenas. */
 static size_t slot_pages(size_t max, unsigned n)
 {
-	size_t pages = page_round(max / n) >> RT_PAGE_SHIFT;
+	size_t pages = rt_page_round(max / n) >> RT_PAGE_SHIFT;
 	return pages <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(pages - 1));
 }
 
@@ -277,13 +321,13 @@ static size_t slot_pages(size_t max, unsigned n)
 static size_t reserve_bytes(size_t max, unsigned n)
 {
 	size_t pages = slot_pages(max, n) * n;
-	return (pages << RT_PAGE_SHIFT) + page_round(pages * sizeof(struct rt_page));
+	return (pages << RT_PAGE_SHIFT) + rt_page_round(pages * sizeof(struct rt_page));
 }
 
 /* Memory committed for a pool of `pool` bytes: the pages and descriptors. */
 static size_t commit_bytes(size_t pool)
 {
-	return page_round(pool) + page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+	return rt_page_round(pool) + rt_page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
 }
 
 static bool fits(const struct room *r, unsigned n, size_t pool)
@@ -417,8 +461,8 @@ static int setup_os_memory(void)
 	unsigned n = arena_count();
 	unsigned long mask = rt_g.node_mask;
 	int e;
-	size_t pool = page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
-	size_t max = page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
+	size_t pool = rt_page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
+	size_t max = rt_page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
 	size_t slot = slot_pages(rt_g.opt.pool_max, n);
 	if (slot * n > RT_NIL / 2 || pool == 0)
 		return ENOMEM; /* fit_pool keeps sizes below RT_POOL_CEIL: never */
@@ -427,7 +471,7 @@ static int setup_os_memory(void)
 	if (!res)
 		return ENOMEM;
 	uintptr_t base = (uintptr_t)res;
-	size_t dbytes = page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+	size_t dbytes = rt_page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
 	void *desc = mmap(NULL, dbytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (desc == MAP_FAILED) {
 		rt_os_unmap((void *)base, span);
@@ -586,37 +630,103 @@ struct rt_arena *rt_pool_arena_for_thread(void)
 	return &rt_g.arenas[0];
 }
 
+/* fork.  Lock order, the same as glibc's own malloc: libc's stdio list lock
+ * (see glue.h), then the arena locks in index order.  The
+ * growth lock is not taken (see above).
+ *
+ * fork from a signal handler: the interrupted thread (the forking one) may
+ * hold an arena lock, in the middle of an operation.  That lock is not taken
+ * again (it would wait for itself); the operation resumes when the handler
+ * returns and completes in the parent and in the child (which has only this
+ * thread): the child's re-made lock is given to the child's thread, so that
+ * the operation's unlock succeeds there.  (One window is left: a signal
+ * between glibc's reading of the thread's TID and its atomic exchange in
+ * pthread_mutex_trylock; the child's lock word then gets the parent's TID
+ * and the operation's unlock fails with EPERM: rt_arena_unlock then makes
+ * the lock anew, rt_pool_lock_failed.)
+ *
+ * What a prepare handler did is kept per thread: glibc (2.36) runs the
+ * handlers of two threads that fork at once concurrently, and a signal
+ * handler that interrupted a fork may fork again (nesting: a small stack).
+ * Not initial-exec: only the fork handlers touch it, and the library's TLS
+ * block is static anyway (rt_tc is initial-exec). */
+#define RT_FORK_NEST 4
+static __thread struct {
+	unsigned depth;
+	struct {
+		unsigned held; /* arenas the forking thread held already (bit i: arena i) */
+		bool stdio;    /* the prepare handler took libc's stdio list lock */
+	} at[RT_FORK_NEST];
+} fork_tls;
+
 void rt_pool_fork_prepare(void)
 {
-	for (unsigned i = 0; i < rt_g.narenas; i++)
-		rt_arena_lock(&rt_g.arenas[i]);
+	unsigned d = fork_tls.depth++;
+	bool stdio = rt_libc_fork_locks_stdio();
+	if (stdio)
+		rt_libc_stdio_lock();
+	unsigned held = 0;
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		if (rt_mutex_mine(&rt_g.arenas[i].lock) || d >= RT_FORK_NEST)
+			held |= 1u << i; /* or nested too deep: neither taken nor released */
+		else
+			rt_arena_lock(&rt_g.arenas[i]);
+	}
+	if (d < RT_FORK_NEST) {
+		fork_tls.at[d].held = held;
+		fork_tls.at[d].stdio = stdio;
+	}
 }
 
 void rt_pool_fork_parent(void)
 {
-	for (unsigned i = rt_g.narenas; i-- > 0;)
-		rt_arena_unlock(&rt_g.arenas[i]);
+	unsigned d = --fork_tls.depth;
+	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : ~0u;
+	for (unsigned i = rt_g.narenas; i-- > 0;) /* bound: RT_MAX_ARENAS */
+		if (!(held & (1u << i)))
+			rt_arena_unlock(&rt_g.arenas[i]);
+	if (d < RT_FORK_NEST && fork_tls.at[d].stdio)
+		rt_libc_stdio_unlock(); /* fork has dropped its own count already */
 }
 
 /* The child has one thread; the locks were held by the parent's forking
- * thread, which is this one under another TID: make them anew.  mlockall is
- * not inherited; it is applied again at the child's first allocation or free
+ * thread, which is this one under another TID: make them anew, every one
+ * (libc's stdio list lock is reset by fork itself).  mlockall is not
+ * inherited; it is applied again at the child's first slow path
  * (rt_tcache_fork_child: a child that only execs never pays for locking its
  * copy of the pool). */
+static bool fork_child; /* this process is a child of fork */
+
 void rt_pool_fork_child(void)
 {
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	for (unsigned i = 0; i < rt_g.narenas; i++)
-		pthread_mutex_init(&rt_g.arenas[i].lock, &at);
-	pthread_mutexattr_destroy(&at);
+	fork_child = true;
+	fork_tls.depth--;
+	unsigned d = fork_tls.depth;
+	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : 0;
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		rt_mutex_init(&rt_g.arenas[i].lock, RT_MUTEX_PI);
+		if (held & (1u << i)) /* the interrupted operation's unlock must succeed */
+			rt_mutex_own(&rt_g.arenas[i].lock);
+	}
+	grow_lock_init();
 	rt_stats_fork_child(); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;
 		rt_g.relock_child = true;
 		rt_tcache_fork_child();
 	}
+}
+
+/* An arena lock whose unlock failed (EPERM): only in the child of a fork from
+ * a signal handler that interrupted pthread_mutex_trylock before its atomic
+ * exchange, which then wrote the parent's TID in the child's lock (see
+ * above).  The child has one thread, which holds no arena lock now: make
+ * the lock anew.  rt_arena_unlock and grow_lock_drop call it. */
+void rt_pool_lock_failed(pthread_mutex_t *m)
+{
+	if (!fork_child) /* anywhere else, a bug: never guess */
+		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
+	rt_mutex_init(m, RT_MUTEX_PI);
 }
 
 void rt_pool_relock_child(void)
@@ -648,25 +758,29 @@ static int reconfigure(const struct rtalloc_config *cfg)
 		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory && !growth_fits(cfg->pool_size)) {
 			e = ENOMEM; /* beyond RTALLOC_POOL_MAX or the memory there is: nothing committed */
 		} else if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
-			size_t want = page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
+			size_t want = rt_page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
+			grow_lock_take(); /* committed pages change under it only: see growth */
 			for (unsigned i = 0; i < rt_g.narenas; i++) {
 				struct rt_arena *a = &rt_g.arenas[i];
 				struct rt_buddy *b = &a->buddy;
-				rt_arena_lock(a);
 				uint64_t to = b->committed - b->skew + (want >> RT_PAGE_SHIFT);
 				if (to > b->limit - b->skew)
 					to = b->limit - b->skew;
 				uint32_t from = b->committed - b->skew;
-				if (to > from && commit(a, b->first + from, b->first + (uint32_t)to) == 0) {
-					rt_buddy_add(b, (uint32_t)to);
-					rt_stats_publish_arena(a);
-					__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
-							   __ATOMIC_RELAXED);
-				} else if (to > from) {
+				if (to <= from)
+					continue;
+				if (commit(a, b->first + from, b->first + (uint32_t)to) != 0) {
 					e = ENOMEM;
+					continue;
 				}
+				rt_arena_lock(a);
+				rt_buddy_add(b, (uint32_t)to);
+				rt_stats_publish_arena(a);
 				rt_arena_unlock(a);
+				__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
+						   __ATOMIC_RELAXED);
 			}
+			grow_lock_drop();
 		}
 		if (cfg->mlock == RTALLOC_MLOCK_OFF && rt_g.locked) {
 			munlockall();

@@ -121,6 +121,20 @@ _Static_assert(RT_PAGE_SIZE <= UINT16_MAX, "rt_page.carved counts bytes of a pag
 
 static inline size_t rt_class_size(unsigned c) { return (size_t)8 << c; }
 
+/* ---- small helpers, defined once ---------------------------------------- */
+
+static inline bool rt_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+/* Up to a whole page; saturates instead of wrapping to 0 (a size from a
+ * caller may be anything). */
+static inline size_t rt_page_round(size_t n)
+{
+	size_t r;
+	if (__builtin_add_overflow(n, RT_PAGE_SIZE - 1, &r))
+		return SIZE_MAX & ~(RT_PAGE_SIZE - 1);
+	return r & ~(RT_PAGE_SIZE - 1);
+}
+
 /* Class of a request of n bytes, 1 <= n <= RT_CACHE_MAX (BUCKETINDX).
  * n = 0 or n > RT_CACHE_MAX give a value > RT_NCLASS: the caller's slow path. */
 static inline unsigned rt_class_of(size_t n)
@@ -209,8 +223,13 @@ struct rt_arena {
 	uint32_t partial[RT_NSMALL + 1]; /* per small class: pages with 0 < nfree < capacity */
 	uint32_t empty;                  /* small pages with every block free (S3) */
 	uint32_t nempty;
-	/* Called with lock held when the buddy has no block of the order asked;
-	 * returns 0 when it added pages.  NULL: the arena cannot grow. */
+	/* Called with lock held when the buddy has no block of the order asked
+	 * (the arena consistent: its callers hold no half-done change).  It may
+	 * release the lock and take it again (pool.c commits the pages without
+	 * it): the arena may have changed meanwhile, so the caller asks the buddy
+	 * again.  Returns with the lock held, 0 when a block of that order may
+	 * now be free; it counts the growths it makes in grows.  NULL: the arena
+	 * cannot grow. */
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
@@ -494,6 +513,7 @@ RT_HIDDEN void rt_pool_fork_prepare(void);
 RT_HIDDEN void rt_pool_fork_parent(void);
 RT_HIDDEN void rt_pool_fork_child(void);
 RT_HIDDEN void rt_pool_relock_child(void);
+RT_HIDDEN void rt_pool_lock_failed(pthread_mutex_t *m); /* an arena lock's unlock failed */
 RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
 
 static inline bool rt_ready(void)
@@ -534,5 +554,14 @@ RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX u
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);
+/* Every mutex librtalloc makes, with the attributes of flags: priority
+ * inheritance (every lock a thread may wait for), robustness and sharing
+ * between processes (heaps).  0 or an errno value. */
+enum { RT_MUTEX_PI = 1, RT_MUTEX_ROBUST = 2, RT_MUTEX_SHARED = 4 };
+RT_HIDDEN int rt_mutex_init(pthread_mutex_t *m, unsigned flags);
+/* For fork's handlers (lock.c): does the calling thread hold m, a PI mutex;
+ * make it the owner of m, one just initialised (unlocked). */
+RT_HIDDEN bool rt_mutex_mine(pthread_mutex_t *m);
+RT_HIDDEN void rt_mutex_own(pthread_mutex_t *m);
 
 #endif /* RT_H */

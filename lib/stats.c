@@ -39,14 +39,7 @@ struct rt_thread_rec {
 };
 static struct rt_thread_rec records[RT_STATS_SLOTS];
 
-static void pi_mutex_init(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t at;
-	pthread_mutexattr_init(&at);
-	pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(m, &at);
-	pthread_mutexattr_destroy(&at);
-}
+static void pi_mutex_init(pthread_mutex_t *m) { rt_mutex_init(m, RT_MUTEX_PI); }
 
 /* Every record's lock made anew, every record empty but keep's (fork's
  * child: the other threads are gone, a reader may have held a lock). */
@@ -217,9 +210,10 @@ void rt_stats_fork_child(void)
 		return;
 	}
 	memcpy(r, old, sizeof(*r));
+	unsigned mine = RT_STATS_SLOTS;
 	for (unsigned i = 0; i < RT_STATS_SLOTS; i++) {
 		if (tc->slot == &old->slots[i]) {
-			tc->slot = &r->slots[i];
+			mine = i;
 			continue;
 		}
 		memset(&r->slots[i], 0, sizeof(r->slots[i]));
@@ -227,9 +221,17 @@ void rt_stats_fork_child(void)
 	}
 	r->pid = getpid();
 	r->flags &= ~(uint32_t)RT_STATS_F_EXPORTED;
-	rt_stats = r;
-	if (old->flags & RT_STATS_F_EXPORTED)
+	/* The copy takes the old region's address: a publish that a signal
+	 * handler's fork interrupted resumes in the child, through pointers to
+	 * that address (pool.c, fork). */
+	bool exported = old->flags & RT_STATS_F_EXPORTED;
+	if (rt_os_move_over(r, old, region_bytes()) == 0)
+		r = old;
+	else if (exported)
 		munmap(old, region_bytes());
+	if (mine < RT_STATS_SLOTS)
+		tc->slot = &r->slots[mine];
+	rt_stats = r;
 	region_path[0] = '\0';
 	records_init(tc->state == RT_TC_LIVE ? tc : NULL); /* the other threads are gone */
 }

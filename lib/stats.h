@@ -4,8 +4,9 @@
  * which maps it read-only from another process) and the library's writers.
  *
  * One region per process: a file rtalloc-<uid>-<pid>.stats in
- * $XDG_RUNTIME_DIR (else /dev/shm), mode 0600, created with O_EXCL and
- * O_NOFOLLOW, mapped shared, pre-faulted and locked, removed at exit.  With
+ * $XDG_RUNTIME_DIR (else /dev/shm), created 0600 with O_EXCL and
+ * O_NOFOLLOW, mapped shared, pre-faulted and locked, then made read-only on
+ * disk (0400: nobody truncates it under us), removed at exit.  With
  * RTALLOC_STATS=0, or when it cannot be created, the same layout lives in
  * private memory and only rtalloc_stats() reads it.
  *

@@ -128,25 +128,30 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 }
 
 /* fork, in the child: its memory must be locked again (mlockall is not
- * inherited), at its first allocation or free rather than at fork, so a
- * child that only execs never pays for locking a copy of the pool.  Emptying
- * the forking thread's lists (limits 0) sends that first call to a slow
- * path, which locks and gives the lists back; threads the child creates
- * lock in thread_setup. */
+ * inherited), at its first slow path rather than at fork, so a child that
+ * only execs never pays for locking a copy of the pool.  The forking
+ * thread's limits go to 0, so its next free takes the slow path, which locks
+ * and gives the limits back (a malloc from a list that still holds blocks
+ * stays on the fast path until the list is empty).  Only the limits: fork
+ * may come from a signal handler that interrupted this thread's fast or slow
+ * path between two writes of a list's head and count, which it finishes when
+ * the handler returns.  Threads the child creates lock in thread_setup. */
 void rt_tcache_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	/* the other threads are gone, and their shares of the budget with them */
 	__atomic_store_n(&cache_used, tc->state == RT_TC_LIVE ? tc->quota : 0, __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
-		rt_tcache_flush_all(tc);
+		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
+			tc->bin[c].limit = 0;
 }
 
 static RT_COLD void relock_after_fork(struct rt_tcache *tc)
 {
 	rt_pool_relock_child();
 	if (tc->state == RT_TC_LIVE && !tc->heap)
-		rt_tcache_restore_limits(tc);
+		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
+			tc->bin[c].limit = tc_limit[c] >> tc->shift; /* its share of the budget */
 }
 
 /* The arena a thread refills from: its node's, chosen once. */
@@ -158,7 +163,7 @@ static int thread_setup(struct rt_tcache *tc)
 	if (rt_unlikely(!rt_ready()) && rt_init_lazy() != 0)
 		return ENOMEM;
 	if (rt_unlikely(rt_g.relock_child))
-		rt_pool_relock_child();
+		relock_after_fork(tc);
 	if (tc->state != RT_TC_NEW)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();

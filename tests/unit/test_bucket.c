@@ -110,17 +110,6 @@ static size_t buddy_blocks(unsigned k)
 	return n;
 }
 
-/* Return the calling thread's cached blocks to the arena, as a thread exit
- * does, and set the thread up again as new (the library's own code both ways). */
-static void flush_my_cache(void)
-{
-	if (rt_tc.state != RT_TC_LIVE)
-		return;
-	rt_tcache_thread_exit(&rt_tc);
-	rt_tc.state = RT_TC_NEW;
-	rt_tcache_setup();
-}
-
 static void assert_heap_sound(void)
 {
 	assert_int_equal(rtalloc_check(), 0);

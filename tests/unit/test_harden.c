@@ -16,15 +16,6 @@
 #define POOL (4u << 20)
 #define HANDED_OUT_BAD 42
 
-static void flush_my_cache(void)
-{
-	if (rt_tc.state != RT_TC_LIVE)
-		return;
-	rt_tcache_thread_exit(&rt_tc);
-	rt_tc.state = RT_TC_NEW;
-	rt_tcache_setup();
-}
-
 static int group_setup(void **state)
 {
 	UNUSED_STATE(state);

@@ -724,6 +724,6 @@ int main(void)
 		cmocka_unit_test(stats_read_live),
 	};
 	int failed = cmocka_run_group_tests_name("threads", tests, group_setup, NULL);
-	rt_stats_remove(); /* the core has no destructor to do it (RTALLOC_STATS=1 by hand) */
+	rt_stats_remove(); /* when run by hand with RTALLOC_STATS=1: not left to the destructor */
 	return failed;
 }

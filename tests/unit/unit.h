@@ -42,6 +42,17 @@ static inline struct rt_tcounters my_counts(void)
 	return c;
 }
 
+/* Return the calling thread's cached blocks to the arena, as a thread exit
+ * does, and set the thread up again as new (the library's own code both ways). */
+static inline void flush_my_cache(void)
+{
+	if (rt_tc.state != RT_TC_LIVE)
+		return;
+	rt_tcache_thread_exit(&rt_tc);
+	rt_tc.state = RT_TC_NEW;
+	rt_tcache_setup();
+}
+
 /* ---- deterministic pseudo-random numbers (xorshift64*) -------------------- */
 
 struct rng {

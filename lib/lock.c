@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lock.c - every lock librtalloc makes and takes, and the one place of the
+ * library that knows how glibc's mutexes are laid out (besides heap_shm.c's
+ * check of a shared heap's lock word, which another process wrote).
+ *
+ *   rt_mutex_init   every mutex: priority-inheriting (RT_MUTEX_PI) unless
+ *                   nobody ever waits for it, robust and process-shared for
+ *                   heaps.
+ *   rt_arena_lock   a bounded spin, then the kernel's PI path; unlock, with
+ *                   the one failure a fork from a signal handler can cause.
+ *   rt_mutex_mine   does this thread hold a PI mutex (read from the lock
+ *   rt_mutex_own    word), and making it the owner of a fresh one: what
+ *                   pool.c's fork handlers need when fork interrupted a
+ *                   thread inside an arena operation.
+ * The allocator's core (buddy.c, bucket.c) calls only these: it references
+ * no libc or system-call symbol (tests/system/check_core.sh).
+ */
+#include <linux/futex.h>
+
+#include "glue.h"
+
+int rt_mutex_init(pthread_mutex_t *m, unsigned flags)
+{
+	pthread_mutexattr_t at;
+	int e = pthread_mutexattr_init(&at);
+	if (e)
+		return e;
+	if (flags & RT_MUTEX_PI)
+		e = pthread_mutexattr_setprotocol(&at, PTHREAD_PRIO_INHERIT);
+	if (!e && (flags & RT_MUTEX_ROBUST))
+		e = pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	if (!e && (flags & RT_MUTEX_SHARED))
+		e = pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	if (!e)
+		e = pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+	return e;
+}
+
+/* The lock is held for at most one batch: when it is taken, its holder is
+ * most likely running on another CPU and about to let go.  Watch it for a
+ * bounded while (RT_LOCK_SPIN pauses, about a microsecond) before blocking in
+ * the kernel's priority-inheriting path, which costs system calls and
+ * several microseconds; a holder that was preempted still gets the waiter's
+ * priority after the spin. */
+#define RT_LOCK_SPIN 64
+
+void rt_arena_lock(struct rt_arena *a)
+{
+	for (int i = 0; i < RT_LOCK_SPIN; i++) { /* bound: RT_LOCK_SPIN */
+		if (__atomic_load_n(&a->lock.__data.__lock, __ATOMIC_RELAXED) == 0 &&
+		    pthread_mutex_trylock(&a->lock) == 0)
+			return;
+		rt_cpu_relax();
+	}
+	int e = pthread_mutex_lock(&a->lock);
+	if (rt_unlikely(e != 0))
+		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
+}
+
+void rt_arena_unlock(struct rt_arena *a)
+{
+	if (rt_unlikely(pthread_mutex_unlock(&a->lock) != 0))
+		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see pool.c */
+}
+
+/* Make the calling thread the owner of m, a priority-inheriting mutex just
+ * initialised (unlocked) in the child of fork, as if it had locked it. */
+void rt_mutex_own(pthread_mutex_t *m)
+{
+	__atomic_store_n(&m->__data.__lock, (int)gettid(), __ATOMIC_RELAXED);
+	m->__data.__owner = (int)gettid();
+	m->__data.__nusers = 1;
+}
+
+/* Does the calling thread hold m, a priority-inheriting mutex?  The kernel's
+ * PI futex protocol keeps the owner's TID in the lock word, set by the same
+ * atomic operation that takes it (glibc's __owner field is written after):
+ * a signal handler that interrupted a thread inside lock or unlock still
+ * sees the truth. */
+bool rt_mutex_mine(pthread_mutex_t *m)
+{
+	unsigned word = (unsigned)__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
+	return word != 0 && (pid_t)(word & FUTEX_TID_MASK) == gettid();
+}
