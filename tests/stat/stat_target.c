@@ -14,6 +14,8 @@
  *   alloc N    main thread: N malloc/free pairs of assorted sizes, then an
  *              empty real-time section (publishes its counts)  ->  "allocated"
  *   try N      main thread: malloc(N), kept  ->  "got" or "null"
+ *   heap NAME  a shared heap of 1 MiB named NAME (rtalloc_heap_create with
+ *              RTALLOC_HEAP_SHARED), one block of it taken  ->  "heap" or "noheap"
  *   exit C     exit(C) (the library's destructor runs)
  *
  * At start it prints "ready PID" once rt-loop has allocated (so it has a
@@ -31,6 +33,8 @@
 
 static void (*rt_begin)(void);
 static void (*rt_end)(void);
+static void *(*heap_create)(const char *, size_t, unsigned);
+static void *(*heap_alloc)(void *, size_t);
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -137,7 +141,9 @@ int main(int argc, char **argv)
 {
 	rt_begin = (void (*)(void))dlsym(RTLD_DEFAULT, "rtalloc_rt_begin");
 	rt_end = (void (*)(void))dlsym(RTLD_DEFAULT, "rtalloc_rt_end");
-	if (!rt_begin || !rt_end) {
+	heap_create = (void *(*)(const char *, size_t, unsigned))dlsym(RTLD_DEFAULT, "rtalloc_heap_create");
+	heap_alloc = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "rtalloc_heap_alloc");
+	if (!rt_begin || !rt_end || !heap_create || !heap_alloc) {
 		fprintf(stderr, "stat_target: librtalloc is not loaded (run with LD_PRELOAD)\n");
 		return 1;
 	}
@@ -174,6 +180,9 @@ int main(int argc, char **argv)
 		} else if (sscanf(line, "try %ld", &n) == 1) {
 			void *p = malloc((size_t)n);
 			printf("%s\n", p ? "got" : "null");
+		} else if (strncmp(line, "heap ", 5) == 0) {
+			void *h = heap_create(line + 5, 1 << 20, 0x1u /* RTALLOC_HEAP_SHARED */);
+			printf("%s\n", h && heap_alloc(h, 1000) ? "heap" : "noheap");
 		} else if (sscanf(line, "exit %ld", &n) == 1) {
 			exit((int)n);
 		} else {

@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: MIT
 """stat_test.py - end-to-end tests of rtalloc-stat (tests/stat/meson.build).
 
-usage: stat_test.py --tool RTALLOC_STAT --lib LIBRTALLOC --target STAT_TARGET CASE
+usage: stat_test.py --tool RTALLOC_STAT [--lib LIBRTALLOC --target STAT_TARGET]
+                    [--forge STAT_FORGE --shim STAT_TRUNCATE_SO] CASE
 
-CASE is one of: snapshot json watch run list errors permissions symlink.
+CASE is one of: snapshot json watch run list errors permissions symlink heaptrunc
+(these need --lib and --target; heaptrunc also --shim), hostile escape truncate (these need --forge
+and, for truncate, --shim; no librtalloc: they also run in sanitizer builds).
 Exit 0 pass, 1 fail (with the reason), 77 skip (with the reason).
 
 Each case runs stat_target (see stat_target.c) under LD_PRELOAD, with its
@@ -91,6 +94,8 @@ class Ctx:
         self.tool = args.tool
         self.lib = args.lib
         self.target = args.target
+        self.forge = args.forge
+        self.shim = args.shim
         # on a tmpfs: librtalloc puts its region in XDG_RUNTIME_DIR only there
         self.tmp = tempfile.mkdtemp(prefix="rtalloc-stat-test-",
                                     dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -122,7 +127,7 @@ class Ctx:
 
     def stat(self, *args, env=None, timeout=20, prefix=None):
         cmd = (prefix or []) + [self.tool] + [str(a) for a in args]
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="surrogateescape",
                            env=env if env is not None else self.env(), timeout=timeout)
         return r
 
@@ -496,6 +501,217 @@ def case_symlink(ctx):
     check(p.returncode == 0, "the target did not run on: status %d" % p.returncode)
 
 
+# ---- a hostile process (stat_forge.c) -------------------------------------------------------
+
+# What UBSan reports stops the tool (in a sanitizer build; ignored elsewhere).
+SAN_ENV = {"UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1",
+           "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=0"}
+U64 = (1 << 64) - 1
+I64 = (1 << 63) - 1
+
+
+class Forge(Target):
+    def __init__(self, ctx, args=(), env=None):
+        self.ctx = ctx
+        self.p = subprocess.Popen([ctx.forge] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=ctx.env(env), text=True, bufsize=1)
+        self.pid = self.p.pid
+        self.stderr = ""
+        ctx.targets.append(self)
+        line = self.read_line()
+        check(line == "ready %d" % self.pid, "stat_forge did not start: %r" % line)
+
+
+def need_forge(ctx):
+    if not ctx.forge:
+        raise Skip("no --forge")
+
+
+def sane_run(r, what, status=0):
+    """The tool ended by itself (no signal), with status, and UBSan/ASan said nothing."""
+    check(r.returncode >= 0, "%s: killed by signal %d; stderr %s" % (what, -r.returncode, r.stderr))
+    check("runtime error" not in r.stderr and "Sanitizer" not in r.stderr,
+          "%s: sanitizer report: %s" % (what, r.stderr))
+    check(r.returncode == status, "%s: status %d (want %d), stderr %s" % (what, r.returncode, status, r.stderr))
+
+
+def clamp64(v):
+    return max(-(1 << 63), min(I64, v))
+
+
+def case_hostile(ctx):
+    """Counters at the edges of their types: no overflow (UBSan), sums saturate, JSON stays exact."""
+    need_forge(ctx)
+    f = Forge(ctx)
+    env = ctx.env(SAN_ENV)
+    r = ctx.stat(f.pid, env=env)
+    sane_run(r, "text report")
+    r = ctx.stat("--json", f.pid, env=env)
+    sane_run(r, "JSON report")
+    d = json.loads(r.stdout)
+    check(d["pool"]["pool_bytes"] == U64 and d["pool"]["in_use_bytes"] == U64, "saturated pool %r" % d["pool"])
+    check(d["totals"]["mallocs"] == U64 and d["totals"]["frees"] == U64,
+          "counter sums must saturate at 2^64-1: %r" % d["totals"])
+    check(all(v == U64 for v in d["classes"].values()), "class sums %r" % d["classes"])
+    check(d["pool"]["arenas"][0]["node"] is None, "a negative node: %r" % d["pool"]["arenas"][0]["node"])
+    r = ctx.stat("-l", "--json", env=env)
+    sane_run(r, "-l --json")
+    check(f.pid in [p["pid"] for p in json.loads(r.stdout)["processes"]], "-l does not list the forger")
+    sane_run(ctx.stat("-l", env=env), "-l")
+    # -w: the in-use change between rows, exact or clamped to int64, whatever the values
+    w = subprocess.Popen([ctx.tool, "--json", "-w", "0.3", str(f.pid)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    rows = []
+    try:
+        for v in [0, U64, I64, 1 << 63, 1, 0, 1 << 63, U64]:
+            line = w.stdout.readline()
+            check(line, "-w ended early: %s" % w.stderr.read() if w.poll() is not None else "no row")
+            rows.append(json.loads(line))
+            check(f.cmd("inuse %d" % v) == "ok", "inuse")
+        rows.append(json.loads(w.stdout.readline()))
+    finally:
+        w.send_signal(signal.SIGINT)
+        _, err = w.communicate(timeout=10)
+    check("runtime error" not in err, "-w: sanitizer report: %s" % err)
+    check(w.returncode == 0, "-w: status %d, stderr %s" % (w.returncode, err))
+    prev = U64  # the forger starts with every arena's pool at 2^64-1 (saturated sum)
+    for row in rows:
+        want = clamp64(row["in_use_bytes"] - prev)
+        check(row["in_use_change_bytes"] == want, "in_use %d -> %d: change %d, want %d" %
+              (prev, row["in_use_bytes"], row["in_use_change_bytes"], want))
+        prev = row["in_use_bytes"]
+    check(len(set(r["in_use_bytes"] for r in rows)) >= 4, "too few distinct values seen: %r" % rows)
+    sane_run(subprocess.run([ctx.tool, "-w", "0.1", "-c", "2", str(f.pid)], capture_output=True, text=True,
+                            env=env, timeout=20), "-w text")
+    f.stop()
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def no_control(text, what):
+    """No byte a terminal acts on: control characters (but the tool's own newlines and
+    tabs), DEL, C1 controls (raw or UTF-8 encoded)."""
+    m = CONTROL.search(text)
+    check(not m, "%s: control byte %r in %r" % (what, m and m.group(0), text[:2000]))
+    for c1 in ("\udc9b", "\u009b"):
+        check(c1 not in text, "%s: a C1 control (CSI) in the output" % what)
+
+
+def case_escape(ctx):
+    """Names with escape sequences (process, thread, heap, the region's directory)."""
+    need_forge(ctx)
+    evil_dir = os.path.join(ctx.tmp, "run\x1b[2J\x07")
+    os.mkdir(evil_dir, 0o700)
+    f = Forge(ctx, env={"XDG_RUNTIME_DIR": evil_dir})
+    env = ctx.env(SAN_ENV)
+    run = lambda *a: subprocess.run([ctx.tool] + [str(x) for x in a], capture_output=True, env=env, timeout=20,
+                                    errors="surrogateescape", text=True)
+    for args in ([f.pid], ["-w", "0.1", "-c", "1", f.pid], ["-l"]):
+        r = run(*args)
+        sane_run(r, "%r" % args)
+        no_control(r.stdout, "stdout of %r" % args)
+        no_control(r.stderr, "stderr of %r" % args)
+    r = run(f.pid)
+    check("\\x1b]0;pwned\\x07" in r.stdout, "the process name, escaped, not in %r" % r.stdout)
+    check("\\x1b[31mred" in r.stdout, "the thread name, escaped, not in the report")
+    check("run\\x1b[2J\\x07" in r.stdout, "the region's path, escaped, not in the report")
+    r = run("--json", f.pid)
+    sane_run(r, "--json")
+    no_control(r.stdout.rstrip("\n"), "JSON")
+    d = json.loads(r.stdout)
+    check(d["comm"] == "\x1b]0;pwned\x07\x1b[2J"[:15], "JSON comm %r" % d["comm"])
+    names = [t["name"] for t in d["threads"]]
+    check("\x1b[31mred\u009b1m\r" in names, "JSON thread names %r" % names)
+    check(evil_dir in d["region"], "JSON region %r" % d["region"])
+    # messages on stderr name the directory too: a process that does not run librtalloc
+    sleeper = subprocess.Popen(["sleep", "30"], env=ctx.env({"XDG_RUNTIME_DIR": evil_dir}))
+    try:
+        r = run(sleeper.pid)
+        sane_run(r, "a plain process", status=1)
+        no_control(r.stderr, "message about a plain process")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    f.stop()
+
+
+def case_truncate(ctx):
+    """The region or a shared heap's object truncated right after it is mapped: an error
+    line and status 1, not a death by SIGBUS; an object already short: its process's own record."""
+    need_forge(ctx)
+    if not ctx.shim:
+        raise Skip("no --shim")
+    heap = "stat-trunc-%d" % os.getpid()
+    obj = "/dev/shm/rtalloc-heap-" + heap
+    try:
+        truncate_cases(ctx, heap, obj)
+    finally:  # a forger killed by the cleanup leaves its object
+        if os.path.exists(obj):
+            os.unlink(obj)
+
+
+def truncate_cases(ctx, heap, obj):
+    f = Forge(ctx, [heap])
+    env = ctx.env(SAN_ENV)
+    r = ctx.stat("--json", f.pid, env=env)
+    sane_run(r, "untouched")
+    h = [x for x in json.loads(r.stdout)["heaps"] if x["name"] == heap]
+    check(h and h[0]["free_bytes"] == 12345 << 10, "the shared heap's figures from its object: %r" % h)
+    for args in ([f.pid], ["--json", f.pid], ["-w", "0.1", "-c", "1", f.pid]):
+        e = dict(env, LD_PRELOAD=ctx.shim, STAT_TRUNCATE=obj)
+        r = ctx.stat(*args, env=e)
+        check("stat_truncate: truncated" in r.stderr, "the shim did not truncate %s: %s" % (obj, r.stderr))
+        sane_run(r, "heap object truncated under %r" % args, status=1)
+        msgs = [l for l in r.stderr.splitlines() if l.startswith("rtalloc-stat:")]
+        check(len(msgs) == 1 and "shared heap object" in msgs[0] and heap in msgs[0],
+              "want one message naming the object: %r" % r.stderr)
+        with open(obj, "r+b") as o:  # back to its size for the next round (contents zero: own record)
+            o.truncate(4096)
+    f.stop()
+    # the region itself truncated under the reader
+    f = Forge(ctx)
+    region = os.path.join(ctx.xdg, "rtalloc-%d-%d.stats" % (os.getuid(), f.pid))
+    r = ctx.stat(f.pid, env=dict(env, LD_PRELOAD=ctx.shim, STAT_TRUNCATE=region))
+    check("stat_truncate: truncated" in r.stderr, "the shim did not truncate the region: %s" % r.stderr)
+    sane_run(r, "region truncated", status=1)
+    f.stop()
+    # an object already empty: the process's own record, status 0
+    f = Forge(ctx, [heap + "=empty"])
+    r = ctx.stat("--json", f.pid, env=env)
+    sane_run(r, "empty object")
+    h = [x for x in json.loads(r.stdout)["heaps"] if x["name"] == heap]
+    check(h and h[0]["size_bytes"] == 1 << 20, "own record of an empty object's heap: %r" % h)
+    f.stop()
+
+
+def case_heaptrunc(ctx):
+    """A real shared heap (librtalloc's object) truncated right after rtalloc-stat maps it."""
+    if not ctx.shim:
+        raise Skip("no --shim")
+    t = ctx.start()
+    name = "stattrunc%d" % os.getpid()
+    obj = "/dev/shm/rtalloc-heap-" + name
+    try:
+        check(t.cmd("heap " + name) == "heap", "the target could not create a shared heap")
+        check(os.path.exists(obj), "no object %s" % obj)
+        r = ctx.stat("--json", t.pid)
+        sane_run(r, "untruncated")
+        h = [x for x in json.loads(r.stdout)["heaps"] if x["name"] == name]
+        check(h and h[0]["shared"] and h[0]["size_bytes"] >= 1 << 20 and h[0]["live_blocks"] == 1,
+              "the shared heap in the report: %r" % h)
+        r = ctx.stat(t.pid, env=ctx.env({"LD_PRELOAD": ctx.shim, "STAT_TRUNCATE": obj}))
+        check("stat_truncate: truncated" in r.stderr, "the shim did not truncate %s: %s" % (obj, r.stderr))
+        sane_run(r, "shared heap truncated", status=1)
+        msgs = [l for l in r.stderr.splitlines() if l.startswith("rtalloc-stat:")]
+        check(len(msgs) == 1 and obj in msgs[0], "want one message naming %s: %r" % (obj, r.stderr))
+    finally:
+        t.p.kill()  # its heap is gone under it: no orderly exit
+        t.p.wait()
+        if os.path.exists(obj):
+            os.unlink(obj)
+
+
 CASES = {
     "snapshot": case_snapshot,
     "json": case_json,
@@ -505,14 +721,20 @@ CASES = {
     "errors": case_errors,
     "permissions": case_permissions,
     "symlink": case_symlink,
+    "hostile": case_hostile,
+    "escape": case_escape,
+    "truncate": case_truncate,
+    "heaptrunc": case_heaptrunc,
 }
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tool", required=True)
-    ap.add_argument("--lib", required=True)
-    ap.add_argument("--target", required=True)
+    ap.add_argument("--lib")
+    ap.add_argument("--target")
+    ap.add_argument("--forge")
+    ap.add_argument("--shim")
     ap.add_argument("case", choices=sorted(CASES))
     args = ap.parse_args()
     ctx = Ctx(args)
