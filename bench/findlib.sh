@@ -36,7 +36,7 @@ if [ "$BUILD" = 1 ] && [ -f "$ROOT/meson.build" ] &&
 	command -v meson >/dev/null && command -v ninja >/dev/null; then
 	{
 		[ -f "$PRIVATE/build.ninja" ] ||
-			meson setup "$PRIVATE" "$ROOT" -Dtests=false -Dbench=false
+			meson setup "$PRIVATE" "$ROOT" -Dtests=disabled -Dbench=disabled
 		meson compile -C "$PRIVATE"
 	} >"$LOG" 2>&1 || echo "bench/findlib.sh: building librtalloc failed" >&2
 fi
