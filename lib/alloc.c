@@ -12,8 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "alloc_api.h"
+#include "fastpath.h"
 #include "glue.h"
 #include "heap.h"
 
@@ -205,7 +204,7 @@ RT_EXPORT int rtalloc_check(void)
 	if (!rt_ready())
 		return 0;
 	for (unsigned i = 0; i < rt_g.narenas; i++) {
-		const char *why = rt_bucket_check(&rt_g.arenas[i]);
+		const char *why = rt_arena_check(&rt_g.arenas[i]);
 		if (why) {
 			rt_say("rtalloc_check: arena %u: %s", i, why);
 			return -1;

@@ -64,8 +64,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "alloc.h"
-#include "alloc_api.h"
+#include "fastpath.h"
 #include "glue.h"
 
 typedef void (*rt_new_handler)(void);

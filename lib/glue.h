@@ -2,7 +2,7 @@
 /*
  * glue.h - everything librtalloc takes from the operating system and libc.
  *
- * The allocator core (buddy.c, bucket.c) never includes this file: it works
+ * The allocator core (buddy.c, arena.c) never includes this file: it works
  * on memory it is handed.  The layers that do (pool.c, tcache.c, options.c,
  * interpose.c) call the OS only through these functions, so what librtalloc
  * asks of the kernel can be read in one page.

@@ -94,7 +94,7 @@
  */
 #include <stdlib.h>
 
-#include "alloc.h"
+#include "fastpath.h"
 #include "heap_int.h"
 
 static struct rtalloc_heap reg[RTALLOC_HEAP_MAX];

@@ -5,7 +5,7 @@
  * These symbols are exported unversioned, on purpose: a version node would
  * make ld.so bind programs' malloc@GLIBC_2.2.5 to glibc and interposition
  * would silently stop (tests/system/check_exports.sh checks the list).  Every function
- * is a thin call into alloc.h's inline fast paths or alloc.c.
+ * is a thin call into fastpath.h's inline fast paths or alloc.c.
  *
  * The library's constructor initialises the pool at load if no allocation
  * did so first.
@@ -14,8 +14,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "alloc.h"
-#include "alloc_api.h"
+#include "fastpath.h"
 #include "glue.h"
 
 #define PUBLIC RT_EXPORT

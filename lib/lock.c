@@ -13,7 +13,7 @@
  *   rt_mutex_own    word), and making it the owner of a fresh one: what
  *                   pool.c's fork handlers need when fork interrupted a
  *                   thread inside an arena operation.
- * The allocator's core (buddy.c, bucket.c) calls only these: it references
+ * The allocator's core (buddy.c, arena.c) calls only these: it references
  * no libc or system-call symbol (tests/system/check_core.sh).
  */
 #include <linux/futex.h>

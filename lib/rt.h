@@ -33,13 +33,24 @@
  *             flushed, underflow refilled, in bounded batches, to/from the
  *             arena of the block's page.
  *
- * Layers (one file each): pool.c (OS memory, locking, NUMA, growth)
- *   -> buddy.c (pages) -> bucket.c (classes in an arena, huge blocks)
- *   -> tcache.c (per-thread caches, slow paths) -> alloc.h/alloc.c (the
- *   malloc family's semantics) -> interpose.c (the exported libc names).
- *   options.c reads RTALLOC_*; stats.c sums counters; glue.h is the only
- *   place that knows about system calls.  buddy.c and bucket.c make no OS
- *   call: the unit tests run them on a static array.
+ * Layers, each calling only the ones below it (one file each):
+ *   interpose.c, cxx.c   the exported libc names and C++ new/delete
+ *   fastpath.h, alloc.c  the inline fast paths; the malloc family's semantics
+ *   tcache.c             per-thread caches, the slow paths, the cache budget
+ *   arena.c              McKusick-Karels classes in an arena, huge blocks
+ *   buddy.c              pages: binary buddy blocks
+ * beside them:
+ *   pool.c               the pool: reservation, pre-fault, mlockall, NUMA,
+ *                        growth (the arena's grow hook: the one call upwards),
+ *                        fork, initialisation
+ *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
+ *   stats.c              statistics: the region, the thread registry, reports
+ *   options.c            RTALLOC_* (read from environ, no getenv)
+ *   lock.c               every mutex: PI set-up, the arena lock, fork's tests
+ *   glue.h, glue.c       the OS and libc: system calls, messages, fatal errors
+ * buddy.c and arena.c reference nothing but rt_* functions (no OS call, no
+ * libc: tests/system/check_core.sh); the unit tests run them on a static
+ * array.
  */
 #ifndef RT_H
 #define RT_H
@@ -153,7 +164,7 @@ static inline unsigned rt_order_of(size_t n)
  *
  * One per page of the space, zero-initialised (= a tail page, no class).
  *
- * Invariants (checked by rt_buddy_check / rt_bucket_check):
+ * Invariants (checked by rt_buddy_check / rt_arena_check):
  *   B1  every page is either the head of exactly one buddy block (state FREE
  *       or USED) or a tail (state TAIL, cls 0) inside the block of a head;
  *   B2  a FREE head of order k is on free list k of its arena and is not
@@ -215,7 +226,7 @@ struct rt_buddy {
  * thread's free path (relaxed loads; a thread only frees blocks it obtained
  * after they were carved, so it sees the values of that time).  The lock is
  * PTHREAD_PRIO_INHERIT: a real-time thread that waits for it boosts the
- * holder.  The lock is held for at most one bounded batch (see bucket.c).
+ * holder.  The lock is held for at most one bounded batch (see arena.c).
  */
 struct rt_arena {
 	pthread_mutex_t lock;
@@ -237,12 +248,12 @@ struct rt_arena {
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
 	uint64_t class_units[RT_STATS_CLASSES];
-	size_t published_mark; /* page figures when last published (bucket.c) */
+	size_t published_mark; /* page figures when last published (arena.c) */
 	/* Pages moved by this arena's operations, only grows: the tests bound
-	 * one call's work with the difference (bucket.c). */
+	 * one call's work with the difference (arena.c). */
 	uint64_t steps;
 };
-#define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, bucket.c) */
+#define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, arena.c) */
 
 /* ---- thread caches ----------------------------------------------------- */
 
@@ -342,8 +353,8 @@ extern struct rt_global rt_g RT_HIDDEN;
  *          block is; an off-by-one NUL scrambles it.
  *   stamp  word 1 holds rt_g.key XOR the block's address, and XOR 1 while
  *          the arena holds the block (a page's free list, or never carved):
- *            RT_STAMP_CACHED  on a thread's list (alloc.h, tcache.c)
- *            RT_STAMP_HELD    held by the arena (bucket.c)
+ *            RT_STAMP_CACHED  on a thread's list (fastpath.h, tcache.c)
+ *            RT_STAMP_HELD    held by the arena (arena.c)
  *          A block is popped only with the stamp of its list, and every move
  *          between a thread and the arena checks and rewrites it: a block
  *          freed twice (even after a use after free cleared its stamp), or
@@ -456,7 +467,7 @@ static inline struct rt_page *rt_page_of(const void *p)
  * done with it.  Is b, on page pg, the start of a block of class c (0: any
  * class) in state want: RT_BLOCK_LIVE (handed out), or on a list, stamped
  * RT_STAMP_CACHED or RT_STAMP_HELD?  NULL, or what it is instead, in the
- * words an abort message uses.  The fast paths (alloc.h) inline the subset
+ * words an abort message uses.  The fast paths (fastpath.h) inline the subset
  * they need. */
 enum { RT_BLOCK_LIVE = 2 }; /* besides RT_STAMP_CACHED and RT_STAMP_HELD */
 
@@ -502,15 +513,15 @@ RT_HIDDEN uint32_t rt_buddy_alloc(struct rt_buddy *b, unsigned order);
 RT_HIDDEN void rt_buddy_free(struct rt_buddy *b, uint32_t idx);
 RT_HIDDEN const char *rt_buddy_check(const struct rt_buddy *b);
 
-/* ---- bucket.c ------------------------------------------------------------ */
+/* ---- arena.c ------------------------------------------------------------ */
 RT_HIDDEN int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32_t first,
 			    uint32_t committed, uint32_t limit);
-RT_HIDDEN unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want,
+RT_HIDDEN unsigned rt_arena_refill(struct rt_arena *a, unsigned c, unsigned want,
 				    void **head, bool may_grow);
-RT_HIDDEN void rt_bucket_flush(unsigned c, void *head, unsigned n);
-RT_HIDDEN void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow);
-RT_HIDDEN void rt_bucket_huge_free(void *p, struct rt_page *pg);
-RT_HIDDEN const char *rt_bucket_check(struct rt_arena *a);
+RT_HIDDEN void rt_arena_flush(unsigned c, void *head, unsigned n);
+RT_HIDDEN void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow);
+RT_HIDDEN void rt_arena_huge_free(void *p, struct rt_page *pg);
+RT_HIDDEN const char *rt_arena_check(struct rt_arena *a);
 RT_HIDDEN void rt_arena_lock(struct rt_arena *a);
 RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
 
@@ -584,6 +595,23 @@ RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config
 RT_HIDDEN bool rt_parse_size(const char *s, size_t *out);
 RT_HIDDEN const char *rt_options_env(const char *name); /* environ without getenv */
 RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX unset */
+
+/* ---- alloc.c: the malloc family, hidden, for the files that export it under
+ * other names (interpose.c, cxx.c) ------------------------------------------ */
+RT_HIDDEN void *rt_calloc(size_t nmemb, size_t size);
+RT_HIDDEN void *rt_realloc(void *p, size_t n);
+RT_HIDDEN void *rt_reallocarray(void *p, size_t nmemb, size_t size);
+RT_HIDDEN int rt_posix_memalign(void **memptr, size_t align, size_t size);
+RT_HIDDEN void *rt_aligned_alloc(size_t align, size_t size);
+RT_HIDDEN void *rt_memalign(size_t align, size_t size);
+RT_HIDDEN void *rt_valloc(size_t size);
+RT_HIDDEN void *rt_pvalloc(size_t size);
+RT_HIDDEN size_t rt_usable_size(void *p);
+RT_HIDDEN void rt_free_sized(void *p, size_t size);
+RT_HIDDEN void rt_free_aligned_sized(void *p, size_t align, size_t size);
+/* realloc of a pointer librtalloc did not hand out: aborts with a message
+ * (its size cannot be known). */
+RT_HIDDEN void *rt_realloc_foreign(void *p, size_t n);
 
 /* ---- glue.c (errors) ----------------------------------------------------- */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);

@@ -3,14 +3,14 @@
  * tcache.c - per-thread caches and the slow paths of malloc and free.
  *
  * Each thread has one bounded list per class (struct rt_tcache, initial-exec
- * TLS).  The fast paths (alloc.h) pop and push; everything else lands here:
+ * TLS).  The fast paths (fastpath.h) pop and push; everything else lands here:
  *   malloc: the thread's first call, an empty list (refill a batch from its
  *           arena), size 0, huge sizes (a buddy block of their own);
  *   free:   NULL, foreign pointers, huge blocks, invalid or double frees
  *           (abort with the call's name), a full list (flush a batch), a
  *           thread not set up yet or already exited.
  *
- * Bounds: a refill or flush moves at most RT_BATCH_MAX blocks (bucket.c
+ * Bounds: a refill or flush moves at most RT_BATCH_MAX blocks (arena.c
  * bounds each); a flush here first walks at most RT_BATCH_MAX links to cut
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
@@ -30,7 +30,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "alloc.h"
+#include "fastpath.h"
 #include "glue.h"
 #include "heap.h"
 
@@ -108,7 +108,7 @@ void rt_tcache_flush_all(struct rt_tcache *tc)
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS lists */
 		struct rt_bin *bin = &tc->bin[c];
 		if (bin->count)
-			rt_bucket_flush(c, bin->head, bin->count);
+			rt_arena_flush(c, bin->head, bin->count);
 		bin->head = NULL;
 		bin->count = 0;
 		bin->limit = 0;
@@ -187,24 +187,24 @@ static unsigned refill(struct rt_tcache *tc, unsigned c, unsigned want, void **h
 {
 	struct rt_arena *a = home(tc);
 	if (rt_g.narenas == 1)
-		return rt_bucket_refill(a, c, want, head, true);
-	unsigned n = rt_bucket_refill(a, c, want, head, false);
+		return rt_arena_refill(a, c, want, head, true);
+	unsigned n = rt_arena_refill(a, c, want, head, false);
 	for (unsigned i = 0; !n && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
 		if (&rt_g.arenas[i] != a)
-			n = rt_bucket_refill(&rt_g.arenas[i], c, want, head, false);
-	return n ? n : rt_bucket_refill(a, c, want, head, true);
+			n = rt_arena_refill(&rt_g.arenas[i], c, want, head, false);
+	return n ? n : rt_arena_refill(a, c, want, head, true);
 }
 
 static void *huge_alloc(struct rt_tcache *tc, unsigned order)
 {
 	struct rt_arena *a = home(tc);
 	if (rt_g.narenas == 1)
-		return rt_bucket_huge_alloc(a, order, true);
-	void *p = rt_bucket_huge_alloc(a, order, false);
+		return rt_arena_huge_alloc(a, order, true);
+	void *p = rt_arena_huge_alloc(a, order, false);
 	for (unsigned i = 0; !p && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
 		if (&rt_g.arenas[i] != a)
-			p = rt_bucket_huge_alloc(&rt_g.arenas[i], order, false);
-	return p ? p : rt_bucket_huge_alloc(a, order, true);
+			p = rt_arena_huge_alloc(&rt_g.arenas[i], order, false);
+	return p ? p : rt_arena_huge_alloc(a, order, true);
 }
 
 static void *out_of_memory(struct rt_tcache *tc, size_t n)
@@ -349,7 +349,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	tc->st.bytes_freed += size;
 	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
-		rt_bucket_huge_free(ptr, pg);
+		rt_arena_huge_free(ptr, pg);
 		return;
 	}
 	unsigned c = rt_class_of(size);
@@ -360,13 +360,13 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 		/* a thread bound to a heap, dead, or not caching this class */
 		rt_link_set(p, NULL);
 		rt_stamp_set(p, RT_STAMP_CACHED);
-		rt_bucket_flush(c, p, 1);
+		rt_arena_flush(c, p, 1);
 		return;
 	}
 	struct rt_bin *bin = &tc->bin[c];
 	if (bin->count >= bin->limit) {
 		/* Flush the newest batch; the list keeps count - batch blocks.
-		 * The walk only decodes links (bucket.c validates each block it
+		 * The walk only decodes links (arena.c validates each block it
 		 * takes back); a link out of the space is never followed. */
 		unsigned n = batch_of(bin);
 		void **cut = bin->head;
@@ -378,7 +378,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 		}
 		void *flushed = bin->head;
 		bin->head = rt_link_get(cut);
-		rt_bucket_flush(c, flushed, n);
+		rt_arena_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
 		rt_stats_publish_thread(tc, c);

@@ -8,7 +8,7 @@
  *
  * What goes wrong (library bug, see the report): free blocks carry the free
  * stamp (rt_g.key) in word 1; a "huge" block (> 32 KiB) is handed out by
- * rt_bucket_huge_alloc() without clearing word 1, so when its pages were
+ * rt_arena_huge_alloc() without clearing word 1, so when its pages were
  * free cached/small blocks before, its bytes 8..15 still hold the stamp.
  * realloc() to a small size copies those bytes into the new small block,
  * whose word 1 then equals the stamp, and free() reports
@@ -92,7 +92,7 @@ int main(void)
 	}
 	if (failed)
 		fprintf(stderr, "FAIL realloc-stamp: %d scenario(s) aborted: a large block is handed out with "
-				"the free stamp left in its word 1 (rt_bucket_huge_alloc does not clear it)\n",
+				"the free stamp left in its word 1 (rt_arena_huge_alloc does not clear it)\n",
 			failed);
 	return failed ? 1 : 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_bucket.c - size classes and huge blocks (lib/bucket.c, through
+ * test_arena.c - size classes and huge blocks (lib/arena.c, through
  * lib/tcache.c) on caller memory: rtalloc_init with .memory = a static array,
  * no mlock, RTALLOC_EXHAUST_FAIL, then rtalloc_malloc / rtalloc_free.
  *
@@ -324,7 +324,7 @@ static void exhaust_abort_policy(void **state)
 /* Caller memory whose data pages do not start on a 32 KiB boundary (any
  * memory aligned only to a page can be so).  Blocks of the cached classes
  * 8, 16 and 32 KiB are aligned to their size in absolute terms, but the
- * malloc fast path (lib/alloc.h rt_malloc_fast) checks the next link's
+ * malloc fast path (lib/fastpath.h rt_malloc_fast) checks the next link's
  * offset from rt_g.base against the class mask: with base not aligned to the
  * class size every valid link fails and malloc aborts with "heap corruption". */
 static int child_medium_unaligned(void *arg)

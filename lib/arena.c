@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bucket.c - McKusick-Karels size classes over the buddy allocator, per arena.
+ * arena.c - McKusick-Karels size classes over the buddy allocator, per arena.
  *
  * Small classes (16 B .. 2 KiB) are carved from single pages.  A page's free
  * blocks are threaded through the blocks (an encoded link in word 0, the
@@ -245,7 +245,7 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 	return n;
 }
 
-unsigned rt_bucket_refill(struct rt_arena *a, unsigned c, unsigned want, void **head,
+unsigned rt_arena_refill(struct rt_arena *a, unsigned c, unsigned want, void **head,
 			  bool may_grow)
 {
 	rt_arena_lock(a);
@@ -278,7 +278,7 @@ static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsign
 	}
 }
 
-void rt_bucket_flush(unsigned c, void *head, unsigned n)
+void rt_arena_flush(unsigned c, void *head, unsigned n)
 {
 	struct rt_arena *held = NULL;
 	void **b = head;
@@ -322,7 +322,7 @@ void rt_bucket_flush(unsigned c, void *head, unsigned n)
 	}
 }
 
-void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
+void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
 {
 	bool grown = !may_grow;
 	rt_arena_lock(a);
@@ -340,7 +340,7 @@ void *rt_bucket_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
 
 /* pg is the descriptor of p's page; the checks are redone under the lock, so
  * two threads freeing the same huge block cannot both succeed. */
-void rt_bucket_huge_free(void *p, struct rt_page *pg)
+void rt_arena_huge_free(void *p, struct rt_page *pg)
 {
 	struct rt_arena *a = &rt_g.arenas[pg->arena];
 	uint32_t idx = (uint32_t)(pg - rt_g.pages);
@@ -369,30 +369,30 @@ static const char *check_locked(struct rt_arena *a)
 		unsigned c = pg->cls;
 		if (pg->state == RT_PS_USED && c >= 1 && c <= RT_NSMALL) {
 			if (pg->order != 0)
-				return "bucket: a small-class page is not a single page (B3)";
+				return "arena: a small-class page is not a single page (B3)";
 			unsigned cap = blocks_per_page(c), carved = pg->carved / (unsigned)rt_class_size(c);
 			if (pg->carved % rt_class_size(c) || carved > cap)
-				return "bucket: carved count is not a whole number of blocks (S1)";
+				return "arena: carved count is not a whole number of blocks (S1)";
 			unsigned listed = 0;
 			for (void **b = pg->free; b; b = rt_link_get(b)) { /* bound: cap */
 				if (rt_page_of(b) != pg)
-					return "bucket: a page's free list holds a foreign block";
+					return "arena: a page's free list holds a foreign block";
 				if (rt_block_why(pg, b, c, RT_STAMP_HELD))
-					return "bucket: a free block lost its free stamp (use after free?)";
+					return "arena: a free block lost its free stamp (use after free?)";
 				if (++listed > cap)
-					return "bucket: a page's free list is longer than the page (cycle?)";
+					return "arena: a page's free list is longer than the page (cycle?)";
 			}
 			if (listed + (cap - carved) != pg->nfree)
-				return "bucket: nfree differs from the free and uncarved blocks (S1)";
+				return "arena: nfree differs from the free and uncarved blocks (S1)";
 			if (pg->nfree == cap)
 				empty_pages++;
 			else if (pg->nfree)
 				partial_pages[c]++;
 		} else if (pg->state == RT_PS_USED && c > RT_NSMALL && c <= RT_NCLASS) {
 			if (pg->order != c - RT_NSMALL - 1)
-				return "bucket: a cached block's order does not match its class (B3)";
+				return "arena: a cached block's order does not match its class (B3)";
 		} else if (pg->state == RT_PS_USED && c != RT_CLS_HUGE) {
-			return "bucket: an allocated block has no class (B3)";
+			return "arena: an allocated block has no class (B3)";
 		}
 		r += 1u << pg->order;
 	}
@@ -401,31 +401,31 @@ static const char *check_locked(struct rt_arena *a)
 		for (uint32_t i = a->partial[c]; i != RT_NIL; i = rt_g.pages[i].next) {
 			const struct rt_page *pg = &rt_g.pages[i];
 			if (pg->cls != c || pg->nfree == 0)
-				return "bucket: partial list holds a full page or one of another class (S2)";
+				return "arena: partial list holds a full page or one of another class (S2)";
 			if (pg->nfree == blocks_per_page(c))
-				return "bucket: an empty page is on a partial list (S3)";
+				return "arena: an empty page is on a partial list (S3)";
 			if (++n > partial_pages[c])
-				return "bucket: partial list longer than its pages (cycle?)";
+				return "arena: partial list longer than its pages (cycle?)";
 		}
 		if (n != partial_pages[c])
-			return "bucket: a page with free blocks is missing from its partial list (S2)";
+			return "arena: a page with free blocks is missing from its partial list (S2)";
 	}
 	uint32_t n = 0;
 	for (uint32_t i = a->empty; i != RT_NIL; i = rt_g.pages[i].next) {
 		const struct rt_page *pg = &rt_g.pages[i];
 		if (pg->cls < 1 || pg->cls > RT_NSMALL || pg->nfree != blocks_per_page(pg->cls))
-			return "bucket: the empty list holds a page that is not an empty small page (S3)";
+			return "arena: the empty list holds a page that is not an empty small page (S3)";
 		if (++n > empty_pages)
-			return "bucket: empty list longer than the empty pages (cycle?)";
+			return "arena: empty list longer than the empty pages (cycle?)";
 	}
 	if (n != empty_pages || n != a->nempty)
-		return "bucket: an empty page is missing from the empty list (S3)";
+		return "arena: an empty page is missing from the empty list (S3)";
 	if (a->nempty > RT_EMPTY_KEEP)
-		return "bucket: more idle pages than RT_EMPTY_KEEP (S4)";
+		return "arena: more idle pages than RT_EMPTY_KEEP (S4)";
 	return NULL;
 }
 
-const char *rt_bucket_check(struct rt_arena *a)
+const char *rt_arena_check(struct rt_arena *a)
 {
 	rt_arena_lock(a);
 	const char *why = check_locked(a);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * alloc.h - the fast paths of malloc and free, inlined into every entry point
+ * fastpath.h - the fast paths of malloc and free, inlined into every entry point
  * (rtalloc_malloc, malloc, operator new...).
  *
  * Each is a pop or a push on the calling thread's list for the size class,
@@ -10,8 +10,8 @@
  * call, no test of initialisation (a thread's zeroed cache sends its first
  * calls to the slow path).
  */
-#ifndef RT_ALLOC_H
-#define RT_ALLOC_H
+#ifndef RT_FASTPATH_H
+#define RT_FASTPATH_H
 
 #include "rt.h"
 
@@ -73,4 +73,4 @@ static inline void rt_free_fast(void *ptr, const char *call)
 	rt_free_slow(ptr, call);
 }
 
-#endif /* RT_ALLOC_H */
+#endif /* RT_FASTPATH_H */
