@@ -111,16 +111,25 @@ void rt_say(const char *fmt, ...)
 	errno = saved;
 }
 
+/* Every fatal path ends here: the statistics file goes first (an aborted
+ * process runs no destructor, and the file would stay in /dev/shm), then
+ * abort().  Called with any lock held: unlink(2) only. */
+void rt_die(void)
+{
+	rt_stats_remove();
+	abort();
+}
+
 void rt_fatal(const char *call, const char *what, const void *p)
 {
 	rt_say("%s(): %s %p; aborting", call, what, p);
-	abort();
+	rt_die();
 }
 
 void rt_assert_fail(const char *expr, const char *file, int line)
 {
 	rt_say("internal invariant broken: %s (%s:%d); aborting", expr, file, line);
-	abort();
+	rt_die();
 }
 
 long rt_os_read_file(const char *path, char *buf, size_t len)

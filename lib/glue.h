@@ -124,6 +124,10 @@ RT_HIDDEN uint64_t rt_os_random(void);
 RT_HIDDEN void rt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
 
+/* The end of every fatal path (rt_fatal, rt_assert_fail, the aborts of
+ * pool.c, tcache.c, cxx.c): removes the statistics file, then abort(). */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
+
 /* ---- heaps (heap.c) ------------------------------------------------------ */
 
 #include <fcntl.h>

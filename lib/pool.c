@@ -769,7 +769,7 @@ int rt_init_lazy(void)
 	int e = rt_init(NULL);
 	if (e == EPERM) {
 		rt_say("RTALLOC_MLOCK=require: cannot run without locked memory; aborting");
-		abort();
+		rt_die();
 	}
 	return e;
 }
