@@ -128,6 +128,13 @@ RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
  * pool.c, tcache.c, cxx.c): removes the statistics file, then abort(). */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
 
+/* Add "NAME=value" (a static string) to the environment the process hands to
+ * the programs it starts.  Once per process; no allocation. */
+RT_HIDDEN void rt_env_add(char *entry);
+
+/* stats.c: "faults since init" count from now (the end of rtalloc_init). */
+RT_HIDDEN void rt_stats_fault_baseline(void);
+
 /* ---- heaps (heap.c) ------------------------------------------------------ */
 
 #include <fcntl.h>

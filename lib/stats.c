@@ -170,14 +170,23 @@ void rt_stats_init(void)
 	}
 }
 
+/* "Faults since init" count from now: the end of the first initialisation,
+ * or of a later rtalloc_init() (whose own pre-faulting is not the program's). */
+void rt_stats_fault_baseline(void)
+{
+	struct rt_stats_region *r = rt_stats;
+	struct rusage ru;
+	if (!r || getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	__atomic_store_n(&r->init_minflt, (uint64_t)ru.ru_minflt, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->init_majflt, (uint64_t)ru.ru_majflt, __ATOMIC_RELAXED);
+}
+
 /* The end of initialisation: lock state, the clock and the fault baseline. */
 void rt_stats_init_done(uint64_t started_ns)
 {
 	struct rt_stats_region *r = rt_stats;
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	r->init_minflt = (uint64_t)ru.ru_minflt;
-	r->init_majflt = (uint64_t)ru.ru_majflt;
+	rt_stats_fault_baseline();
 	r->init_ns = rt_g.init_ns;
 	r->init_duration_ns = rt_g.init_ns - started_ns;
 	if (rt_g.locked)
