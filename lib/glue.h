@@ -132,6 +132,14 @@ RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
  * the programs it starts.  Once per process; no allocation. */
 RT_HIDDEN void rt_env_add(char *entry);
 
+/* Privilege changes (interpose.c's set*uid wrappers): the statistics file
+ * follows the real uid (stats.c), and before the process loses the right to
+ * lock beyond RLIMIT_MEMLOCK, MCL_FUTURE is dropped when what is locked
+ * already exceeds the limit (pool.c: else every later mapping fails). */
+RT_HIDDEN bool rt_stats_file_owner(uid_t uid);
+RT_HIDDEN bool rt_pool_lose_lock_right(uid_t new_euid);
+RT_HIDDEN void rt_pool_regain_lock_right(void);
+
 /* stats.c: "faults since init" count from now (the end of rtalloc_init). */
 RT_HIDDEN void rt_stats_fault_baseline(void);
 

@@ -688,6 +688,46 @@ static int lock_memory(int mode)
 	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
 }
 
+/* A switch of the effective uid from 0 to new_euid (before the real call):
+ * the process loses CAP_IPC_LOCK, and under MCL_FUTURE every later mapping
+ * (a thread's stack, dlopen) must then fit RLIMIT_MEMLOCK beside what is
+ * locked already, else fails (EAGAIN).  When it would not fit, MCL_FUTURE is
+ * dropped (mlockall(MCL_CURRENT): what is locked stays locked; said once).
+ * Returns true if it was (rt_pool_regain_lock_right restores it). */
+static bool future_dropped;
+
+bool rt_pool_lose_lock_right(uid_t new_euid)
+{
+	struct rlimit rl;
+	if (!rt_g.locked || future_dropped || new_euid == 0 || geteuid() != 0 ||
+	    getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	size_t locked = status_kib("VmLck:"), limit = (size_t)(rl.rlim_cur >> 10);
+	if (locked + 16384 <= limit)
+		return false;
+	if (mlockall(MCL_CURRENT) != 0)
+		return false;
+	if (!rt_g.user_memory)
+		unlock_reserve();
+	future_dropped = true;
+	static bool said;
+	if (!said) {
+		said = true;
+		rt_say("uid %u may lock only %zu KiB (RLIMIT_MEMLOCK) and %zu KiB are locked: what the process "
+		       "maps from now on (thread stacks) is not locked (MCL_FUTURE dropped), the pool stays "
+		       "locked", (unsigned)new_euid, limit, locked);
+	}
+	return true;
+}
+
+/* Back to uid 0, or the switch failed: MCL_FUTURE again (future mappings
+ * only: what is mapped now stays as it is). */
+void rt_pool_regain_lock_right(void)
+{
+	if (future_dropped && geteuid() == 0 && mlockall(MCL_FUTURE) == 0)
+		future_dropped = false;
+}
+
 /* ---- the stack ---------------------------------------------------------------- */
 
 /* Touch `bytes` of the calling thread's stack below the current frame, so the
