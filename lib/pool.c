@@ -10,12 +10,14 @@
  *                i's first pool_size/narenas bytes are committed: read-write,
  *                bound to its node, pre-faulted and locked.  The rest of the
  *                slot up to pool_max/narenas stays PROT_NONE until the arena
- *                grows.
+ *                grows.  With one arena, a growth room follows (PROT_NONE,
+ *                as much as the memory there is): a later rtalloc_init()
+ *                beyond pool_max grows into it.
  *   descriptors  a separate mapping, sizeof(struct rt_page) per page of the
  *                whole reservation.  Readable everywhere (never-committed parts
  *                read as zero: "no block here", so a wild free reads a clean
  *                zero and aborts with a message), writable and pre-faulted
- *                where the data is committed.
+ *                where the data is committed; PROT_NONE over the room.
  * A pool handed in by the caller (rtalloc_config.memory) holds its own
  * descriptors at its start; librtalloc makes no system call on it.
  *
@@ -24,7 +26,8 @@
  * or dlsym: options come from environ (options.c), messages are written with
  * write(2) (glue.c).  Order: options, reservation, commit + pre-fault, stack
  * pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
- * is really locked).
+ * is really locked; under RLIMIT_MEMLOCK, what is only reserved is left out
+ * of the locking altogether: lock_without_tails).
  */
 #include <malloc.h>
 #include <sched.h>
