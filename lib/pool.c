@@ -569,7 +569,8 @@ static size_t status_kib(const char *key)
  * mapped again at the same place (not locked), then MCL_FUTURE alone (which
  * leaves existing mappings as they are).  Another thread mapping into a tail
  * meanwhile (a later rtalloc_init only) takes that address space: growth
- * stops at what is committed.  Returns 0 or errno. */
+ * stops at what is committed; one growing the pool meanwhile fails (its
+ * mprotect finds nothing: ENOMEM for that request).  Returns 0 or errno. */
 static int lock_without_tails(void)
 {
 	struct tail t[RT_TAILS];
@@ -603,6 +604,24 @@ static int lock_without_tails(void)
 	return e;
 }
 
+/* A locking problem (mlockall failed, or little room left under
+ * RLIMIT_MEMLOCK) is said once per process (a fork's child relocks: it
+ * inherits the flag) and, through RTALLOC_MLOCK_WARNED=1 in the environment
+ * handed to its children, once per process tree (a shell pipeline under
+ * LD_PRELOAD: only its first process says it).  Returns true if it was said
+ * already; marks it said. */
+static bool mlock_warned;
+
+static bool lock_warned_before(void)
+{
+	static char marker[] = "RTALLOC_MLOCK_WARNED=1";
+	bool inherited = rt_options_env("RTALLOC_MLOCK_WARNED") != NULL, was = mlock_warned || inherited;
+	if (!mlock_warned && !inherited)
+		rt_env_add(marker);
+	mlock_warned = true;
+	return was;
+}
+
 /* After mlockall(MCL_FUTURE) every new mapping (a thread's stack: 8 MiB by
  * default) must fit what RLIMIT_MEMLOCK leaves, unless we may lock without
  * limit.  Say so once when little is left: pthread_create would fail. */
@@ -624,7 +643,7 @@ static void check_lock_room(void)
 		locked_kib = locked_kib * 10 + (size_t)(*v - '0');
 	size_t limit_kib = (size_t)(rl.rlim_cur >> 10);
 	size_t left = limit_kib > locked_kib ? limit_kib - locked_kib : 0;
-	if (left < 16384)
+	if (left < 16384 && !lock_warned_before())
 		rt_say("memory is locked, but RLIMIT_MEMLOCK leaves only %zu KiB for what the process maps "
 		       "later: creating a thread (an 8 MiB stack by default) will fail with EAGAIN. Raise "
 		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
@@ -644,12 +663,6 @@ static void populate_committed(void)
 		rt_os_populate(dp, dlen);
 	}
 }
-
-/* The lock failure is said once per process (a fork's child relocks: it
- * inherits the flag) and, through RTALLOC_MLOCK_WARNED=1 in the environment
- * handed to its children, once per process tree (a shell pipeline under
- * LD_PRELOAD: only its first process says it). */
-static bool mlock_warned;
 
 /* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
 static int lock_memory(int mode)
@@ -676,18 +689,13 @@ static int lock_memory(int mode)
 	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
 		tails += t[i].len >> 10;
 	size_t need = ((vm > tails ? vm - tails : 0) + 16384 + 1023) & ~(size_t)1023;
-	static char marker[] = "RTALLOC_MLOCK_WARNED=1";
-	bool inherited = rt_options_env("RTALLOC_MLOCK_WARNED") != NULL;
-	bool quiet = mode != RTALLOC_MLOCK_REQUIRE && (mlock_warned || inherited);
-	if (!quiet)
+	bool said = lock_warned_before();
+	if (!said || mode == RTALLOC_MLOCK_REQUIRE)
 		rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
 		       "be paged out. Locking needs at least %zu KiB: ulimit -l %zu (memlock in "
 		       "/etc/security/limits.conf), or the CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
 		       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10),
 		       need, need);
-	if (!mlock_warned && !inherited)
-		rt_env_add(marker);
-	mlock_warned = true;
 	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
 }
 

@@ -7,7 +7,8 @@
 #    (RTALLOC_POOL_MAX, the growth room) does not count against the limit;
 #  - a shell pipeline whose pool cannot be locked says so exactly once (the
 #    first process; its forks and the programs it runs are quiet), naming the
-#    limit needed ("ulimit -l N", N above 8192).
+#    limit needed ("ulimit -l N", N above 8192); with a 1 MiB pool, the note
+#    that little is left for thread stacks is said at most once as well.
 name=mlockuser
 PROBE=$(realpath "${1:?st_probe path}")
 . "$(dirname "$0")/st_lib.sh"
@@ -54,6 +55,13 @@ check '[ "$(lines "$ERR")" -eq 1 ]' "pipeline: $(lines "$ERR") lines on stderr, 
 check 'printf "%s" "$ERR" | grep -q "^rtalloc: mlockall failed"' "pipeline: not the mlockall line"
 need=$(printf '%s' "$ERR" | sed -n 's/.*ulimit -l \([0-9][0-9]*\).*/\1/p' | head -n 1)
 check '[ -n "$need" ] && [ "$need" -gt 8192 ]' "pipeline: no needed figure (ulimit -l N, N > 8192): '$need'"
+
+# A 1 MiB pool locks, but leaves little room under 8 MiB for threads: that
+# is said once for the whole pipeline too.
+user 8192 RTALLOC_POOL_SIZE=1M sh -c 'true | true | cat /dev/null'
+check '[ $RC -eq 0 ]' "pipeline, 1 MiB pool: exit $RC"
+check '[ "$(lines "$ERR")" -le 1 ]' "pipeline, 1 MiB pool: $(lines "$ERR") lines on stderr, want at most 1"
+check '! printf "%s" "$ERR" | grep -q "mlockall failed"' "pipeline, 1 MiB pool: mlockall failed"
 
 # ... and that figure is enough: under it the same pool locks, silently.
 if [ -n "$need" ]; then
