@@ -121,7 +121,7 @@ static void before_uid_change(uid_t new_ruid, uid_t new_euid, struct uid_change 
 	*c = (struct uid_change){getuid(), false, false};
 	if (!rt_ready())
 		return;
-	if (new_ruid != (uid_t)-1 && new_ruid != c->old_ruid && geteuid() == 0)
+	if (new_ruid != (uid_t)-1 && geteuid() == 0)
 		c->moved = rt_stats_file_owner(new_ruid);
 	if (new_euid != (uid_t)-1)
 		c->unlocked = rt_pool_lose_lock_right(new_euid);

@@ -244,9 +244,9 @@ void rt_stats_remove(void)
 bool rt_stats_file_owner(uid_t uid)
 {
 	struct stat st, ds;
-	if (!region_path[0] || !rt_stats || rt_stats->pid != getpid() || uid == region_uid ||
-	    !our_file(region_path, &st))
-		return false;
+	if (!region_path[0] || !rt_stats || rt_stats->pid != getpid() || !our_file(region_path, &st) ||
+	    (uid == region_uid && st.st_uid == uid))
+		return false; /* named and owned by uid already (a setuid program's is root's) */
 	char dir[256], to[256];
 	size_t n = (size_t)(strrchr(region_path, '/') - region_path);
 	memcpy(dir, region_path, n);
