@@ -1,16 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# drop.sh ST_DROP RTALLOC_STAT -- a daemon that starts as root and drops to
+# drop.sh ST_DROP RTALLOC_STAT ST_DROP_LINKED -- a daemon that starts as root and drops to
 # uid 65534 (RTALLOC_LIB from meson).  For setresuid, setuid, setreuid and
 # seteuid (a temporary drop still in force at exit): exit 0, a thread starts
 # after the drop, no statistics file left in /dev/shm; rtalloc-stat PID (as
 # root) sees the process after the drop; with RTALLOC_REPORT the report is
 # written, or refused in one line, never an abort; an XDG_RUNTIME_DIR the new
-# user cannot write (0700 root) leaves no file either.
+# user cannot write (0700 root) leaves no file either; nor does a setuid-root
+# program (linked) run by nobody that drops to nobody (its file, named for
+# nobody, was created by euid 0).
 name=drop
 DROP=$(realpath "${1:?st_drop path}")
 STAT=$(realpath "${2:?rtalloc-stat path}")
+LINKED=$(realpath "${3:?st_drop_linked path}")
 . "$(dirname "$0")/st_lib.sh"
 
 [ "$(id -u)" -eq 0 ] || { echo "SKIP $name: needs root (drops from root to uid 65534)" >&2; exit 77; }
@@ -82,5 +85,29 @@ drop setresuid XDG_RUNTIME_DIR="$st_tmp/xdg"
 check '[ $RC -eq 0 ]' "XDG_RUNTIME_DIR 0700 root: exit $RC"
 check '[ -z "$(ls "$st_tmp/xdg")" ]' "XDG_RUNTIME_DIR 0700 root: left: $(ls "$st_tmp/xdg")"
 check 'printf "%s" "$ERR" | grep -q "statistics file .* is removed now"' "XDG_RUNTIME_DIR 0700 root: no line"
+
+# A setuid-root program run by nobody, dropping back to nobody.
+suid_tmp=$(mktemp -d)
+trap 'rm -rf "$st_tmp" "$suid_tmp"' EXIT
+chmod 755 "$suid_tmp"
+case " $(findmnt -n -o OPTIONS --target "$suid_tmp" 2>/dev/null | tr , ' ') " in
+*" nosuid "*) note "$suid_tmp is on a filesystem mounted nosuid: setuid program not tried" ;;
+*)
+	cp "$LINKED" "$suid_tmp/st_drop" && chown root:root "$suid_tmp/st_drop" && chmod 4755 "$suid_tmp/st_drop"
+	OUT=$(cd "$suid_tmp" && env "${clean_env[@]}" -u XDG_RUNTIME_DIR \
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$suid_tmp/st_drop" setuid 2>"$st_tmp/err")
+	RC=$?
+	ERR=$(cat "$st_tmp/err")
+	LAST="(nobody) setuid-root st_drop setuid"
+	PID=$(kv pid)
+	if [ $RC -ne 0 ] && printf '%s' "$ERR" | grep -q 'error while loading shared libraries'; then
+		note "nobody cannot load the build's librtalloc: setuid program not tried"
+	else
+		check '[ $RC -eq 0 ] && [ -n "$PID" ]' "setuid-root program dropping to nobody: exit $RC"
+		check '! ls /dev/shm | grep -q "^rtalloc-[0-9]*-$PID\.stats$"' \
+			"setuid-root program dropping to nobody: file left: $(ls -ln /dev/shm | grep "\-$PID\.stats")"
+	fi
+	;;
+esac
 
 finish
