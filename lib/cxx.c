@@ -125,7 +125,7 @@ RT_COLD RT_NORETURN static void bad_alignment(const char *call, size_t align)
 {
 	rt_say("%s(): alignment %zu is not a power of two (undefined behaviour in C++); aborting",
 	       call, align);
-	abort();
+	rt_die();
 }
 
 static inline void check_alignment(const char *call, size_t align)
@@ -158,7 +158,7 @@ RT_COLD static void *new_failed(size_t size, size_t align, bool nothrow, const c
 				rt.throw_bad_alloc();
 			rt_say("%s(): out of memory for %zu bytes, and no C++ runtime is loaded to throw "
 			       "std::bad_alloc; aborting", call, size);
-			abort();
+			rt_die();
 		}
 		handler();
 		void *p = allocate(size, align);
@@ -216,7 +216,7 @@ RT_COLD RT_NORETURN static void bad_delete(const char *call, const void *p, size
 	else
 		rt_say("%s(): size %zu is larger than the block %p of %zu bytes; aborting", call, size, p,
 		       have);
-	abort();
+	rt_die();
 }
 
 /* Not a cached class, or a suspicious size or alignment: the full check. */

@@ -111,10 +111,19 @@ void rt_say(const char *fmt, ...)
 	errno = saved;
 }
 
+/* Every fatal path ends here: the statistics file goes first (an aborted
+ * process runs no destructor, and the file would stay in /dev/shm), then
+ * abort().  Called with any lock held: unlink(2) only. */
+void rt_die(void)
+{
+	rt_stats_remove();
+	abort();
+}
+
 void rt_fatal(const char *call, const char *what, const void *p)
 {
 	rt_say("%s(): %s %p; aborting", call, what, p);
-	abort();
+	rt_die();
 }
 
 void rt_plist_corrupt(const void *d, uint32_t idx)
@@ -127,7 +136,31 @@ void rt_plist_corrupt(const void *d, uint32_t idx)
 void rt_assert_fail(const char *expr, const char *file, int line)
 {
 	rt_say("internal invariant broken: %s (%s:%d); aborting", expr, file, line);
-	abort();
+	rt_die();
+}
+
+/* environ with one more entry, for the children this process starts: a
+ * static copy (no allocation; setenv and putenv later make their own copy,
+ * unsetenv edits it in place).  An environment of more than 510 entries,
+ * or none yet (the very first allocation of a process, before libc set
+ * environ), is left as it is. */
+extern char **environ;
+static char *env_copy[512];
+
+void rt_env_add(char *entry)
+{
+	if (!environ || environ == env_copy)
+		return;
+	size_t n = 0;
+	while (n < 510 && environ[n]) /* bound: 510 entries */
+		n++;
+	if (environ[n])
+		return;
+	for (size_t i = 0; i < n; i++) /* bound: n */
+		env_copy[i] = environ[i];
+	env_copy[n] = entry;
+	env_copy[n + 1] = NULL;
+	environ = env_copy;
 }
 
 long rt_os_read_file(const char *path, char *buf, size_t len)

@@ -124,6 +124,25 @@ RT_HIDDEN uint64_t rt_os_random(void);
 RT_HIDDEN void rt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
 
+/* The end of every fatal path (rt_fatal, rt_assert_fail, the aborts of
+ * pool.c, tcache.c, cxx.c): removes the statistics file, then abort(). */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
+
+/* Add "NAME=value" (a static string) to the environment the process hands to
+ * the programs it starts.  Once per process; no allocation. */
+RT_HIDDEN void rt_env_add(char *entry);
+
+/* Privilege changes (interpose.c's set*uid wrappers): the statistics file
+ * follows the real uid (stats.c), and before the process loses the right to
+ * lock beyond RLIMIT_MEMLOCK, MCL_FUTURE is dropped when what is locked
+ * already exceeds the limit (pool.c: else every later mapping fails). */
+RT_HIDDEN bool rt_stats_file_owner(uid_t uid);
+RT_HIDDEN bool rt_pool_lose_lock_right(uid_t new_euid);
+RT_HIDDEN void rt_pool_regain_lock_right(void);
+
+/* stats.c: "faults since init" count from now (the end of rtalloc_init). */
+RT_HIDDEN void rt_stats_fault_baseline(void);
+
 /* ---- heaps (heap.c) ------------------------------------------------------ */
 
 #include <fcntl.h>

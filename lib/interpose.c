@@ -10,6 +10,7 @@
  * The library's constructor initialises the pool at load if no allocation
  * did so first.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -87,6 +88,95 @@ PUBLIC struct mallinfo mallinfo(void)
 	mi.uordblks = clamp_int(m2.uordblks);
 	mi.usmblks = clamp_int(m2.usmblks);
 	return mi;
+}
+
+/* ---- privilege drops ---------------------------------------------------------
+ *
+ * A daemon started as root for its priority and lock limit that switches to
+ * another user: before the real call (still privileged), the statistics file
+ * follows the new real uid (stats.c: renamed and chowned, so it is removed at
+ * exit and rtalloc-stat finds it), and MCL_FUTURE is dropped if the new user
+ * could not lock what later mappings add (pool.c).  Undone if the call fails.
+ * The real functions are looked up when first called (dlsym: not during
+ * initialisation).  A direct syscall(SYS_setuid...) bypasses this. */
+static void *next_fn(const char *name, void **cache)
+{
+	void *f = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(cache, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+struct uid_change {
+	uid_t old_ruid;
+	bool moved, unlocked;
+};
+
+/* new_ruid, new_euid: (uid_t)-1 when unchanged. */
+static void before_uid_change(uid_t new_ruid, uid_t new_euid, struct uid_change *c)
+{
+	*c = (struct uid_change){getuid(), false, false};
+	if (!rt_ready())
+		return;
+	if (new_ruid != (uid_t)-1 && geteuid() == 0)
+		c->moved = rt_stats_file_owner(new_ruid);
+	if (new_euid != (uid_t)-1)
+		c->unlocked = rt_pool_lose_lock_right(new_euid);
+}
+
+static int after_uid_change(int r, uid_t new_euid, const struct uid_change *c)
+{
+	int e = errno;
+	if (r != 0 && c->moved)
+		rt_stats_file_owner(c->old_ruid);
+	if ((r != 0 && c->unlocked) || (r == 0 && new_euid == 0))
+		rt_pool_regain_lock_right();
+	errno = e;
+	return r;
+}
+
+static int no_fn(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+PUBLIC int setuid(uid_t uid)
+{
+	static void *fn;
+	int (*real)(uid_t) = (int (*)(uid_t))next_fn("setuid", &fn);
+	struct uid_change c;
+	before_uid_change(geteuid() == 0 ? uid : (uid_t)-1, uid, &c); /* root: all three */
+	return after_uid_change(real ? real(uid) : no_fn(), uid, &c);
+}
+
+PUBLIC int seteuid(uid_t euid)
+{
+	static void *fn;
+	int (*real)(uid_t) = (int (*)(uid_t))next_fn("seteuid", &fn);
+	struct uid_change c;
+	before_uid_change((uid_t)-1, euid, &c);
+	return after_uid_change(real ? real(euid) : no_fn(), euid, &c);
+}
+
+PUBLIC int setreuid(uid_t ruid, uid_t euid)
+{
+	static void *fn;
+	int (*real)(uid_t, uid_t) = (int (*)(uid_t, uid_t))next_fn("setreuid", &fn);
+	struct uid_change c;
+	before_uid_change(ruid, euid, &c);
+	return after_uid_change(real ? real(ruid, euid) : no_fn(), euid, &c);
+}
+
+PUBLIC int setresuid(uid_t ruid, uid_t euid, uid_t suid)
+{
+	static void *fn;
+	int (*real)(uid_t, uid_t, uid_t) = (int (*)(uid_t, uid_t, uid_t))next_fn("setresuid", &fn);
+	struct uid_change c;
+	before_uid_change(ruid, euid, &c);
+	return after_uid_change(real ? real(ruid, euid, suid) : no_fn(), euid, &c);
 }
 
 __attribute__((constructor)) static void rt_constructor(void)

@@ -10,12 +10,14 @@
  *                i's first pool_size/narenas bytes are committed: read-write,
  *                bound to its node, pre-faulted and locked.  The rest of the
  *                slot up to pool_max/narenas stays PROT_NONE until the arena
- *                grows.
+ *                grows.  With one arena, a growth room follows (PROT_NONE,
+ *                as much as the memory there is): a later rtalloc_init()
+ *                beyond pool_max grows into it.
  *   descriptors  a separate mapping, sizeof(struct rt_page) per page of the
  *                whole reservation.  Readable everywhere (never-committed parts
  *                read as zero: "no block here", so a wild free reads a clean
  *                zero and aborts with a message), writable and pre-faulted
- *                where the data is committed.
+ *                where the data is committed; PROT_NONE over the room.
  * A pool handed in by the caller (rtalloc_config.memory) holds its own
  * descriptors at its start; librtalloc makes no system call on it.
  *
@@ -24,7 +26,8 @@
  * or dlsym: options come from environ (options.c), messages are written with
  * write(2) (glue.c).  Order: options, reservation, commit + pre-fault, stack
  * pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
- * is really locked).
+ * is really locked; under RLIMIT_MEMLOCK, what is only reserved is left out
+ * of the locking altogether: lock_without_tails).
  */
 #include <malloc.h>
 #include <sched.h>
@@ -144,6 +147,16 @@ static void grow_lock_drop(void)
 		rt_pool_lock_failed(&grow_lock);
 }
 
+/* The pages up to `to` join the buddy; its lowest free grows with them, so
+ * the high-water mark (committed - lowest free) stays what the program used
+ * at most: a growth is no use.  Arena lock held. */
+static void grown_pages_add(struct rt_buddy *b, uint32_t to)
+{
+	size_t before = b->free_pages;
+	rt_buddy_add(b, to);
+	b->min_free_pages += b->free_pages - before;
+}
+
 /* The arena's grow hook, called with a's lock held when its buddy has no
  * block of `order`: commit enough of the reservation for one, at least one
  * growth quantum (pool_size/narenas).  The arena lock is released while the
@@ -191,7 +204,7 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 		       (size_t)to << (RT_PAGE_SHIFT - 10));
 	rt_arena_lock(a);
 	if (!e) {
-		rt_buddy_add(b, to);
+		grown_pages_add(b, to);
 		__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
 		a->last_grow_ns = rt_os_now_ns();
 		a->grows++; /* counted where it happens */
@@ -444,6 +457,41 @@ static void *reserve_aligned(size_t len, size_t align)
 	return (void *)base;
 }
 
+/* Descriptor bytes for a space of span bytes (the descriptors' mapping). */
+static size_t desc_bytes(size_t span)
+{
+	return rt_page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
+}
+
+/* Growth room: address space reserved after the space (PROT_NONE, no
+ * descriptors readable, no memory, not locked), so that a later
+ * rtalloc_init() asking for a pool beyond RTALLOC_POOL_MAX gets it (nothing
+ * else can map there in the meantime).  The end of the reservation and of
+ * the descriptors' mapping (PROT_READ over the space, PROT_NONE beyond). */
+static uintptr_t reserved_end;
+static size_t desc_mapped;
+static bool tails_lost; /* part of them was taken while locking: no growth beyond what is committed */
+
+/* As much room as the pool could ever be committed (what the memory there
+ * is allows now), within the address space RLIMIT_AS leaves it; one arena
+ * only (several arenas' slots are laid out side by side). */
+static size_t growth_room(size_t span, unsigned n)
+{
+	if (n != 1)
+		return 0;
+	struct room r;
+	room_of(&r);
+	size_t total = r.commit & ~(RT_PAGE_SIZE - 1);
+	if (total > RT_POOL_CEIL)
+		total = RT_POOL_CEIL;
+	if (total <= span)
+		return 0;
+	size_t used = span + desc_bytes(span);
+	if (r.reserve != SIZE_MAX && (r.reserve <= used || total + desc_bytes(total) > r.reserve))
+		total = r.reserve > used ? (r.reserve - desc_bytes(r.reserve)) & ~(RT_PAGE_SIZE - 1) : 0;
+	return total > span ? total - span : 0;
+}
+
 /* Arenas: one per NUMA node with RTALLOC_NUMA=local on several nodes. */
 static unsigned arena_count(void)
 {
@@ -467,16 +515,25 @@ static int setup_os_memory(void)
 	if (slot * n > RT_NIL / 2 || pool == 0)
 		return ENOMEM; /* fit_pool keeps sizes below RT_POOL_CEIL: never */
 	size_t span = (slot * n) << RT_PAGE_SHIFT, align = slot << RT_PAGE_SHIFT;
-	char *res = reserve_aligned(span, align);
+	size_t room = growth_room(span, n);
+	char *res = room ? reserve_aligned(span + room, align) : NULL;
+	if (!res) {
+		room = 0;
+		res = reserve_aligned(span, align);
+	}
 	if (!res)
 		return ENOMEM;
 	uintptr_t base = (uintptr_t)res;
-	size_t dbytes = rt_page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
-	void *desc = mmap(NULL, dbytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (desc == MAP_FAILED) {
-		rt_os_unmap((void *)base, span);
+	size_t dbytes = desc_bytes(span), dall = desc_bytes(span + room);
+	void *desc = mmap(NULL, dall, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (desc == MAP_FAILED || mprotect(desc, dbytes, PROT_READ) != 0) {
+		if (desc != MAP_FAILED)
+			rt_os_unmap(desc, dall);
+		rt_os_unmap((void *)base, span + room);
 		return ENOMEM;
 	}
+	reserved_end = base + span + room;
+	desc_mapped = dall;
 	rt_g.base = base;
 	rt_g.pages = desc;
 	rt_g.narenas = n;
@@ -503,21 +560,120 @@ static int setup_os_memory(void)
 	return 0;
 }
 
+/* What is reserved but not committed: per arena the space after its
+ * committed pages (after the last one, the growth room too) and their
+ * descriptors (whole pages only: the page shared with committed descriptors
+ * stays), readable within the space, PROT_NONE in the room.  Nothing in them
+ * was ever touched. */
+struct tail {
+	char *p;
+	size_t len;
+	int prot;
+};
+#define RT_TAILS (2 * RT_MAX_ARENAS + 1)
+
+static unsigned unused_tails(struct tail *t)
+{
+	unsigned n = 0;
+	size_t slot = rt_g.span / rt_g.narenas, slot_pages = slot >> RT_PAGE_SHIFT;
+	uintptr_t desc_end = (uintptr_t)rt_g.pages + desc_bytes(rt_g.span);
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		struct rt_buddy *b = &rt_g.arenas[i].buddy;
+		bool last = i + 1 == rt_g.narenas;
+		uint32_t from = b->first + (b->committed - b->skew);
+		uintptr_t lo = (uintptr_t)rt_page_addr(from);
+		uintptr_t hi = last ? reserved_end : rt_g.base + (i + 1) * slot;
+		if (hi > lo)
+			t[n++] = (struct tail){(char *)lo, hi - lo, PROT_NONE};
+		lo = rt_page_round((uintptr_t)&rt_g.pages[from]);
+		hi = last ? desc_end : (uintptr_t)&rt_g.pages[(i + 1) * slot_pages] & ~(RT_PAGE_SIZE - 1);
+		if (hi > lo)
+			t[n++] = (struct tail){(char *)lo, hi - lo, PROT_READ};
+	}
+	if ((uintptr_t)rt_g.pages + desc_mapped > desc_end)
+		t[n++] = (struct tail){(char *)desc_end, (uintptr_t)rt_g.pages + desc_mapped - desc_end, PROT_NONE};
+	return n;
+}
+
 /* After mlockall: unlock what is only reserved, so VmLck is the real pool. */
 static void unlock_reserve(void)
 {
-	for (unsigned i = 0; i < rt_g.narenas; i++) {
-		struct rt_buddy *b = &rt_g.arenas[i].buddy;
-		uint32_t from = b->first + (b->committed - b->skew), to = b->first + (b->limit - b->skew);
-		if (to <= from)
-			continue;
-		rt_os_munlock(rt_page_addr(from), (size_t)(to - from) << RT_PAGE_SHIFT);
-		char *dp;
-		size_t dlen;
-		desc_range(from, to, &dp, &dlen);
-		if (dlen > 2 * RT_PAGE_SIZE) /* keep the page shared with committed descriptors */
-			rt_os_munlock(dp + RT_PAGE_SIZE, dlen - 2 * RT_PAGE_SIZE);
+	struct tail t[RT_TAILS];
+	unsigned n = unused_tails(t);
+	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
+		rt_os_munlock(t[i].p, t[i].len);
+}
+
+/* KiB of a "Key:   123 kB" field of /proc/self/status; 0 if unknown. */
+static size_t status_kib(const char *key)
+{
+	char buf[4096];
+	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return 0;
+	size_t v = proc_value(buf, key, 1);
+	return v == SIZE_MAX ? 0 : v;
+}
+
+/* mlockall(MCL_CURRENT) counts every mapping against RLIMIT_MEMLOCK (the
+ * kernel compares the whole address space, VmSize, with the limit, and
+ * charges PROT_NONE mappings to VmLck as well): the reservation, pool_max and
+ * the growth room, would make even a 1 MiB pool unlockable under the 8 MiB
+ * default.  So, when the limit refuses it: the uncommitted tails (nothing in
+ * them) are unmapped, everything else locked with MCL_CURRENT, the tails
+ * mapped again at the same place (not locked), then MCL_FUTURE alone (which
+ * leaves existing mappings as they are).  Another thread mapping into a tail
+ * meanwhile (a later rtalloc_init only) takes that address space: growth
+ * stops at what is committed; one growing the pool meanwhile fails (its
+ * mprotect finds nothing: ENOMEM for that request).  Returns 0 or errno. */
+static int lock_without_tails(void)
+{
+	struct tail t[RT_TAILS];
+	unsigned n = unused_tails(t);
+	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
+		rt_os_unmap(t[i].p, t[i].len);
+	int e = mlockall(MCL_CURRENT) == 0 ? 0 : errno;
+	bool lost = false;
+	for (unsigned i = 0; i < n; i++) { /* bound: RT_TAILS */
+		void *q = mmap(t[i].p, t[i].len, t[i].prot,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+		if (q != t[i].p) {
+			if (q != MAP_FAILED)
+				munmap(q, t[i].len);
+			lost = true;
+		}
 	}
+	if (lost) {
+		for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+			rt_arena_lock(&rt_g.arenas[i]);
+			rt_g.arenas[i].buddy.limit = rt_g.arenas[i].buddy.committed;
+			rt_stats_publish_arena(&rt_g.arenas[i]);
+			rt_arena_unlock(&rt_g.arenas[i]);
+		}
+		tails_lost = true;
+		rt_say("while memory was being locked, another mapping took the pool's reserved address space: "
+		       "the pool will not grow");
+	}
+	if (!e && mlockall(MCL_FUTURE) != 0) /* future mappings only: the tails stay unlocked */
+		e = errno;
+	return e;
+}
+
+/* A locking problem (mlockall failed, or little room left under
+ * RLIMIT_MEMLOCK) is said once per process (a fork's child relocks: it
+ * inherits the flag) and, through RTALLOC_MLOCK_WARNED=1 in the environment
+ * handed to its children, once per process tree (a shell pipeline under
+ * LD_PRELOAD: only its first process says it).  Returns true if it was said
+ * already; marks it said. */
+static bool mlock_warned;
+
+static bool lock_warned_before(void)
+{
+	static char marker[] = "RTALLOC_MLOCK_WARNED=1";
+	bool inherited = rt_options_env("RTALLOC_MLOCK_WARNED") != NULL, was = mlock_warned || inherited;
+	if (!mlock_warned && !inherited)
+		rt_env_add(marker);
+	mlock_warned = true;
+	return was;
 }
 
 /* After mlockall(MCL_FUTURE) every new mapping (a thread's stack: 8 MiB by
@@ -541,7 +697,7 @@ static void check_lock_room(void)
 		locked_kib = locked_kib * 10 + (size_t)(*v - '0');
 	size_t limit_kib = (size_t)(rl.rlim_cur >> 10);
 	size_t left = limit_kib > locked_kib ? limit_kib - locked_kib : 0;
-	if (left < 16384)
+	if (left < 16384 && !lock_warned_before())
 		rt_say("memory is locked, but RLIMIT_MEMLOCK leaves only %zu KiB for what the process maps "
 		       "later: creating a thread (an 8 MiB stack by default) will fail with EAGAIN. Raise "
 		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
@@ -567,21 +723,74 @@ static int lock_memory(int mode)
 {
 	if (mode == RTALLOC_MLOCK_OFF || rt_g.locked)
 		return 0;
-	if (rt_os_mlockall() == 0) {
+	int e = rt_os_mlockall() == 0 ? 0 : errno;
+	if (!e && !rt_g.user_memory)
+		unlock_reserve();
+	else if (e == ENOMEM && !rt_g.user_memory)
+		e = lock_without_tails(); /* RLIMIT_MEMLOCK below the address space */
+	if (!e) {
 		rt_g.locked = true;
-		if (!rt_g.user_memory)
-			unlock_reserve();
 		check_lock_room();
 		return 0;
 	}
-	int e = errno;
 	struct rlimit rl = {0, 0};
 	getrlimit(RLIMIT_MEMLOCK, &rl);
-	rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
-	       "be paged out. Fix: ulimit -l unlimited (memlock in /etc/security/limits.conf), or the "
-	       "CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
-	       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10));
+	/* What the limit must allow: the process without the reserved tails, and
+	 * 16 MiB for what it maps later (thread stacks), in whole MiB. */
+	struct tail t[RT_TAILS];
+	size_t tails = 0, vm = status_kib("VmSize:");
+	unsigned n = rt_g.user_memory ? 0 : unused_tails(t);
+	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
+		tails += t[i].len >> 10;
+	size_t need = ((vm > tails ? vm - tails : 0) + 16384 + 1023) & ~(size_t)1023;
+	bool said = lock_warned_before();
+	if (!said || mode == RTALLOC_MLOCK_REQUIRE)
+		rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
+		       "be paged out. Locking needs at least %zu KiB: ulimit -l %zu (memlock in "
+		       "/etc/security/limits.conf), or the CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
+		       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10),
+		       need, need);
 	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
+}
+
+/* A switch of the effective uid from 0 to new_euid (before the real call):
+ * the process loses CAP_IPC_LOCK, and under MCL_FUTURE every later mapping
+ * (a thread's stack, dlopen) must then fit RLIMIT_MEMLOCK beside what is
+ * locked already, else fails (EAGAIN).  When it would not fit, MCL_FUTURE is
+ * dropped (mlockall(MCL_CURRENT): what is locked stays locked; said once).
+ * Returns true if it was (rt_pool_regain_lock_right restores it). */
+static bool future_dropped;
+
+bool rt_pool_lose_lock_right(uid_t new_euid)
+{
+	struct rlimit rl;
+	if (!rt_g.locked || future_dropped || new_euid == 0 || geteuid() != 0 ||
+	    getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	size_t locked = status_kib("VmLck:"), limit = (size_t)(rl.rlim_cur >> 10);
+	if (locked + 16384 <= limit)
+		return false;
+	if (mlockall(MCL_CURRENT) != 0)
+		return false;
+	if (!rt_g.user_memory)
+		unlock_reserve();
+	future_dropped = true;
+	static bool said;
+	if (!said) {
+		said = true;
+		rt_say("uid %u may lock only %zu KiB (RLIMIT_MEMLOCK) and %zu KiB are locked: what the process "
+		       "maps from now on (thread stacks) is not locked (MCL_FUTURE dropped), the pool stays "
+		       "locked", (unsigned)new_euid, limit, locked);
+	}
+	return true;
+}
+
+/* Back to uid 0, or the switch failed: MCL_FUTURE again (future mappings
+ * only: what is mapped now stays as it is). */
+void rt_pool_regain_lock_right(void)
+{
+	if (future_dropped && geteuid() == 0 && mlockall(MCL_FUTURE) == 0)
+		future_dropped = false;
 }
 
 /* ---- the stack ---------------------------------------------------------------- */
@@ -737,51 +946,153 @@ void rt_pool_relock_child(void)
 
 /* ---- initialisation -------------------------------------------------------------- */
 
-/* Can the pool grow to `size` bytes: within the reservation and the memory
- * the machine has (the checks of fit_pool, for what is added)? */
+/* Can the pool grow to `size` bytes: the memory the machine has (the checks
+ * of fit_pool, for what is added), and, beyond RTALLOC_POOL_MAX, the address
+ * space the reservation would add? */
 static bool growth_fits(size_t size)
 {
-	if (size > rt_g.opt.pool_max)
+	if (size > RT_POOL_CEIL)
 		return false;
 	struct room r;
 	room_of(&r);
+	size_t span = rt_g.span, nspan = rt_page_round(size);
+	if (nspan > span && (nspan - span) + desc_bytes(nspan) - desc_bytes(span) > r.reserve)
+		return false;
 	return commit_bytes(size - rt_g.pool_bytes) <= r.commit;
 }
 
-/* A later rtalloc_init(): apply what can change on a live pool. */
+/* Map len bytes of reservation (PROT_NONE) or of descriptors (PROT_READ)
+ * exactly at p, if nothing is there; not locked even under MCL_FUTURE (only
+ * what is committed is locked: VmLck stays the pool).  0 or ENOMEM. */
+static int map_after(void *p, size_t len, int prot)
+{
+	if (!len)
+		return 0;
+	void *q = mmap(p, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (q == MAP_FAILED)
+		return ENOMEM;
+	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
+		munmap(q, len);
+		return ENOMEM;
+	}
+	if (rt_g.locked)
+		rt_os_munlock(q, len);
+	return 0;
+}
+
+/* The pool may hold `size` bytes: raise RTALLOC_POOL_MAX to it.  Within the
+ * reservation made at the first initialisation, only the arena's limit moves;
+ * beyond it (one arena, not the caller's memory) the reservation and its
+ * descriptors are extended right after their ends, if nothing else is mapped
+ * there (MAP_FIXED_NOREPLACE).  The largest block stays the first slot's
+ * (the buddy's top order: alignment).  Returns 0 or ENOMEM (one line saying
+ * why); nothing changes on failure. */
+static int raise_max(size_t size)
+{
+	if (tails_lost)
+		return ENOMEM;
+	size_t max = rt_page_round(size), span = rt_g.span;
+	size_t slot = span / rt_g.narenas;
+	if (max / rt_g.narenas > slot) {
+		size_t nspan = max, dlen = desc_bytes(span), ndlen = desc_bytes(max);
+		uintptr_t data_end = rt_g.base + nspan;
+		char *desc = (char *)rt_g.pages;
+		const char *what = NULL;
+		if (rt_g.narenas != 1 || (max >> RT_PAGE_SHIFT) > RT_NIL / 2)
+			what = "address space";
+		else if (data_end > reserved_end && map_after((void *)reserved_end, data_end - reserved_end, PROT_NONE))
+			what = "address space";
+		else if (ndlen > desc_mapped && map_after(desc + desc_mapped, ndlen - desc_mapped, PROT_READ)) {
+			if (data_end > reserved_end)
+				rt_os_unmap((void *)reserved_end, data_end - reserved_end);
+			what = "descriptors";
+		}
+		if (what) {
+			rt_say("rtalloc_init: a pool of %zu KiB needs more %s than were reserved at start-up "
+			       "(RTALLOC_POOL_MAX %zu KiB and the room after it), and what follows is taken; "
+			       "set RTALLOC_POOL_MAX (or call rtalloc_init from .preinit_array)",
+			       max >> 10, what, rt_g.opt.pool_max >> 10);
+			return ENOMEM;
+		}
+		if (data_end > reserved_end)
+			reserved_end = data_end;
+		size_t in_room = (ndlen < desc_mapped ? ndlen : desc_mapped);
+		if (in_room > dlen) { /* descriptors in the room: readable now */
+			mprotect(desc + dlen, in_room - dlen, PROT_READ);
+			if (rt_g.locked)
+				rt_os_munlock(desc + dlen, in_room - dlen);
+		}
+		if (ndlen > desc_mapped)
+			desc_mapped = ndlen;
+		/* Descriptors first, then the space: a pointer is ours from then on. */
+		__atomic_store_n(&rt_g.span, nspan, __ATOMIC_RELEASE);
+		slot = nspan;
+	}
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		struct rt_arena *a = &rt_g.arenas[i];
+		struct rt_buddy *b = &a->buddy;
+		size_t pages = (max / rt_g.narenas) >> RT_PAGE_SHIFT;
+		rt_arena_lock(a);
+		if (pages > slot >> RT_PAGE_SHIFT)
+			pages = slot >> RT_PAGE_SHIFT;
+		if (b->skew + pages > b->limit)
+			b->limit = b->skew + (uint32_t)pages;
+		rt_stats_publish_arena(a);
+		rt_arena_unlock(a);
+	}
+	rt_g.opt.pool_max = max;
+	if (rt_stats)
+		rt_stats->pool_max = max;
+	return 0;
+}
+
+/* A later rtalloc_init() growing the pool to `size` bytes.  The growth is
+ * the caller's setting, not the program's use: the lowest free count moves
+ * up with it (high water stays the most in use). */
+static int grow_to(size_t size)
+{
+	if (!growth_fits(size))
+		return ENOMEM; /* beyond the memory there is, or RLIMIT_AS: nothing committed */
+	/* Committed pages and limits change under the growth lock only (see
+	 * growth): commit without holding an arena lock, then add the pages. */
+	grow_lock_take();
+	int e = size > rt_g.opt.pool_max ? raise_max(size) : 0;
+	size_t want = rt_page_round((size - rt_g.pool_bytes) / rt_g.narenas);
+	for (unsigned i = 0; !e && i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		struct rt_arena *a = &rt_g.arenas[i];
+		struct rt_buddy *b = &a->buddy;
+		uint64_t to = b->committed - b->skew + (want >> RT_PAGE_SHIFT);
+		if (to > b->limit - b->skew)
+			to = b->limit - b->skew;
+		uint32_t from = b->committed - b->skew;
+		if (to <= from)
+			continue;
+		if (commit(a, b->first + from, b->first + (uint32_t)to) != 0) {
+			e = ENOMEM;
+			continue;
+		}
+		rt_arena_lock(a);
+		grown_pages_add(b, (uint32_t)to);
+		rt_stats_publish_arena(a);
+		rt_arena_unlock(a);
+		__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT, __ATOMIC_RELAXED);
+	}
+	grow_lock_drop();
+	return e;
+}
+
+/* A later rtalloc_init(): apply what can change on a live pool.  Its own
+ * pre-faulting is not the program's: faults since init count from its end. */
 static int reconfigure(const struct rtalloc_config *cfg)
 {
 	int e = 0;
 	if (cfg) {
 		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
 			rt_g.opt.on_exhaust = cfg->on_exhaust;
-		if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory && !growth_fits(cfg->pool_size)) {
-			e = ENOMEM; /* beyond RTALLOC_POOL_MAX or the memory there is: nothing committed */
-		} else if (cfg->pool_size > rt_g.pool_bytes && !rt_g.user_memory) {
-			size_t want = rt_page_round((cfg->pool_size - rt_g.pool_bytes) / rt_g.narenas);
-			grow_lock_take(); /* committed pages change under it only: see growth */
-			for (unsigned i = 0; i < rt_g.narenas; i++) {
-				struct rt_arena *a = &rt_g.arenas[i];
-				struct rt_buddy *b = &a->buddy;
-				uint64_t to = b->committed - b->skew + (want >> RT_PAGE_SHIFT);
-				if (to > b->limit - b->skew)
-					to = b->limit - b->skew;
-				uint32_t from = b->committed - b->skew;
-				if (to <= from)
-					continue;
-				if (commit(a, b->first + from, b->first + (uint32_t)to) != 0) {
-					e = ENOMEM;
-					continue;
-				}
-				rt_arena_lock(a);
-				rt_buddy_add(b, (uint32_t)to);
-				rt_stats_publish_arena(a);
-				rt_arena_unlock(a);
-				__atomic_fetch_add(&rt_g.pool_bytes, (size_t)(to - from) << RT_PAGE_SHIFT,
-						   __ATOMIC_RELAXED);
-			}
-			grow_lock_drop();
-		}
+		if (cfg->pool_size > rt_g.pool_bytes && rt_g.user_memory)
+			e = ENOMEM; /* the caller's memory never grows */
+		else if (cfg->pool_size > rt_g.pool_bytes)
+			e = grow_to(cfg->pool_size);
 		if (cfg->mlock == RTALLOC_MLOCK_OFF && rt_g.locked) {
 			munlockall();
 			rt_g.locked = false;
@@ -796,6 +1107,7 @@ static int reconfigure(const struct rtalloc_config *cfg)
 	if (cfg && cfg->stack_prefault)
 		stack = cfg->stack_prefault == RTALLOC_STACK_PREFAULT_NONE ? 0 : cfg->stack_prefault;
 	rt_pool_stack_prefault(stack);
+	rt_stats_fault_baseline();
 	return e;
 }
 
@@ -883,7 +1195,7 @@ int rt_init_lazy(void)
 	int e = rt_init(NULL);
 	if (e == EPERM) {
 		rt_say("RTALLOC_MLOCK=require: cannot run without locked memory; aborting");
-		abort();
+		rt_die();
 	}
 	return e;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -21,6 +22,11 @@
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
+/* The file's identity and the uid in its name (the real uid: what
+ * rtalloc-stat looks for), kept across privilege changes. */
+static dev_t region_dev;
+static ino_t region_ino;
+static uid_t region_uid;
 /* exit_lock (PI) serialises exiting threads' updates of the exited totals
  * (one exit_seq writer at a time). */
 static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_stats_init */
@@ -119,8 +125,15 @@ static struct rt_stats_region *create_file(void)
 	/* Read-only on disk from now on: our mapping stays writable, and nobody
 	 * (not even a careless tool of the same user) truncates it under us,
 	 * which would kill this process with SIGBUS at its next write. */
-	if (p != MAP_FAILED)
+	struct stat st;
+	if (p != MAP_FAILED) {
 		fchmod(fd, 0400);
+		if (fstat(fd, &st) == 0) {
+			region_dev = st.st_dev;
+			region_ino = st.st_ino;
+		}
+		region_uid = getuid();
+	}
 	close(fd);
 	if (p == MAP_FAILED) {
 		rt_say("cannot reserve the statistics file %s (%s): statistics stay in this process; "
@@ -163,14 +176,23 @@ void rt_stats_init(void)
 	}
 }
 
+/* "Faults since init" count from now: the end of the first initialisation,
+ * or of a later rtalloc_init() (whose own pre-faulting is not the program's). */
+void rt_stats_fault_baseline(void)
+{
+	struct rt_stats_region *r = rt_stats;
+	struct rusage ru;
+	if (!r || getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	__atomic_store_n(&r->init_minflt, (uint64_t)ru.ru_minflt, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->init_majflt, (uint64_t)ru.ru_majflt, __ATOMIC_RELAXED);
+}
+
 /* The end of initialisation: lock state, the clock and the fault baseline. */
 void rt_stats_init_done(uint64_t started_ns)
 {
 	struct rt_stats_region *r = rt_stats;
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	r->init_minflt = (uint64_t)ru.ru_minflt;
-	r->init_majflt = (uint64_t)ru.ru_majflt;
+	rt_stats_fault_baseline();
 	r->init_ns = rt_g.init_ns;
 	r->init_duration_ns = rt_g.init_ns - started_ns;
 	if (rt_g.locked)
@@ -178,11 +200,66 @@ void rt_stats_init_done(uint64_t started_ns)
 	__atomic_store_n(&r->magic, RT_STATS_MAGIC, __ATOMIC_RELEASE);
 }
 
+/* Is path the file we made (not something put at its name since)? */
+static bool our_file(const char *path, struct stat *st)
+{
+	return lstat(path, st) == 0 && S_ISREG(st->st_mode) && st->st_dev == region_dev &&
+	       st->st_ino == region_ino;
+}
+
+/* The file goes: at exit, and before any abort (rt_die).  A process whose
+ * effective uid changed since (a daemon between seteuid calls) may not
+ * remove it from a sticky directory: then, for this one call and this
+ * thread only, with the file's owner as filesystem uid (allowed when the
+ * owner is one of the process's uids, which the set*uid wrappers keep true:
+ * rt_stats_file_owner). */
 void rt_stats_remove(void)
 {
-	if (region_path[0] && rt_stats && rt_stats->pid == getpid())
-		unlink(region_path);
+	if (region_path[0] && rt_stats && rt_stats->pid == getpid() && unlink(region_path) != 0 &&
+	    (errno == EPERM || errno == EACCES)) {
+		struct stat st;
+		if (our_file(region_path, &st)) {
+			int was = setfsuid(st.st_uid);
+			unlink(region_path);
+			setfsuid((uid_t)was);
+		}
+	}
 	region_path[0] = '\0';
+}
+
+/* A privilege change to real uid `uid` (interpose.c's set*uid wrappers, before
+ * the real call, while the process may still chown): the file follows,
+ * renamed rtalloc-<uid>-<pid>.stats and owned by uid, so that the process
+ * can still remove it at exit and rtalloc-stat finds it under the process's
+ * uid.  In a directory uid could not remove it from (an XDG_RUNTIME_DIR of
+ * the old user, 0700), it is removed now, with one line.  Returns true if
+ * the file changed (to be undone with the old uid if the call fails). */
+bool rt_stats_file_owner(uid_t uid)
+{
+	struct stat st, ds;
+	if (!region_path[0] || !rt_stats || rt_stats->pid != getpid() || !our_file(region_path, &st) ||
+	    (uid == region_uid && st.st_uid == uid))
+		return false; /* named and owned by uid already (a setuid program's is root's) */
+	char dir[256], to[256];
+	size_t n = (size_t)(strrchr(region_path, '/') - region_path);
+	memcpy(dir, region_path, n);
+	dir[n] = '\0';
+	bool removable = stat(dir, &ds) == 0 &&
+			 ((ds.st_mode & S_IWOTH) || (ds.st_uid == uid && (ds.st_mode & S_IWUSR)));
+	if (!removable) {
+		rt_say("the statistics file %s is removed now: uid %u could not remove it from %s at exit; "
+		       "rtalloc-stat will not see this process", region_path, (unsigned)uid, dir);
+		unlink(region_path);
+		region_path[0] = '\0';
+		return false;
+	}
+	if (lchown(region_path, uid, (gid_t)-1) != 0)
+		return false; /* not privileged: it stays as it is */
+	fmt(to, sizeof(to), "%s/rtalloc-%u-%d.stats", dir, (unsigned)uid, (int)getpid());
+	if (rename(region_path, to) == 0)
+		memcpy(region_path, to, strlen(to) + 1);
+	region_uid = uid;
+	return true;
 }
 
 /* At exit (of a program linked with the library or the core): the exiting

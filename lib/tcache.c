@@ -214,7 +214,7 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 	rt_stats_publish_thread(tc, 0);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
 		rt_say("out of memory: a request of %zu bytes cannot be met (RTALLOC_ON_EXHAUST=abort)", n);
-		abort();
+		rt_die();
 	}
 	errno = ENOMEM;
 	return NULL;
@@ -228,7 +228,7 @@ static RT_NORETURN RT_COLD void reentered(const char *call)
 {
 	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
 	       "handler? malloc is not async-signal-safe); aborting", call);
-	abort();
+	rt_die();
 }
 
 static inline void slow_enter(struct rt_tcache *tc, const char *call)

@@ -36,6 +36,7 @@ valloc pvalloc malloc_usable_size free_sized free_aligned_sized
 __libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign
 __libc_valloc __libc_pvalloc
 mallopt malloc_trim mallinfo mallinfo2
+setuid seteuid setreuid setresuid
 "
 # The API: every function the public header declares...
 [ -f "$header" ] || fail "no header at $header"

@@ -150,14 +150,14 @@ run_as $((60 * K)) -- fill 4096 1M
 one_line "default pool" RLIMIT_AS
 check '[ "$(kv got)" = $M ]' "ulimit -v 60M: the program could not allocate 1M"
 
-# A later rtalloc_init() beyond RTALLOC_POOL_MAX, or SIZE_MAX (a rounding
-# wrapped to 0: "success", nothing grown): ENOMEM, nothing committed.
+# A later rtalloc_init() beyond the largest pool (4 TiB), or SIZE_MAX (a
+# rounding wrapped to 0: "success", nothing grown): ENOMEM, nothing committed.
 OUT=$(env "${clean_env[@]}" XDG_RUNTIME_DIR="$st_tmp" RTALLOC_POOL_SIZE=2M RTALLOC_POOL_MAX=8M \
 	"$LIMITS" init-huge 2>"$st_tmp/err")
 RC=$?
 ERR=$(cat "$st_tmp/err")
 LAST="RTALLOC_POOL_SIZE=2M RTALLOC_POOL_MAX=8M $LIMITS init-huge"
-check '[ $RC -eq 0 ] && [ -z "$ERR" ]' "rtalloc_init with a pool beyond RTALLOC_POOL_MAX"
+check '[ $RC -eq 0 ] && [ -z "$ERR" ]' "rtalloc_init with a pool beyond 4 TiB or the memory there is"
 
 # Limits so low that no pool can be set up (RLIMIT_DATA 400K): malloc fails,
 # but nothing librtalloc brings along ends the program (libnuma's constructor

@@ -117,9 +117,11 @@ static int aslimit_child(void)
 static int init_huge(void)
 {
 	struct rtalloc_stats s0 = stats();
-	static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, (size_t)1 << 62, 0};
+	/* Beyond the largest pool (4 TiB) and what the machine has.  (Beyond
+	 * RTALLOC_POOL_MAX alone a later rtalloc_init delivers: st_initgrow.) */
+	static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, (size_t)1 << 62, ((size_t)4 << 40) + 4096};
 	for (unsigned i = 0; i < 4; i++) {
-		size_t want = sizes[i] ? sizes[i] : (size_t)s0.pool_max_bytes + (1 << 20);
+		size_t want = sizes[i];
 		struct rtalloc_config cfg = {.size = sizeof(cfg), .pool_size = want};
 		int e = rtalloc_init(&cfg);
 		struct rtalloc_stats s = stats();
