@@ -170,6 +170,7 @@ void rt_heap_slot_publish(struct rtalloc_heap *h)
 	if (i + 1 > reg_hi)
 		__atomic_store_n(&reg_hi, i + 1, __ATOMIC_RELEASE);
 }
+
 /* ---- fork, and the registry lock ------------------------------------------ */
 
 /* The registry's lock: priority inheritance (not robust: a thread that dies
@@ -240,6 +241,7 @@ void rt_heap_registry_init(void)
 {
 	pthread_once(&reg_once, registry_once);
 }
+
 /* ---- statistics (the seqlock writer of stats.h) --------------------------- */
 
 static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
@@ -247,6 +249,7 @@ static struct rt_stats_heap *stats_rec(const struct rtalloc_heap *h)
 	unsigned i = (unsigned)(h - reg);
 	return rt_stats && i < RT_STATS_HEAPS ? &rt_stats->heaps[i] : NULL;
 }
+
 static unsigned count_waiters(const struct rt_heap_hdr *H) { return H->nwaiters; }
 
 static void put_figures(struct rt_stats_heap *s, const struct rtalloc_heap *h)
@@ -287,6 +290,9 @@ static void unpublish(struct rtalloc_heap *h)
 	RT_SEQ_PUT(s->size, 0);
 	rt_seq_write_end(&s->seq);
 }
+
+/* ---- a heap's memory ------------------------------------------------------------ */
+
 /* The guard page of a heap mapped by rtalloc_heap_create or bind: no access
  * between the metadata and the first block.  0 or ENOMEM. */
 int rt_heap_guard_page(void *map, size_t data_off)
@@ -308,6 +314,9 @@ int rt_heap_prepare_memory(void *p, size_t len)
 	}
 	return 0;
 }
+
+/* ---- creating and destroying ------------------------------------------------------ */
+
 RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, unsigned flags)
 {
 	bool shared = flags & RTALLOC_HEAP_SHARED;
@@ -451,9 +460,9 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 		}
 		rt_os_sleep_ns(1000000);
 	}
-	if (h->shared)
+	if (h->shared) {
 		rt_heap_shm_unlink(H->name);
-	else if (!h->own_map) {
+	} else if (!h->own_map) {
 		__atomic_store_n(&H->magic, 0, __ATOMIC_RELAXED);
 		pthread_mutex_destroy(&H->lock);
 	}
@@ -461,6 +470,7 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 	pthread_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
+
 /* ---- allocation ------------------------------------------------------------------ */
 
 /* RTALLOC_HEAP_GROW: when an allocation finds no room, the heap adds a
@@ -569,6 +579,7 @@ RT_EXPORT void rtalloc_heap_free(rtalloc_heap_t *h, void *p)
 	}
 	errno = saved;
 }
+
 RT_EXPORT int rtalloc_heap_inquire(rtalloc_heap_t *h, struct rtalloc_heap_info *info)
 {
 	if (!rt_heap_valid(h) || !info)

@@ -49,6 +49,7 @@ static inline struct rt_buddy *bud(struct rtalloc_heap *h, unsigned r)
 {
 	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
 }
+
 static inline const struct rt_buddy *cbud(const struct rtalloc_heap *h, unsigned r)
 {
 	return h->shared ? &h->bud : &h->hdr->reg[r].buddy;
