@@ -24,7 +24,8 @@
  *   heap_int.h    what they share: the header's and the handle's layout,
  *                 the functions each file offers the others
  * Calls between them: heap.c -> heap_block.c, heap_wait.c, heap_shm.c;
- * heap_shm.c and heap_wait.c -> heap_block.c and heap.c's registry;
+ * heap_shm.c, heap_wait.c and heap_debug.c -> heap_block.c and heap.c (the
+ * registry, the figures, and for alloc_timed rt_heap_alloc_or_grow);
  * heap_block.c -> heap_wait.c only to hand a freed block to a waiter
  * (rt_heap_serve_waiters) and to settle waiter records in recovery.
  *
