@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.h - heaps (heap.c) as the core sees them: a lookup by address for
- * free/realloc/malloc_usable_size of a heap's block, and a thread's
- * allocation from the heap it was bound to (rtalloc_thread_use_heap).
+ * heap.h - heaps (heap.c and the heap_*.c files) as the core sees them: a
+ * lookup by address for free/realloc/malloc_usable_size of a heap's block,
+ * and a thread's allocation from the heap it was bound to
+ * (rtalloc_thread_use_heap).  The "Tests:" functions are heap_debug.c's,
+ * in the core static library only.
  */
 #ifndef RT_HEAP_H
 #define RT_HEAP_H

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap_int.h - what the files of heaps share: heap.c (heaps, their blocks,
- * waiters, the registry, fork) and heap_shm.c (named shared heaps: bind,
- * the checks of an object another process made, its processes).  The
- * layout of a heap and the synchronization rules are described in heap.c.
+ * heap_int.h - what the heap files share: the layout of a heap's header
+ * and of a process's handle, and the functions each file offers the
+ * others.  Which file does what, the bounds and the synchronization table
+ * are at the top of heap.c; the layout of a heap's memory at the top of
+ * heap_block.c.
  */
 #ifndef RT_HEAP_INT_H
 #define RT_HEAP_INT_H
@@ -121,37 +122,81 @@ static inline bool ts_ok(const struct timespec *ts)
 	return !ts || (ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L);
 }
 
-/* ---- heap.c ----------------------------------------------------------------- */
+static inline size_t rt_heap_data_bytes(const struct rt_heap_hdr *H)
+{
+	return (size_t)H->npages << RT_PAGE_SHIFT;
+}
+
+/* Tests: what this thread's heap calls asked of the kernel (heap_debug.c
+ * reads them): FUTEX_WAKEs, kill(pid, 0) probes, heap locks held now,
+ * priority reads and those made holding a heap lock. */
+struct rt_heap_counts {
+	unsigned wakes, probes, locked, prio_reads, prio_locked;
+};
+extern __thread struct rt_heap_counts rt_heap_counts __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
+
+/* ---- heap.c: the API, the registry, fork, figures, growth ----------------- */
 
 extern pthread_mutex_t rt_heap_reg_lock RT_HIDDEN; /* the registry's (PTHREAD_PRIO_INHERIT) */
 extern int rt_heap_pid RT_HIDDEN;                  /* getpid(), cached */
 RT_HIDDEN void rt_heap_registry_init(void);        /* before rt_heap_reg_lock is used */
 RT_HIDDEN bool rt_heap_name_ok(const char *name);
+RT_HIDDEN bool rt_heap_valid(const rtalloc_heap_t *h); /* a published slot of the registry */
 /* Registry slots, under rt_heap_reg_lock. */
 RT_HIDDEN struct rtalloc_heap *rt_heap_slot_claim(void);
 RT_HIDDEN void rt_heap_slot_publish(struct rtalloc_heap *h);
 RT_HIDDEN void rt_heap_slot_release(struct rtalloc_heap *h);
-/* The handle of header H, geometry from G (see heap.c). */
-RT_HIDDEN void rt_heap_handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
-				   uintptr_t const rbase[]);
+RT_HIDDEN void rt_heap_publish(struct rtalloc_heap *h); /* lock held: figures for rtalloc-stat */
+/* Lock held: a block of n bytes, growing the heap (RTALLOC_HEAP_GROW) when
+ * it is full; NULL when there is no room. */
+RT_HIDDEN void *rt_heap_alloc_or_grow(struct rtalloc_heap *h, size_t n);
+RT_HIDDEN int rt_heap_guard_page(void *map, size_t data_off);
+RT_HIDDEN int rt_heap_prepare_memory(void *p, size_t len);
+
+/* ---- heap_block.c: the blocks, the lock, recovery ------------------------- */
+
 RT_HIDDEN int rt_heap_lock(struct rtalloc_heap *h); /* 0 or EIDRM */
 RT_HIDDEN void rt_heap_unlock(struct rtalloc_heap *h);
-RT_HIDDEN void rt_heap_publish(struct rtalloc_heap *h); /* lock held: figures for rtalloc-stat */
 RT_HIDDEN int rt_heap_lock_init(pthread_mutex_t *m, bool shared);
 RT_HIDDEN bool rt_heap_bud_lists_ok(const struct rt_buddy *S, uint32_t npages, unsigned top);
+/* Shared memory said something impossible: a peer corrupted the heap. */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_heap_corrupt(const char *what, const void *where);
+/* Lock held. */
+RT_HIDDEN void *rt_heap_block_alloc(struct rtalloc_heap *h, size_t n); /* NULL when full */
+RT_HIDDEN void rt_heap_block_free(struct rtalloc_heap *h, void *p, const char *call);
+/* The descriptor of live block p, its size and region; fatal naming call. */
+RT_HIDDEN struct rt_page *rt_heap_block_live(struct rtalloc_heap *h, const void *p, const char *call, size_t *size,
+					     unsigned *region);
+RT_HIDDEN uint32_t rt_heap_pages_alloc(struct rtalloc_heap *h, unsigned order); /* a page index or RT_NIL */
+RT_HIDDEN size_t rt_heap_free_bytes(const struct rtalloc_heap *h);
+RT_HIDDEN size_t rt_heap_largest_free(const struct rtalloc_heap *h);
+RT_HIDDEN const char *rt_heap_blocks_check(struct rtalloc_heap *h); /* NULL when sound */
+/* Heap offsets: RTALLOC_HEAP_BAD_OFFSET, NULL when outside the heap. */
+RT_HIDDEN size_t rt_heap_offset_of(const struct rtalloc_heap *h, const void *p);
+RT_HIDDEN void *rt_heap_ptr_of(const struct rtalloc_heap *h, size_t off);
+/* Setting a heap up: format n regions (0 or EINVAL), the handle of header
+ * H with geometry from G (H itself, or bind's checked copy). */
+RT_HIDDEN int rt_heap_format(struct rtalloc_heap *h, const char *name, unsigned flags, uintptr_t const base[],
+			     size_t const size[], unsigned n, size_t reserve, bool guard);
+RT_HIDDEN void rt_heap_handle_fill(struct rtalloc_heap *h, const struct rt_heap_hdr *G, struct rt_heap_hdr *H,
+				   uintptr_t const rbase[]);
 /* Layout of a heap rtalloc_heap_create maps. */
 RT_HIDDEN size_t rt_heap_data_offset(size_t pages, size_t reserve);
 RT_HIDDEN size_t rt_heap_region_align(size_t len);
-RT_HIDDEN int rt_heap_guard_page(void *map, size_t data_off);
-RT_HIDDEN int rt_heap_prepare_memory(void *p, size_t len);
-RT_HIDDEN bool rt_heap_pid_alive(int pid); /* kill(pid, 0), counted for the tests */
 
-/* ---- heap_shm.c ------------------------------------------------------------- */
+/* ---- heap_wait.c: waiters ------------------------------------------------- */
 
-RT_HIDDEN void rt_heap_shm_path(char *buf, const char *name); /* "/rtalloc-heap-<name>" */
-/* Lock held: record (pid > 0) or forget (-pid) a process; 0 or EAGAIN. */
-RT_HIDDEN int rt_heap_procs_update(struct rt_heap_hdr *H, int pid);
-/* The name exists: true when it was a stale heap's and is free now. */
-RT_HIDDEN bool rt_heap_reclaim_stale(const char *path, const char *name);
+/* Lock held. */
+RT_HIDDEN void rt_heap_serve_waiters(struct rtalloc_heap *h); /* a free: the first in line */
+RT_HIDDEN void rt_heap_waiters_recover(struct rt_heap_hdr *H); /* recovery: drop the dead */
+RT_HIDDEN void rt_heap_waiters_cancel(struct rtalloc_heap *h); /* destroy: all leave, EIDRM */
+/* A forked child, lock made anew (not held): drop the parent's waiters. */
+RT_HIDDEN void rt_heap_waiters_forget(struct rtalloc_heap *h);
+
+/* ---- heap_shm.c: named shared heaps --------------------------------------- */
+
+/* Registry lock held: a new shared heap's object (fd, or -1 and *e). */
+RT_HIDDEN int rt_heap_shm_create(char *path, const char *name, unsigned flags, size_t len, int *e);
+RT_HIDDEN void rt_heap_shm_unlink(const char *name);
 
 #endif /* RT_HEAP_INT_H */

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap_shm.c - named shared heaps (RTALLOC_HEAP_SHARED): binding one that
- * another process created, the checks that a process which cannot be
- * trusted did not leave an impossible object (its owner and mode, every
- * field of its header), the processes a heap records, and stale names.
- * Not real-time: system calls throughout.  The layout and the rules are in
- * heap.c; what both files share is in heap_int.h.
+ * heap_shm.c - named shared heaps (RTALLOC_HEAP_SHARED) as POSIX shared
+ * memory objects: making one (rtalloc_heap_create's object, a stale name
+ * reclaimed), binding one that another process created, the checks that a
+ * process which cannot be trusted did not leave an impossible object (its
+ * owner and mode, every field of its header), the processes a heap
+ * records, unbinding, and removing the name (rtalloc_heap_destroy).  Not
+ * real-time: system calls throughout.  Which heap file does what and the
+ * rules are in heap.c; what the files share is in heap_int.h.
  */
 #include "heap_int.h"
 
-void rt_heap_shm_path(char *buf, const char *name)
+/* "/rtalloc-heap-<name>" */
+static void shm_path(char *buf, const char *name)
 {
 	memcpy(buf, SHM_PREFIX, sizeof(SHM_PREFIX) - 1);
 	memcpy(buf + sizeof(SHM_PREFIX) - 1, name, strlen(name) + 1);
@@ -148,10 +151,17 @@ static void *map_object(int fd, struct rt_heap_hdr *hdr, const char *name)
 
 /* ---- processes of a shared heap ------------------------------------------------ */
 
+/* Does process pid live?  kill(pid, 0), counted for the tests. */
+static bool pid_alive(int pid)
+{
+	rt_heap_counts.probes++;
+	return pid > 0 && rt_os_pid_alive(pid);
+}
+
 /* Lock held.  Record (pid > 0) or forget (-pid) a process of a shared heap;
  * a record of a dead process is reused.  0, or EAGAIN when RTALLOC_HEAP_PROCS
  * live processes are recorded. */
-int rt_heap_procs_update(struct rt_heap_hdr *H, int pid)
+static int procs_update(struct rt_heap_hdr *H, int pid)
 {
 	int me = pid > 0 ? pid : -pid;
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
@@ -163,7 +173,7 @@ int rt_heap_procs_update(struct rt_heap_hdr *H, int pid)
 	if (pid < 0)
 		return 0;
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS (kill(pid, 0) each) */
-		if (H->procs[i] <= 0 || !rt_heap_pid_alive(H->procs[i])) {
+		if (H->procs[i] <= 0 || !pid_alive(H->procs[i])) {
 			H->procs[i] = me;
 			return 0;
 		}
@@ -173,7 +183,7 @@ int rt_heap_procs_update(struct rt_heap_hdr *H, int pid)
 static bool procs_all_dead(const struct rt_heap_hdr *H)
 {
 	for (unsigned i = 0; i < NPROC; i++) /* bound: RTALLOC_HEAP_PROCS */
-		if (H->procs[i] > 0 && rt_heap_pid_alive(H->procs[i]))
+		if (H->procs[i] > 0 && pid_alive(H->procs[i]))
 			return false;
 	return true;
 }
@@ -182,7 +192,7 @@ static bool procs_all_dead(const struct rt_heap_hdr *H)
  * it is gone (its creator crashed, nobody bound it since), the heap is
  * stale: it is marked destroyed and its name removed, under its lock, so
  * that two creators cannot both take it.  True when the name is free now. */
-bool rt_heap_reclaim_stale(const char *path, const char *name)
+static bool reclaim_stale(const char *path, const char *name)
 {
 	int fd = rt_os_shm_open(path, O_RDWR, 0);
 	if (fd < 0)
@@ -209,6 +219,41 @@ bool rt_heap_reclaim_stale(const char *path, const char *name)
 	return freed;
 }
 
+/* ---- making and removing the object ---------------------------------------------- */
+
+/* rtalloc_heap_create, registry lock held: the object of a new shared heap
+ * of len bytes (its path into path: "/rtalloc-heap-<name>"), mode 0600, or 0660
+ * for the group, whatever the umask says; the name of a stale heap is
+ * reclaimed.  Its descriptor, or -1 with *e EEXIST, EACCES or ENOMEM (and
+ * no object of this call left). */
+int rt_heap_shm_create(char *path, const char *name, unsigned flags, size_t len, int *e)
+{
+	mode_t mode = flags & RTALLOC_HEAP_SHARED_GROUP ? 0660 : 0600;
+	shm_path(path, name);
+	int fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+	if (fd < 0 && errno == EEXIST && reclaim_stale(path, name))
+		fd = rt_os_shm_open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+	if (fd < 0) {
+		*e = errno == EEXIST ? EEXIST : errno == EACCES ? EACCES : ENOMEM;
+		return -1;
+	}
+	if (rt_os_fchmod(fd, mode) != 0 || rt_os_ftruncate(fd, len) != 0) {
+		*e = ENOMEM;
+		rt_os_shm_unlink(path);
+		rt_os_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* rtalloc_heap_destroy: the name goes (processes bound keep the memory). */
+void rt_heap_shm_unlink(const char *name)
+{
+	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
+	shm_path(path, name);
+	rt_os_shm_unlink(path);
+}
+
 /* ---- binding ------------------------------------------------------------------ */
 
 RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct timespec *abs_timeout)
@@ -219,7 +264,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(ENOMEM);
 	rt_heap_registry_init();
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
-	rt_heap_shm_path(path, name);
+	shm_path(path, name);
 	struct rt_heap_hdr hdr;
 	void *map = NULL;
 	/* bound: the timeout, one round per millisecond */
@@ -266,7 +311,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(e);
 	}
 	if (rt_heap_lock(h) == 0) {
-		e = rt_heap_procs_update(h->hdr, rt_heap_pid);
+		e = procs_update(h->hdr, rt_heap_pid);
 		rt_heap_publish(h);
 		rt_heap_unlock(h);
 	}
@@ -277,4 +322,21 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		return fail(e);
 	}
 	return h;
+}
+
+RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
+{
+	rt_heap_registry_init();
+	pthread_mutex_lock(&rt_heap_reg_lock);
+	if (!rt_heap_valid(h) || !h->shared) {
+		pthread_mutex_unlock(&rt_heap_reg_lock);
+		return EINVAL;
+	}
+	if (rt_heap_lock(h) == 0) {
+		procs_update(h->hdr, -rt_heap_pid);
+		rt_heap_unlock(h);
+	}
+	rt_heap_slot_release(h);
+	pthread_mutex_unlock(&rt_heap_reg_lock);
+	return 0;
 }
