@@ -370,16 +370,29 @@ def case_list(ctx):
     mine = [p for p in d["processes"] if p["pid"] == t.pid][0]
     check(mine["comm"] == "stat_target" and mine["pool_bytes"] == 16 << 20 and mine["threads"] >= 2,
           "listed %r" % mine)
-    check(stale in d["removed_stale"], "stale region not reported removed: %r" % d["removed_stale"])
-    check(not os.path.exists(stale), "stale region still there")
+    # listing never deletes: a dead process's file is reported as stale
+    check(stale in d["stale"], "stale region not reported: %r" % d)
+    check(os.path.exists(stale), "-l removed a file: listing must never delete")
     check(os.path.exists(foreign), "another uid's file was removed")
-    # text form; a second stale one is reported on stderr
-    with open(stale, "wb") as f:
-        f.write(b"x")
     r = ctx.stat("-l")
     print(r.stdout, r.stderr)
     check(r.returncode == 0 and re.search(r"^\s*%d\s+stat_target" % t.pid, r.stdout, re.M), "-l text: %s" % r.stdout)
-    check("removed %s" % stale in r.stderr and not os.path.exists(stale), "-l text: stale: %s" % r.stderr)
+    check("stale %s" % stale in r.stderr and os.path.exists(stale), "-l text: stale: %s" % r.stderr)
+    # --clean removes the caller's own stale files, and only those
+    r = ctx.stat("-l", "--clean", "--json")
+    d = json.loads(r.stdout)
+    check(r.returncode == 0 and stale in d["removed_stale"], "--clean: %r" % d)
+    check(not os.path.exists(stale), "--clean left the stale region")
+    check(os.path.exists(foreign), "--clean removed another uid's file")
+    if uid == 0:  # a file named for the caller but owned by another user stays
+        with open(stale, "wb") as f:
+            f.write(b"x")
+        os.chown(stale, uid + 4242, -1)
+        r = ctx.stat("-l", "--clean")
+        check(os.path.exists(stale), "--clean removed a file another user owns")
+        os.unlink(stale)
+    r = ctx.stat("--clean")
+    check(r.returncode == 2, "--clean without -l: status %d" % r.returncode)
     t.stop()
     r = ctx.stat("-l", "--json")
     check(t.pid not in [p["pid"] for p in json.loads(r.stdout)["processes"]], "an exited process is listed")

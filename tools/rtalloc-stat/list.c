@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * list.c - rtalloc-stat -l: this user's processes running librtalloc.
+ * Listing never deletes anything: the files of processes that no longer
+ * exist are reported as stale; -l --clean removes those of them that are
+ * the caller's own (named for its uid and owned by it), and nothing else.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +21,7 @@ struct listed {
 	struct snap *s;
 };
 
-int cmd_list(bool json)
+int cmd_list(bool json, bool clean)
 {
 	uid_t uid = geteuid();
 	char dirs[4][DIRLEN];
@@ -27,8 +30,8 @@ int cmd_list(bool json)
 	int plen = snprintf(prefix, sizeof(prefix), "rtalloc-%u-", (unsigned)uid);
 	static struct snap s;
 	bool any = false;
-	unsigned removed = 0;
-	static char removed_paths[64][PATHLEN];
+	unsigned stale = 0;
+	static char stale_paths[64][PATHLEN];
 	if (json) {
 		j_begin();
 		j_open("processes", '[');
@@ -57,16 +60,16 @@ int cmd_list(bool json)
 			char path[PATHLEN];
 			snprintf(path, sizeof(path), "%.255s/%.255s", dirs[i], name);
 			if (kill(pid, 0) != 0 && errno == ESRCH) {
-				/* A dead process's file: remove it if it is a file of ours. */
+				/* A dead process's file: reported; removed only when asked,
+				 * and only a regular file of the caller's own. */
 				struct stat st;
-				if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
-				    unlink(path) == 0) {
-					if (!json)
-						say("removed %s: process %d no longer exists", esc(path), (int)pid);
-					if (removed < 64)
-						snprintf(removed_paths[removed], sizeof(removed_paths[0]), "%s", path);
-					removed++;
-				}
+				bool removed = clean && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+					       st.st_uid == uid && unlink(path) == 0;
+				if (!json)
+					say("%s %s: process %d no longer exists%s", removed ? "removed" : "stale",
+					    esc(path), (int)pid, removed || clean ? "" : " (rtalloc-stat -l --clean removes it)");
+				if (stale < 64 && (removed || !clean))
+					snprintf(stale_paths[stale++], sizeof(stale_paths[0]), "%s", path);
 				continue;
 			}
 			struct region r;
@@ -116,9 +119,9 @@ int cmd_list(bool json)
 	}
 	if (json) {
 		j_close(']');
-		j_open("removed_stale", '[');
-		for (unsigned i = 0; i < removed && i < 64; i++)
-			j_str(NULL, removed_paths[i]);
+		j_open(clean ? "removed_stale" : "stale", '[');
+		for (unsigned i = 0; i < stale; i++)
+			j_str(NULL, stale_paths[i]);
 		j_close(']');
 		j_end();
 	} else if (!any) {

@@ -54,8 +54,9 @@ static void help(void)
 	       "  -c, --count=COUNT   with -w: stop after COUNT rows\n"
 	       "  -- COMMAND [ARGS]   run COMMAND with librtalloc preloaded (RTALLOC_LIB names the\n"
 	       "                      library) and report when it exits; exits with its status\n"
-	       "  -l, --list          this user's processes exporting librtalloc statistics;\n"
-	       "                      removes the statistics files of processes that no longer exist\n"
+	       "  -l, --list          this user's processes exporting librtalloc statistics, and\n"
+	       "                      the stale files of processes that no longer exist (never removed)\n"
+	       "      --clean         with -l: remove those stale files that are this user's own\n"
 	       "  -j, --json          JSON: one object (one per line with -w)\n"
 	       "  -h, --help          this help\n"
 	       "  -V, --version       the version\n"
@@ -81,9 +82,10 @@ int main(int argc, char **argv)
 		{"watch", required_argument, NULL, 'w'}, {"count", required_argument, NULL, 'c'},
 		{"list", no_argument, NULL, 'l'},        {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
+		{"clean", no_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
-	bool json = false, list = false, watch = false;
+	bool json = false, list = false, watch = false, clean = false;
 	double interval = 0;
 	long count = 0;
 	opterr = 0;
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'l': list = true; break;
+		case 'C': clean = true; break;
 		case 'j': json = true; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': printf(PROG " (librtalloc) %s\n", RTALLOC_STAT_VERSION); return EXIT_OK;
@@ -118,6 +121,8 @@ int main(int argc, char **argv)
 	int rest = argc - optind;
 	if (count && !watch)
 		usage_error("-c goes with -w");
+	if (clean && !list)
+		usage_error("--clean goes with -l");
 	if (dashdash) {
 		if (list || watch)
 			usage_error("-- COMMAND cannot be combined with -l or -w");
@@ -128,7 +133,7 @@ int main(int argc, char **argv)
 	if (list) {
 		if (watch || rest)
 			usage_error("-l takes no PID and no -w");
-		return cmd_list(json);
+		return cmd_list(json, clean);
 	}
 	if (rest != 1)
 		usage_error(rest ? "one PID, please (to run a command: " PROG " -- COMMAND)" : "which PID?");

@@ -231,6 +231,6 @@ int cmd_watch(pid_t pid, double interval, long count, bool json);
 
 /* ---- run.c, list.c ---- */
 int cmd_run(char **argv, bool json);
-int cmd_list(bool json);
+int cmd_list(bool json, bool clean);
 
 #endif /* RS_H */
