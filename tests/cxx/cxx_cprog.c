@@ -58,30 +58,30 @@ int main(int argc, char **argv)
 {
 	ct_name = argc > 1 ? argv[1] : "cxx-cprog";
 	ct_need_rtalloc();
-	CHECK(!ct_sym("_ZSt15get_new_handlerv") && !ct_sym("_ZSt17__throw_bad_allocv"),
+	EXPECT(!ct_sym("_ZSt15get_new_handlerv") && !ct_sym("_ZSt17__throw_bad_allocv"),
 	      "a C++ runtime is loaded in a C program");
-	CHECK(ct_is_rtalloc(ct_file_of(ct_sym("_Znwm"), NULL)), "operator new is not librtalloc's");
+	EXPECT(ct_is_rtalloc(ct_file_of(ct_sym("_Znwm"), NULL)), "operator new is not librtalloc's");
 
-	CHECK(rtalloc_version() == RTALLOC_VERSION, "librtalloc version %#x", rtalloc_version());
+	EXPECT(rtalloc_version() == RTALLOC_VERSION, "librtalloc version %#x", rtalloc_version());
 	char *p = kept(op_new(100));
-	CHECK(p != NULL, "operator new(100) failed");
+	EXPECT(p != NULL, "operator new(100) failed");
 	memset(p, 1, 100);
 	op_delete_sized(kept(p), 100);
 	p = kept(op_new_array(5000));
-	CHECK(p != NULL, "operator new[](5000) failed");
+	EXPECT(p != NULL, "operator new[](5000) failed");
 	memset(p, 2, 5000);
 	op_delete_array(kept(p));
 	p = kept(op_new_aligned(100, 8192));
-	CHECK(p && (uintptr_t)p % 8192 == 0, "operator new(100, 8192) gave %p", (void *)p);
+	EXPECT(p && (uintptr_t)p % 8192 == 0, "operator new(100, 8192) gave %p", (void *)p);
 	op_delete_sized_aligned(kept(p), 100, 8192);
 	p = kept(op_new_nothrow(64, &nothrow_tag));
-	CHECK(p != NULL, "operator new(64, nothrow) failed");
+	EXPECT(p != NULL, "operator new(64, nothrow) failed");
 	op_delete(kept(p));
 
 	p = kept(op_new_nothrow(impossible, &nothrow_tag));
-	CHECK(p == NULL, "nothrow new of 2^50 bytes gave %p", (void *)p);
+	EXPECT(p == NULL, "nothrow new of 2^50 bytes gave %p", (void *)p);
 	p = kept(op_new_array_aligned_nothrow(impossible, 64, &nothrow_tag));
-	CHECK(p == NULL, "nothrow aligned new[] of 2^50 bytes gave %p", (void *)p);
+	EXPECT(p == NULL, "nothrow aligned new[] of 2^50 bytes gave %p", (void *)p);
 
 	EXPECT_ABORT(throwing_new_fails, NULL,
 		     "operator new(): out of memory for 1125899906842624 bytes, and no C++ runtime");

@@ -30,22 +30,22 @@ int main(int argc, char **argv)
 	ct_name = argv[3];
 #ifdef CT_LINKED
 	/* A reference, or --as-needed drops librtalloc from the NEEDED list. */
-	CHECK(rtalloc_version() == RTALLOC_VERSION, "librtalloc version %#x", rtalloc_version());
+	EXPECT(rtalloc_version() == RTALLOC_VERSION, "librtalloc version %#x", rtalloc_version());
 #endif
 	ct_need_rtalloc();
-	CHECK(!ct_sym("_ZSt15get_new_handlerv"), "a C++ runtime is loaded before the plugin");
+	EXPECT(!ct_sym("_ZSt15get_new_handlerv"), "a C++ runtime is loaded before the plugin");
 	int global = strcmp(argv[2], "global") == 0;
 	void *lib = dlopen(argv[1], RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
 	REQUIRE(lib != NULL, "dlopen %s: %s", argv[1], dlerror());
-	CHECK(!ct_sym("_ZSt15get_new_handlerv") == !global,
+	EXPECT(!ct_sym("_ZSt15get_new_handlerv") == !global,
 	      "the C++ runtime should%s be in the global scope", global ? "" : " not");
 
-	CHECK(call(lib, "plugin_uses_rtalloc"), "the plugin's operator new is not librtalloc's");
-	CHECK(call(lib, "plugin_bad_alloc"), "std::bad_alloc was not thrown from every form");
+	EXPECT(call(lib, "plugin_uses_rtalloc"), "the plugin's operator new is not librtalloc's");
+	EXPECT(call(lib, "plugin_bad_alloc"), "std::bad_alloc was not thrown from every form");
 	int n = call(lib, "plugin_handler_calls");
-	CHECK(n == 4, "new_handler called %d times before std::bad_alloc, want 4", n);
+	EXPECT(n == 4, "new_handler called %d times before std::bad_alloc, want 4", n);
 	n = call(lib, "plugin_nothrow_handler_calls");
-	CHECK(n == 4, "new_handler called %d times before nothrow new returned null, want 4", n);
-	CHECK(call(lib, "plugin_workload"), "the plugin's workload failed");
+	EXPECT(n == 4, "new_handler called %d times before nothrow new returned null, want 4", n);
+	EXPECT(call(lib, "plugin_workload"), "the plugin's workload failed");
 	return ct_result();
 }

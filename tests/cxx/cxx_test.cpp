@@ -76,13 +76,13 @@ static bool pow2(size_t x) { return x && !(x & (x - 1)); }
  * pointer outside librtalloc) is a power of two, as every block's is. */
 static void check_block(void *p, size_t n, size_t align, const char *what)
 {
-	CHECK(p != nullptr, "%s(%zu) returned nullptr", what, n);
+	EXPECT(p != nullptr, "%s(%zu) returned nullptr", what, n);
 	if (!p)
 		return;
 	size_t u = usable_size(p);
-	CHECK(u >= n && u >= 16 && pow2(u), "%s(%zu): %p is not a librtalloc block (usable size %zu)",
+	EXPECT(u >= n && u >= 16 && pow2(u), "%s(%zu): %p is not a librtalloc block (usable size %zu)",
 	      what, n, p, u);
-	CHECK(reinterpret_cast<uintptr_t>(p) % align == 0, "%s(%zu): %p not aligned to %zu", what, n,
+	EXPECT(reinterpret_cast<uintptr_t>(p) % align == 0, "%s(%zu): %p not aligned to %zu", what, n,
 	      p, align);
 	std::memset(p, 0xa5, n); /* the whole request is writable */
 }
@@ -137,10 +137,10 @@ static void test_resolution()
 	for (const auto &f : forms) {
 		const char *sym;
 		const char *file = ct_file_of(f.code, &sym);
-		CHECK(ct_is_rtalloc(file), "%s comes from \"%s\", not librtalloc.so", f.mangled, file);
-		CHECK(std::strcmp(sym, f.mangled) == 0, "%s resolves to a symbol named \"%s\"", f.mangled,
+		EXPECT(ct_is_rtalloc(file), "%s comes from \"%s\", not librtalloc.so", f.mangled, file);
+		EXPECT(std::strcmp(sym, f.mangled) == 0, "%s resolves to a symbol named \"%s\"", f.mangled,
 		      sym);
-		CHECK(ct_sym(f.mangled) == f.code, "dlsym(%s) is not the program's %s", f.mangled,
+		EXPECT(ct_sym(f.mangled) == f.code, "dlsym(%s) is not the program's %s", f.mangled,
 		      f.mangled);
 	}
 }
@@ -233,7 +233,7 @@ static void test_forms()
 
 	/* new(0) gives distinct pointers. */
 	void *z1 = opaque(::operator new(0)), *z2 = opaque(::operator new(0));
-	CHECK(z1 && z2 && z1 != z2, "operator new(0): %p %p", z1, z2);
+	EXPECT(z1 && z2 && z1 != z2, "operator new(0): %p %p", z1, z2);
 	::operator delete(z1, size_t(0));
 	::operator delete(z2, size_t(0));
 
@@ -254,7 +254,7 @@ static void test_forms()
 
 	/* New-expressions. */
 	int *i = opaque(new int(42));
-	CHECK(*i == 42, "new int(42) holds %d", *i);
+	EXPECT(*i == 42, "new int(42) holds %d", *i);
 	check_block(i, sizeof *i, 16, "new int");
 	delete i;
 	int *ia = opaque(new int[1000]());
@@ -263,13 +263,13 @@ static void test_forms()
 	delete[] ia;
 
 	Base *b = opaque<Base *>(new Derived(3)); /* sized delete of the dynamic type */
-	CHECK(b->value() == 6, "virtual call gave %ld", b->value());
+	EXPECT(b->value() == 6, "virtual call gave %ld", b->value());
 	delete b;
 
 	Counted *c = opaque(new Counted[77]); /* delete[] with the cookie in the size */
-	CHECK(Counted::live == 77, "%d Counted alive", Counted::live);
+	EXPECT(Counted::live == 77, "%d Counted alive", Counted::live);
 	delete[] c;
-	CHECK(Counted::live == 0, "%d Counted alive", Counted::live);
+	EXPECT(Counted::live == 0, "%d Counted alive", Counted::live);
 
 	Aligned128 *a128 = opaque(new Aligned128);
 	check_block(a128, sizeof *a128, 128, "new Aligned128");
@@ -278,11 +278,11 @@ static void test_forms()
 	check_block(a128v, 9 * sizeof *a128v, 128, "new Aligned128[9]");
 	delete[] a128v;
 	Aligned256Counted *a256 = opaque(new Aligned256Counted[5]);
-	CHECK(reinterpret_cast<uintptr_t>(a256) % 256 == 0 && Aligned256Counted::live == 5,
+	EXPECT(reinterpret_cast<uintptr_t>(a256) % 256 == 0 && Aligned256Counted::live == 5,
 	      "new Aligned256Counted[5]: %p, %d alive", static_cast<void *>(a256),
 	      Aligned256Counted::live);
 	delete[] a256;
-	CHECK(Aligned256Counted::live == 0, "%d Aligned256Counted alive", Aligned256Counted::live);
+	EXPECT(Aligned256Counted::live == 0, "%d Aligned256Counted alive", Aligned256Counted::live);
 	Page *pg = opaque(new Page);
 	check_block(pg, sizeof *pg, 4096, "new Page");
 	delete pg;
@@ -302,7 +302,7 @@ static void test_forms()
 	check_block(v, 33 * sizeof *v, 128, "std::allocator<Aligned128>");
 	alloc.deallocate(v, 33);
 
-	CHECK(heap_check() == 0, "rtalloc_check failed after the forms");
+	EXPECT(heap_check() == 0, "rtalloc_check failed after the forms");
 }
 
 /* ---- 3. alignment ------------------------------------------------------------ */
@@ -341,7 +341,7 @@ static void test_alignment()
 	auto sorted = live;
 	std::sort(sorted.begin(), sorted.end());
 	for (size_t k = 1; k < sorted.size(); k++)
-		CHECK(sorted[k - 1].first + sorted[k - 1].second <= sorted[k].first,
+		EXPECT(sorted[k - 1].first + sorted[k - 1].second <= sorted[k].first,
 		      "blocks %p+%zu and %p overlap", static_cast<void *>(sorted[k - 1].first),
 		      sorted[k - 1].second, static_cast<void *>(sorted[k].first));
 	size_t a = 16;
@@ -350,7 +350,7 @@ static void test_alignment()
 		if (k % 8 == 7)
 			a <<= 1;
 	}
-	CHECK(heap_check() == 0, "rtalloc_check failed after the alignments");
+	EXPECT(heap_check() == 0, "rtalloc_check failed after the alignments");
 }
 
 /* ---- 4. impossible sizes -------------------------------------------------------- */
@@ -371,30 +371,30 @@ template <class Fn> static bool throws_bad_alloc(Fn fn)
 static void test_impossible()
 {
 	size_t n = opaque(impossible);
-	CHECK(throws_bad_alloc([n] { delete[] opaque(new char[n]); }), "new char[2^50]");
-	CHECK(throws_bad_alloc([n] { ::operator delete(opaque(::operator new(n))); }),
+	EXPECT(throws_bad_alloc([n] { delete[] opaque(new char[n]); }), "new char[2^50]");
+	EXPECT(throws_bad_alloc([n] { ::operator delete(opaque(::operator new(n))); }),
 	      "operator new(2^50)");
-	CHECK(throws_bad_alloc([n] { ::operator delete[](opaque(::operator new[](n))); }),
+	EXPECT(throws_bad_alloc([n] { ::operator delete[](opaque(::operator new[](n))); }),
 	      "operator new[](2^50)");
-	CHECK(throws_bad_alloc([n] {
+	EXPECT(throws_bad_alloc([n] {
 		      align_val_t al{64};
 		      ::operator delete(opaque(::operator new(n, al)), al);
 	      }),
 	      "operator new(2^50, 64)");
-	CHECK(throws_bad_alloc([n] {
+	EXPECT(throws_bad_alloc([n] {
 		      align_val_t al{4096};
 		      ::operator delete[](opaque(::operator new[](n, al)), al);
 	      }),
 	      "operator new[](2^50, 4096)");
-	CHECK(throws_bad_alloc([] { ::operator delete(opaque(::operator new(opaque(SIZE_MAX)))); }),
+	EXPECT(throws_bad_alloc([] { ::operator delete(opaque(::operator new(opaque(SIZE_MAX)))); }),
 	      "operator new(SIZE_MAX)");
-	CHECK(throws_bad_alloc([] {
+	EXPECT(throws_bad_alloc([] {
 		      align_val_t al{4096};
 		      ::operator delete(opaque(::operator new(opaque(SIZE_MAX - 4095), al)), al);
 	      }),
 	      "operator new(SIZE_MAX - 4095, 4096)");
 	/* An alignment beyond what any block can have. */
-	CHECK(throws_bad_alloc([] {
+	EXPECT(throws_bad_alloc([] {
 		      align_val_t al{opaque(size_t(1) << 45)};
 		      ::operator delete(opaque(::operator new(64, al)), al);
 	      }),
@@ -403,24 +403,24 @@ static void test_impossible()
 	/* (Results kept opaque: a compiler may elide an unused allocation and
 	 * assume it succeeded.) */
 	void *p = opaque(::operator new(n, nothrow));
-	CHECK(p == nullptr, "operator new(2^50, nothrow) gave %p", p);
+	EXPECT(p == nullptr, "operator new(2^50, nothrow) gave %p", p);
 	::operator delete(p);
 	p = opaque(::operator new[](n, nothrow));
-	CHECK(p == nullptr, "operator new[](2^50, nothrow) gave %p", p);
+	EXPECT(p == nullptr, "operator new[](2^50, nothrow) gave %p", p);
 	::operator delete[](p);
 	align_val_t al{64};
 	p = opaque(::operator new(n, al, nothrow));
-	CHECK(p == nullptr, "operator new(2^50, 64, nothrow) gave %p", p);
+	EXPECT(p == nullptr, "operator new(2^50, 64, nothrow) gave %p", p);
 	::operator delete(p, al);
 	p = opaque(::operator new[](n, al, nothrow));
-	CHECK(p == nullptr, "operator new[](2^50, 64, nothrow) gave %p", p);
+	EXPECT(p == nullptr, "operator new[](2^50, 64, nothrow) gave %p", p);
 	::operator delete[](p, al);
 	char *c = opaque(new (nothrow) char[n]);
-	CHECK(c == nullptr, "new (nothrow) char[2^50] gave %p", static_cast<void *>(c));
+	EXPECT(c == nullptr, "new (nothrow) char[2^50] gave %p", static_cast<void *>(c));
 	delete[] c;
 	align_val_t huge_al{opaque(size_t(1) << 45)};
 	p = opaque(::operator new(64, huge_al, nothrow));
-	CHECK(p == nullptr, "operator new(64, 2^45, nothrow) gave %p", p);
+	EXPECT(p == nullptr, "operator new(64, 2^45, nothrow) gave %p", p);
 	::operator delete(p, huge_al);
 }
 
@@ -493,13 +493,13 @@ static void test_handler_loop()
 		} catch (const std::bad_alloc &) {
 			threw = true;
 		}
-		CHECK(std::get_new_handler() == nullptr, "%s: the handler is still installed",
+		EXPECT(std::get_new_handler() == nullptr, "%s: the handler is still installed",
 		      form_names[form]);
 		std::set_new_handler(nullptr);
-		CHECK(handler_calls == 5, "%s: the handler was called %d times, want 5", form_names[form],
+		EXPECT(handler_calls == 5, "%s: the handler was called %d times, want 5", form_names[form],
 		      handler_calls);
-		CHECK(p == nullptr, "%s returned %p", form_names[form], p);
-		CHECK(threw == !nothrow_form, "%s %s", form_names[form],
+		EXPECT(p == nullptr, "%s returned %p", form_names[form], p);
+		EXPECT(threw == !nothrow_form, "%s %s", form_names[form],
 		      nothrow_form ? "threw" : "did not throw std::bad_alloc");
 	}
 
@@ -514,7 +514,7 @@ static void test_handler_loop()
 			caught = e.what();
 		}
 		std::set_new_handler(nullptr);
-		CHECK(std::strcmp(caught, "custom_bad_alloc") == 0 && handler_calls == 1,
+		EXPECT(std::strcmp(caught, "custom_bad_alloc") == 0 && handler_calls == 1,
 		      "%s: caught %s after %d handler calls", form_names[form], caught, handler_calls);
 	}
 }
@@ -589,23 +589,23 @@ static void test_handler_reserve()
 	if (reserve_block)
 		::operator delete(reserve_block, reserve_size);
 
-	CHECK(exhausted, "the pool did not run out after %zu MiB: is RTALLOC_POOL_MAX=64M set?",
+	EXPECT(exhausted, "the pool did not run out after %zu MiB: is RTALLOC_POOL_MAX=64M set?",
 	      fill.size());
 	if (!exhausted)
 		return;
-	CHECK(fill.size() >= 32, "only %zu MiB could be allocated", fill.size());
-	CHECK(when_full == nullptr, "the pool was full but a reserve-sized block was still there");
+	EXPECT(fill.size() >= 32, "only %zu MiB could be allocated", fill.size());
+	EXPECT(when_full == nullptr, "the pool was full but a reserve-sized block was still there");
 	for (int form = 0; form < 8; form++)
 		for (int k = 0; k < 2; k++) {
 			int want = k ? 3 : 1;
-			CHECK(outcome[form][k].p != nullptr && outcome[form][k].calls == want,
+			EXPECT(outcome[form][k].p != nullptr && outcome[form][k].calls == want,
 			      "%s with a handler freeing the reserve at call %d: %p after %d calls",
 			      form_names[form], want, outcome[form][k].p, outcome[form][k].calls);
 		}
 	void *big = ::operator new(size_t(32) << 20);
 	check_block(big, size_t(32) << 20, 16, "operator new(32 MiB) after the exhaustion");
 	::operator delete(big);
-	CHECK(heap_check() == 0, "rtalloc_check failed after the exhaustion");
+	EXPECT(heap_check() == 0, "rtalloc_check failed after the exhaustion");
 }
 
 /* ---- 6. a workload with an expected output ---------------------------------- */
@@ -755,9 +755,9 @@ static const char expected_output[] =
 static void test_workload()
 {
 	std::string got = workload();
-	CHECK(got == expected_output, "the workload printed:\n%s\ninstead of:\n%s", got.c_str(),
+	EXPECT(got == expected_output, "the workload printed:\n%s\ninstead of:\n%s", got.c_str(),
 	      expected_output);
-	CHECK(heap_check() == 0, "rtalloc_check failed after the workload");
+	EXPECT(heap_check() == 0, "rtalloc_check failed after the workload");
 }
 
 /* ---- 7. misuse aborts ------------------------------------------------------------ */

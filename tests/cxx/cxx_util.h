@@ -40,8 +40,9 @@ ct_check_failed(const char *file, int line, const char *expr, const char *fmt, .
 	ct_failures++;
 }
 
-/* CHECK(condition, "printf format", args...): records a failure, goes on. */
-#define CHECK(cond, ...)                                                         \
+/* EXPECT(condition, "printf format", args...): records a failure, goes on
+ * (tests/system's CHECK stops at once: another name for another act). */
+#define EXPECT(cond, ...)                                                         \
 	do {                                                                     \
 		if (!(cond))                                                     \
 			ct_check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
