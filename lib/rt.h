@@ -546,6 +546,10 @@ RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounter
 /* The calling thread's: add the bins' counts since the last fold to tc->fold,
  * for class c and one more in turn (c = 0: every class). */
 RT_HIDDEN void rt_tcache_fold(struct rt_tcache *tc, unsigned c);
+/* Blocks parked in the transfer slots (tcache.c), for tests and statistics. */
+RT_HIDDEN size_t rt_tcache_xfer_blocks(void);
+/* Every batch parked there back to its arena (before an allocation fails). */
+RT_HIDDEN void rt_tcache_xfer_drain(void);
 /* The calling thread's lists against T1: NULL, or what is broken. */
 RT_HIDDEN const char *rt_tcache_check(void);
 

@@ -15,6 +15,20 @@
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
  *
+ * Transfer slots: a thread whose list of a class is full and one whose list
+ * is empty often meet in the arena (a pipeline: one thread allocates, another
+ * frees), and with more threads than cores its lock becomes a convoy.  So a
+ * whole batch (a chain of exactly tc_limit/2 blocks, as on a thread's list:
+ * encoded links, RT_STAMP_CACHED, ending in NULL) is first offered to one of
+ * RT_XFER_SLOTS slots of its class with one compare-and-swap each, and a
+ * refill first takes one with an exchange: no lock, no ABA (a slot only
+ * goes NULL -> chain by CAS and chain -> NULL by exchange).  Bound: at most
+ * RT_XFER_SLOTS atomic operations either way.  Only threads with their full
+ * limits use the slots (their batches are the slots' size), and only with
+ * one arena (a chain may hold blocks of several arenas otherwise).  The
+ * slots' memory (at most RT_XFER_SLOTS batches of every class) comes out of
+ * the cache budget, and goes back to the arena before any request fails.
+ *
  * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB)
  * and over all threads, by the cache budget, an eighth of the pool.  A
  * thread takes its share at set-up (the whole 383 KiB while the budget has
@@ -55,10 +69,85 @@ unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0
 /* Blocks a refill or flush moves: half the thread's limit of the class. */
 static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
 
-/* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift). */
+/* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift),
+ * and the transfer slots (RT_XFER_BYTES, when they are on). */
 static size_t cache_used;
 
 static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
+
+#define RT_XFER_SLOTS 4
+#define RT_XFER_BYTES (RT_XFER_SLOTS * RT_TC_FULL / 2)
+/* One cache line of slots per class: classes never share a line. */
+static struct {
+	void *slot[RT_XFER_SLOTS];
+} __attribute__((aligned(64))) xfer[RT_NCLASS + 1];
+/* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
+static int xfer_state;
+
+/* Decided once, at the first thread's set-up: on when the budget holds the
+ * slots twice over (pools of 16 MiB and more). */
+static void xfer_decide(void)
+{
+	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
+		return;
+	int want = rt_g.narenas == 1 && cache_budget() >= 2 * RT_XFER_BYTES ? 1 : 2;
+	int expected = 0;
+	if (__atomic_compare_exchange_n(&xfer_state, &expected, want, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE) &&
+	    want == 1)
+		__atomic_fetch_add(&cache_used, RT_XFER_BYTES, __ATOMIC_RELAXED);
+}
+
+static inline bool xfer_ok(const struct rt_bin *bin, unsigned c)
+{
+	return bin->limit == tc_limit[c] && __atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1;
+}
+
+/* Offer the chain first .. last (a full batch) to a slot: true if taken. */
+static bool xfer_put(unsigned c, void *first, void *last)
+{
+	rt_link_set(last, NULL); /* a chain of its own from now on */
+	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) { /* bound: RT_XFER_SLOTS */
+		void *expected = NULL;
+		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) == NULL &&
+		    __atomic_compare_exchange_n(&xfer[c].slot[i], &expected, first, false,
+						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+/* A full batch of class c from a slot, or NULL. */
+static void *xfer_take(unsigned c)
+{
+	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) /* bound: RT_XFER_SLOTS */
+		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) != NULL) {
+			void *chain = __atomic_exchange_n(&xfer[c].slot[i], NULL, __ATOMIC_ACQUIRE);
+			if (chain)
+				return chain;
+		}
+	return NULL;
+}
+
+/* Every parked batch back to the arena (the pool ran out).  Bound:
+ * RT_NCLASS * RT_XFER_SLOTS flushes. */
+void rt_tcache_xfer_drain(void)
+{
+	for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
+		for (void *chain; (chain = xfer_take(c)) != NULL;) /* bound: RT_XFER_SLOTS */
+			rt_arena_flush(c, chain, tc_limit[c] / 2u);
+}
+
+size_t rt_tcache_xfer_blocks(void)
+{
+	size_t n = 0;
+	for (unsigned c = 1; c <= RT_NCLASS; c++)
+		for (unsigned i = 0; i < RT_XFER_SLOTS; i++)
+			if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED))
+				n += tc_limit[c] / 2u;
+	return n;
+}
+
 
 /* Take this thread's share of the budget: its limits are tc_limit >> shift,
  * the smallest shift whose 383 KiB >> shift still fits. */
@@ -140,7 +229,10 @@ void rt_tcache_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	/* the other threads are gone, and their shares of the budget with them */
-	__atomic_store_n(&cache_used, tc->state == RT_TC_LIVE ? tc->quota : 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&cache_used,
+			 (tc->state == RT_TC_LIVE ? tc->quota : 0) +
+				 (__atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1 ? RT_XFER_BYTES : 0),
+			 __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;
@@ -168,6 +260,7 @@ static int thread_setup(struct rt_tcache *tc)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
 	tc->arena = (uint8_t)a->index;
+	xfer_decide();
 	quota_take(tc);
 	rt_tcache_restore_limits(tc);
 	tc->state = RT_TC_LIVE;
@@ -205,6 +298,20 @@ static void *huge_alloc(struct rt_tcache *tc, unsigned order)
 		if (&rt_g.arenas[i] != a)
 			p = rt_arena_huge_alloc(&rt_g.arenas[i], order, false);
 	return p ? p : rt_arena_huge_alloc(a, order, true);
+}
+
+/* Before an allocation fails: the memory this thread's own lists hold and
+ * the batches parked in the transfer slots go back to the arenas.  Bound:
+ * RT_NCLASS flushes and RT_NCLASS * RT_XFER_SLOTS flushes.  True if the
+ * thread may try again. */
+static bool reclaim(struct rt_tcache *tc)
+{
+	if (tc->state != RT_TC_LIVE)
+		return false;
+	rt_tcache_flush_all(tc);
+	rt_tcache_restore_limits(tc);
+	rt_tcache_xfer_drain();
+	return true;
 }
 
 static void *out_of_memory(struct rt_tcache *tc, size_t n)
@@ -265,6 +372,8 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 	if (c > RT_NCLASS) {
 		unsigned order = rt_order_of(n);
 		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
+		if (!p && order <= RT_ORDER_MAX && reclaim(tc))
+			p = huge_alloc(tc, order);
 		if (!p)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
@@ -278,14 +387,14 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		 * class uncached, takes single blocks. */
 		bool single = tc->state == RT_TC_DEAD || bin->limit == 0;
 		unsigned want = single ? 1 : batch_of(bin);
-		void *head;
-		unsigned got = refill(tc, c, want, &head);
-		if (!got && tc->state == RT_TC_LIVE) {
-			/* before failing: the memory this thread's own lists hold */
-			rt_tcache_flush_all(tc);
-			rt_tcache_restore_limits(tc);
+		void *head = NULL;
+		unsigned got = 0;
+		if (!single && xfer_ok(bin, c) && (head = xfer_take(c)) != NULL)
+			got = want; /* a whole batch another thread let go: no lock */
+		else
 			got = refill(tc, c, want, &head);
-		}
+		if (!got && reclaim(tc))
+			got = refill(tc, c, want, &head);
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
@@ -378,7 +487,8 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 		}
 		void *flushed = bin->head;
 		bin->head = rt_link_get(cut);
-		rt_arena_flush(c, flushed, n);
+		if (!xfer_ok(bin, c) || !xfer_put(c, flushed, cut))
+			rt_arena_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
 		rt_stats_publish_thread(tc, c);

@@ -86,6 +86,7 @@ static size_t free_bytes(void)
 static void assert_everything_back(void)
 {
 	assert_int_equal(rtalloc_check(), 0);
+	rt_tcache_xfer_drain(); /* batches parked between threads (tcache.c) */
 	size_t held = pages_held();
 	if (held)
 		fail_msg("%zu pages (%zu KiB) still held with no thread alive and nothing allocated", held,
