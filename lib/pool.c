@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.c - where librtalloc's memory comes from: reservation, pre-faulting,
- * locking, NUMA placement, growth, stack pre-faulting, fork; and the
- * initialisation sequence.
+ * pool.c - where librtalloc's memory comes from: the reservation and its
+ * layout, NUMA placement (arenas per node, a thread's arena), committing and
+ * pre-faulting, growth (the arena's grow hook and a later rtalloc_init's),
+ * the pool's set-up; and the initialisation sequence and reconfiguration.
+ * Beside it: limits.c measures what the machine can give (memory, the
+ * process's limits) and fits the pool to it; mlock.c locks the process and
+ * pre-faults the stack; fork.c holds the fork handlers.  What these files
+ * share is in pool_int.h.
  *
  * Layout of an OS pool
  *   data         one reservation, aligned to a slot of 2^k pages, holding one
@@ -24,23 +29,20 @@
  * Initialisation (rt_init) runs once, at the library's constructor or at the
  * first allocation, whichever comes first.  It calls no malloc, stdio, getenv
  * or dlsym: options come from environ (options.c), messages are written with
- * write(2) (glue.c).  Order: options, reservation, commit + pre-fault, stack
- * pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
+ * write(2) (glue.c).  Order: options, fitting them to the machine
+ * (limits.c), reservation, commit + pre-fault, stack pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
  * is really locked; under RLIMIT_MEMLOCK, what is only reserved is left out
- * of the locking altogether: lock_without_tails).
+ * of the locking altogether: lock_without_tails in mlock.c).
  */
 #include <malloc.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#include "glue.h"
+#include "pool_int.h"
 
 struct rt_global rt_g;
 
 extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
-
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -69,6 +71,31 @@ static unsigned numa_nodes(unsigned long *mask)
 			p++;
 	}
 	return n;
+}
+
+/* The arena of the calling thread's node (the first when none is): a new
+ * thread's home arena (tcache.c). */
+struct rt_arena *rt_pool_arena_for_thread(void)
+{
+	if (rt_g.narenas == 1)
+		return &rt_g.arenas[0];
+	int node = rt_os_node();
+	for (unsigned i = 0; i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
+		if (rt_g.arenas[i].node == node)
+			return &rt_g.arenas[i];
+	return &rt_g.arenas[0];
+}
+
+/* Arenas: one per NUMA node with RTALLOC_NUMA=local on several nodes. */
+static unsigned arena_count(void)
+{
+	unsigned long mask = 0;
+	unsigned nodes = numa_nodes(&mask);
+	rt_g.nnodes = nodes;
+	rt_g.node_mask = mask;
+	if (rt_g.opt.numa == RTALLOC_NUMA_LOCAL && nodes > 1)
+		return nodes > RT_MAX_ARENAS ? RT_MAX_ARENAS : nodes;
+	return 1;
 }
 
 /* ---- committing memory ------------------------------------------------------ */
@@ -116,6 +143,21 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 	return 0;
 }
 
+/* Fault in every committed page (and its descriptors): when mlockall did
+ * not do it at initialisation. */
+static void populate_committed(void)
+{
+	for (unsigned i = 0; i < rt_g.narenas; i++) {
+		struct rt_buddy *b = &rt_g.arenas[i].buddy;
+		uint32_t n = b->committed - b->skew;
+		char *dp;
+		size_t dlen;
+		desc_range(b->first, b->first + n, &dp, &dlen);
+		rt_os_populate(rt_page_addr(b->first), (size_t)n << RT_PAGE_SHIFT);
+		rt_os_populate(dp, dlen);
+	}
+}
+
 /* ---- growth ----------------------------------------------------------------- */
 
 /* Growth is serialised by a lock of its own (priority-inheriting: a real-time
@@ -124,16 +166,16 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
  * holds an arena lock.  Every change of a buddy's committed pages happens
  * under grow_lock (rt_pool_grow, reconfigure), so the pages a grower
  * computed stay its own while it commits them without the arena lock.  Not
- * taken around fork: the child makes it anew (rt_pool_fork_child), and its
+ * taken around fork: the child makes it anew (fork.c, rt_pool_fork_child), and its
  * arenas never saw the pages a grower was committing at that moment. */
 static pthread_once_t grow_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t grow_lock;
 
-static void grow_lock_init(void) { rt_mutex_init(&grow_lock, RT_MUTEX_PI); }
+void rt_pool_grow_lock_init(void) { rt_mutex_init(&grow_lock, RT_MUTEX_PI); }
 
 static void grow_lock_take(void)
 {
-	pthread_once(&grow_once, grow_lock_init);
+	pthread_once(&grow_once, rt_pool_grow_lock_init);
 	int e = pthread_mutex_lock(&grow_lock);
 	if (rt_unlikely(e != 0))
 		rt_fatal("pthread_mutex_lock", "cannot take the growth lock at", &grow_lock);
@@ -244,190 +286,6 @@ static int setup_user_memory(void *mem, size_t size)
 	return rt_arena_init(&rt_g.arenas[0], 0, -1, 0, (uint32_t)npages, (uint32_t)npages);
 }
 
-/* ---- what the machine can give ------------------------------------------------ */
-
-/* The value of "key" (like "MemAvailable:") in a /proc text, in units of
- * `unit` bytes, as bytes; SIZE_MAX when absent or too large. */
-static size_t proc_value(const char *text, const char *key, size_t unit)
-{
-	const char *v = strstr(text, key);
-	if (!v)
-		return SIZE_MAX;
-	size_t n = 0;
-	for (v += strlen(key); *v == ' ' || *v == '\t'; v++) /* bound: the text */
-		;
-	if (*v < '0' || *v > '9')
-		return SIZE_MAX;
-	for (; *v >= '0' && *v <= '9'; v++) /* bound: the text */
-		if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (size_t)(*v - '0'), &n))
-			return SIZE_MAX;
-	return __builtin_mul_overflow(n, unit, &n) ? SIZE_MAX : n;
-}
-
-/* What the pool may take (SIZE_MAX: no limit known), and the name of the
- * limit that binds, for the message. */
-struct room {
-	size_t commit;          /* bytes the pool may commit and pre-fault */
-	const char *commit_why;
-	size_t reserve;         /* address space the reservation may take */
-	const char *reserve_why;
-};
-
-static void room_of(struct room *r)
-{
-	char buf[4096]; /* meminfo and status are about 1.5 KiB */
-	*r = (struct room){SIZE_MAX, "", SIZE_MAX, ""};
-	/* Memory: 15/16 of MemAvailable (leave the rest of the program and the
-	 * system room: beyond it pre-faulting calls in the OOM killer). */
-	if (rt_os_read_file("/proc/meminfo", buf, sizeof(buf)) > 0) {
-		size_t avail = proc_value(buf, "MemAvailable:", 1024);
-		if (avail != SIZE_MAX) {
-			r->commit = avail - avail / 16;
-			r->commit_why = "15/16 of MemAvailable";
-		}
-		/* Strict overcommit: what the commit limit leaves. */
-		char mode[8];
-		if (rt_os_read_file("/proc/sys/vm/overcommit_memory", mode, sizeof(mode)) > 0 && mode[0] == '2') {
-			size_t limit = proc_value(buf, "CommitLimit:", 1024), used = proc_value(buf, "Committed_AS:", 1024);
-			if (limit != SIZE_MAX && used != SIZE_MAX) {
-				size_t left = limit > used ? limit - used : 0;
-				if (left < r->commit) {
-					r->commit = left;
-					r->commit_why = "what the commit limit leaves (vm.overcommit_memory=2)";
-				}
-			}
-		}
-	}
-	/* RLIMIT_DATA (committed private memory) and RLIMIT_AS (address space),
-	 * against what the process has already.  Of RLIMIT_AS the reservation
-	 * takes at most half: thread stacks and libraries need the rest. */
-	struct rlimit data = {RLIM_INFINITY, RLIM_INFINITY}, as = {RLIM_INFINITY, RLIM_INFINITY};
-	getrlimit(RLIMIT_DATA, &data);
-	getrlimit(RLIMIT_AS, &as);
-	if ((data.rlim_cur == RLIM_INFINITY && as.rlim_cur == RLIM_INFINITY) ||
-	    rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
-		return;
-	size_t vm_data = proc_value(buf, "VmData:", 1024), vm_size = proc_value(buf, "VmSize:", 1024);
-	if (data.rlim_cur != RLIM_INFINITY && vm_data != SIZE_MAX) {
-		size_t left = data.rlim_cur > vm_data ? (size_t)data.rlim_cur - vm_data : 0;
-		if (left < r->commit) {
-			r->commit = left;
-			r->commit_why = "what RLIMIT_DATA leaves";
-		}
-	}
-	if (as.rlim_cur != RLIM_INFINITY && vm_size != SIZE_MAX) {
-		r->reserve = as.rlim_cur > vm_size ? ((size_t)as.rlim_cur - vm_size) / 2 : 0;
-		r->reserve_why = "half of what RLIMIT_AS leaves";
-	}
-}
-
-/* The slot of an arena (pages, a power of two) for a maximum of max bytes
- * over n arenas. */
-static size_t slot_pages(size_t max, unsigned n)
-{
-	size_t pages = rt_page_round(max / n) >> RT_PAGE_SHIFT;
-	return pages <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(pages - 1));
-}
-
-/* Address space of the reservation for a maximum of max bytes: the slots
- * and their descriptors (max <= RT_POOL_CEIL: no overflow). */
-static size_t reserve_bytes(size_t max, unsigned n)
-{
-	size_t pages = slot_pages(max, n) * n;
-	return (pages << RT_PAGE_SHIFT) + rt_page_round(pages * sizeof(struct rt_page));
-}
-
-/* Memory committed for a pool of `pool` bytes: the pages and descriptors. */
-static size_t commit_bytes(size_t pool)
-{
-	return rt_page_round(pool) + rt_page_round((pool >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
-}
-
-static bool fits(const struct room *r, unsigned n, size_t pool)
-{
-	return commit_bytes(pool) <= r->commit && reserve_bytes(pool, n) <= r->reserve;
-}
-
-/* The largest pool, a whole number of pages per arena and at most `want`,
- * that the room allows; 0 if not even one page per arena. */
-static size_t largest_fit(const struct room *r, unsigned n, size_t want)
-{
-	size_t unit = (size_t)n << RT_PAGE_SHIFT, lo = 0, hi = want / unit;
-	while (lo < hi) { /* bound: 64 halvings (binary search: fits is monotonic) */
-		size_t mid = lo + (hi - lo + 1) / 2;
-		if (fits(r, n, mid * unit))
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	return lo * unit;
-}
-
-/* The variable that set an option, if the user set it (and it was taken),
- * with its text; NULL when the option is a default or from the config. */
-static const char *option_source(const char *name, size_t value, bool in_config, const char **text)
-{
-	const char *s = in_config ? NULL : rt_options_env(name);
-	size_t v;
-	if (!s || !rt_parse_size(s, &v) || v != value)
-		return NULL;
-	*text = s;
-	return name;
-}
-
-/* Before anything is reserved: the pool must fit the memory the machine has
- * (pre-faulting more calls in the OOM killer) and the limits of the process,
- * the reservation the address space RLIMIT_AS leaves.  A size from the
- * environment that does not fit is refused with one line naming the variable
- * and the limit, and the default (or what fits) is used; a size from the
- * config is not silently lowered: ENOMEM. */
-static int fit_pool(const struct rtalloc_config *cfg, unsigned n)
-{
-	struct rt_options *o = &rt_g.opt;
-	struct room r;
-	room_of(&r);
-	const char *size_text = NULL, *max_text = NULL;
-	const char *size_var = option_source("RTALLOC_POOL_SIZE", o->pool_size, cfg && cfg->pool_size, &size_text);
-	const char *max_var = option_source("RTALLOC_POOL_MAX", o->pool_max, cfg && cfg->pool_max, &max_text);
-	if (o->pool_size > RT_POOL_CEIL || o->pool_max > RT_POOL_CEIL)
-		return ENOMEM; /* only from a config: the environment's are refused earlier */
-	if (!fits(&r, n, o->pool_size)) {
-		if (cfg && cfg->pool_size)
-			return ENOMEM;
-		const char *why = commit_bytes(o->pool_size) > r.commit ? r.commit_why : r.reserve_why;
-		size_t limit = commit_bytes(o->pool_size) > r.commit ? r.commit : r.reserve;
-		size_t use = largest_fit(&r, n, (size_t)64 << 20); /* the default, or what fits */
-		if (use < ((size_t)256 << 10))
-			use = (size_t)256 << 10; /* the smallest pool: let setting it up say why not */
-		if (size_var)
-			rt_say("%s=\"%s\" does not fit %s (%zu KiB); using a pool of %zu KiB", size_var, size_text,
-			       why, limit >> 10, use >> 10);
-		else
-			rt_say("the default pool (%zu KiB) does not fit %s (%zu KiB); using a pool of %zu KiB",
-			       o->pool_size >> 10, why, limit >> 10, use >> 10);
-		o->pool_size = use;
-		if (!max_var && !(cfg && cfg->pool_max))
-			o->pool_max = rt_options_default_max(use);
-		if (o->pool_max < use)
-			o->pool_max = use;
-	}
-	if (reserve_bytes(o->pool_max, n) > r.reserve) {
-		/* Growth room: the largest slots that fit, never below the pool. */
-		if (cfg && cfg->pool_max)
-			return ENOMEM;
-		size_t max = o->pool_max;
-		while (max > o->pool_size && reserve_bytes(max, n) > r.reserve) /* bound: 64 halvings */
-			max = (slot_pages(max, n) >> 1) * n << RT_PAGE_SHIFT;
-		if (max < o->pool_size)
-			max = o->pool_size;
-		if (max_var)
-			rt_say("%s=\"%s\" does not fit %s (%zu KiB); the pool may grow to %zu KiB", max_var,
-			       max_text, r.reserve_why, r.reserve >> 10, max >> 10);
-		o->pool_max = max;
-	}
-	return 0;
-}
-
 /* Reserve len bytes aligned to align (a power of two): first at the aligned
  * address nearest to where the kernel puts len bytes (no more than len is
  * ever mapped: an address-space limit is not exceeded on the way), else len +
@@ -457,52 +315,15 @@ static void *reserve_aligned(size_t len, size_t align)
 	return (void *)base;
 }
 
-/* Descriptor bytes for a space of span bytes (the descriptors' mapping). */
-static size_t desc_bytes(size_t span)
-{
-	return rt_page_round((span >> RT_PAGE_SHIFT) * sizeof(struct rt_page));
-}
-
 /* Growth room: address space reserved after the space (PROT_NONE, no
  * descriptors readable, no memory, not locked), so that a later
  * rtalloc_init() asking for a pool beyond RTALLOC_POOL_MAX gets it (nothing
- * else can map there in the meantime).  The end of the reservation and of
+ * else can map there in the meantime; limits.c sizes it:
+ * rt_pool_growth_room).  The end of the reservation and of
  * the descriptors' mapping (PROT_READ over the space, PROT_NONE beyond). */
 static uintptr_t reserved_end;
 static size_t desc_mapped;
 static bool tails_lost; /* part of them was taken while locking: no growth beyond what is committed */
-
-/* As much room as the pool could ever be committed (what the memory there
- * is allows now), within the address space RLIMIT_AS leaves it; one arena
- * only (several arenas' slots are laid out side by side). */
-static size_t growth_room(size_t span, unsigned n)
-{
-	if (n != 1)
-		return 0;
-	struct room r;
-	room_of(&r);
-	size_t total = r.commit & ~(RT_PAGE_SIZE - 1);
-	if (total > RT_POOL_CEIL)
-		total = RT_POOL_CEIL;
-	if (total <= span)
-		return 0;
-	size_t used = span + desc_bytes(span);
-	if (r.reserve != SIZE_MAX && (r.reserve <= used || total + desc_bytes(total) > r.reserve))
-		total = r.reserve > used ? (r.reserve - desc_bytes(r.reserve)) & ~(RT_PAGE_SIZE - 1) : 0;
-	return total > span ? total - span : 0;
-}
-
-/* Arenas: one per NUMA node with RTALLOC_NUMA=local on several nodes. */
-static unsigned arena_count(void)
-{
-	unsigned long mask = 0;
-	unsigned nodes = numa_nodes(&mask);
-	rt_g.nnodes = nodes;
-	rt_g.node_mask = mask;
-	if (rt_g.opt.numa == RTALLOC_NUMA_LOCAL && nodes > 1)
-		return nodes > RT_MAX_ARENAS ? RT_MAX_ARENAS : nodes;
-	return 1;
-}
 
 static int setup_os_memory(void)
 {
@@ -511,11 +332,11 @@ static int setup_os_memory(void)
 	int e;
 	size_t pool = rt_page_round(rt_g.opt.pool_size / n) >> RT_PAGE_SHIFT;
 	size_t max = rt_page_round(rt_g.opt.pool_max / n) >> RT_PAGE_SHIFT;
-	size_t slot = slot_pages(rt_g.opt.pool_max, n);
+	size_t slot = rt_pool_slot_pages(rt_g.opt.pool_max, n);
 	if (slot * n > RT_NIL / 2 || pool == 0)
-		return ENOMEM; /* fit_pool keeps sizes below RT_POOL_CEIL: never */
+		return ENOMEM; /* rt_pool_fit keeps sizes below RT_POOL_CEIL: never */
 	size_t span = (slot * n) << RT_PAGE_SHIFT, align = slot << RT_PAGE_SHIFT;
-	size_t room = growth_room(span, n);
+	size_t room = rt_pool_growth_room(span, n);
 	char *res = room ? reserve_aligned(span + room, align) : NULL;
 	if (!res) {
 		room = 0;
@@ -524,7 +345,7 @@ static int setup_os_memory(void)
 	if (!res)
 		return ENOMEM;
 	uintptr_t base = (uintptr_t)res;
-	size_t dbytes = desc_bytes(span), dall = desc_bytes(span + room);
+	size_t dbytes = rt_pool_desc_bytes(span), dall = rt_pool_desc_bytes(span + room);
 	void *desc = mmap(NULL, dall, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (desc == MAP_FAILED || mprotect(desc, dbytes, PROT_READ) != 0) {
 		if (desc != MAP_FAILED)
@@ -560,23 +381,18 @@ static int setup_os_memory(void)
 	return 0;
 }
 
+/* ---- what is only reserved ------------------------------------------------------ */
+
 /* What is reserved but not committed: per arena the space after its
  * committed pages (after the last one, the growth room too) and their
  * descriptors (whole pages only: the page shared with committed descriptors
  * stays), readable within the space, PROT_NONE in the room.  Nothing in them
  * was ever touched. */
-struct tail {
-	char *p;
-	size_t len;
-	int prot;
-};
-#define RT_TAILS (2 * RT_MAX_ARENAS + 1)
-
-static unsigned unused_tails(struct tail *t)
+unsigned rt_pool_tails(struct rt_pool_tail *t)
 {
 	unsigned n = 0;
 	size_t slot = rt_g.span / rt_g.narenas, slot_pages = slot >> RT_PAGE_SHIFT;
-	uintptr_t desc_end = (uintptr_t)rt_g.pages + desc_bytes(rt_g.span);
+	uintptr_t desc_end = (uintptr_t)rt_g.pages + rt_pool_desc_bytes(rt_g.span);
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
 		struct rt_buddy *b = &rt_g.arenas[i].buddy;
 		bool last = i + 1 == rt_g.narenas;
@@ -584,382 +400,32 @@ static unsigned unused_tails(struct tail *t)
 		uintptr_t lo = (uintptr_t)rt_page_addr(from);
 		uintptr_t hi = last ? reserved_end : rt_g.base + (i + 1) * slot;
 		if (hi > lo)
-			t[n++] = (struct tail){(char *)lo, hi - lo, PROT_NONE};
+			t[n++] = (struct rt_pool_tail){(char *)lo, hi - lo, PROT_NONE};
 		lo = rt_page_round((uintptr_t)&rt_g.pages[from]);
 		hi = last ? desc_end : (uintptr_t)&rt_g.pages[(i + 1) * slot_pages] & ~(RT_PAGE_SIZE - 1);
 		if (hi > lo)
-			t[n++] = (struct tail){(char *)lo, hi - lo, PROT_READ};
+			t[n++] = (struct rt_pool_tail){(char *)lo, hi - lo, PROT_READ};
 	}
 	if ((uintptr_t)rt_g.pages + desc_mapped > desc_end)
-		t[n++] = (struct tail){(char *)desc_end, (uintptr_t)rt_g.pages + desc_mapped - desc_end, PROT_NONE};
+		t[n++] = (struct rt_pool_tail){(char *)desc_end, (uintptr_t)rt_g.pages + desc_mapped - desc_end, PROT_NONE};
 	return n;
 }
 
-/* After mlockall: unlock what is only reserved, so VmLck is the real pool. */
-static void unlock_reserve(void)
+/* Part of the tails was taken by another mapping while they were unmapped
+ * (mlock.c, lock_without_tails): every arena stops at what it has committed,
+ * and raise_max refuses. */
+void rt_pool_stop_growth(void)
 {
-	struct tail t[RT_TAILS];
-	unsigned n = unused_tails(t);
-	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
-		rt_os_munlock(t[i].p, t[i].len);
-}
-
-/* KiB of a "Key:   123 kB" field of /proc/self/status; 0 if unknown. */
-static size_t status_kib(const char *key)
-{
-	char buf[4096];
-	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
-		return 0;
-	size_t v = proc_value(buf, key, 1);
-	return v == SIZE_MAX ? 0 : v;
-}
-
-/* mlockall(MCL_CURRENT) counts every mapping against RLIMIT_MEMLOCK (the
- * kernel compares the whole address space, VmSize, with the limit, and
- * charges PROT_NONE mappings to VmLck as well): the reservation, pool_max and
- * the growth room, would make even a 1 MiB pool unlockable under the 8 MiB
- * default.  So, when the limit refuses it: the uncommitted tails (nothing in
- * them) are unmapped, everything else locked with MCL_CURRENT, the tails
- * mapped again at the same place (not locked), then MCL_FUTURE alone (which
- * leaves existing mappings as they are).  Another thread mapping into a tail
- * meanwhile (a later rtalloc_init only) takes that address space: growth
- * stops at what is committed; one growing the pool meanwhile fails (its
- * mprotect finds nothing: ENOMEM for that request).  Returns 0 or errno. */
-static int lock_without_tails(void)
-{
-	struct tail t[RT_TAILS];
-	unsigned n = unused_tails(t);
-	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
-		rt_os_unmap(t[i].p, t[i].len);
-	int e = mlockall(MCL_CURRENT) == 0 ? 0 : errno;
-	bool lost = false;
-	for (unsigned i = 0; i < n; i++) { /* bound: RT_TAILS */
-		void *q = mmap(t[i].p, t[i].len, t[i].prot,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-		if (q != t[i].p) {
-			if (q != MAP_FAILED)
-				munmap(q, t[i].len);
-			lost = true;
-		}
-	}
-	if (lost) {
-		for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-			rt_arena_lock(&rt_g.arenas[i]);
-			rt_g.arenas[i].buddy.limit = rt_g.arenas[i].buddy.committed;
-			rt_stats_publish_arena(&rt_g.arenas[i]);
-			rt_arena_unlock(&rt_g.arenas[i]);
-		}
-		tails_lost = true;
-		rt_say("while memory was being locked, another mapping took the pool's reserved address space: "
-		       "the pool will not grow");
-	}
-	if (!e && mlockall(MCL_FUTURE) != 0) /* future mappings only: the tails stay unlocked */
-		e = errno;
-	return e;
-}
-
-/* A locking problem (mlockall failed, or little room left under
- * RLIMIT_MEMLOCK) is said once per process (a fork's child relocks: it
- * inherits the flag) and, through RTALLOC_MLOCK_WARNED=1 in the environment
- * handed to its children, once per process tree (a shell pipeline under
- * LD_PRELOAD: only its first process says it).  Returns true if it was said
- * already; marks it said. */
-static bool mlock_warned;
-
-static bool lock_warned_before(void)
-{
-	static char marker[] = "RTALLOC_MLOCK_WARNED=1";
-	bool inherited = rt_options_env("RTALLOC_MLOCK_WARNED") != NULL, was = mlock_warned || inherited;
-	if (!mlock_warned && !inherited)
-		rt_env_add(marker);
-	mlock_warned = true;
-	return was;
-}
-
-/* After mlockall(MCL_FUTURE) every new mapping (a thread's stack: 8 MiB by
- * default) must fit what RLIMIT_MEMLOCK leaves, unless we may lock without
- * limit.  Say so once when little is left: pthread_create would fail. */
-static void check_lock_room(void)
-{
-	struct rlimit rl;
-	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-		return;
-	char buf[4096];
-	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
-		return;
-	const char *v = strstr(buf, "VmLck:");
-	if (!v)
-		return;
-	size_t locked_kib = 0;
-	for (v += 6; *v == ' ' || *v == '\t'; v++)
-		;
-	for (; *v >= '0' && *v <= '9'; v++)
-		locked_kib = locked_kib * 10 + (size_t)(*v - '0');
-	size_t limit_kib = (size_t)(rl.rlim_cur >> 10);
-	size_t left = limit_kib > locked_kib ? limit_kib - locked_kib : 0;
-	if (left < 16384 && !lock_warned_before())
-		rt_say("memory is locked, but RLIMIT_MEMLOCK leaves only %zu KiB for what the process maps "
-		       "later: creating a thread (an 8 MiB stack by default) will fail with EAGAIN. Raise "
-		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
-}
-
-/* Fault in every committed page (and its descriptors): when mlockall did
- * not do it at initialisation. */
-static void populate_committed(void)
-{
-	for (unsigned i = 0; i < rt_g.narenas; i++) {
-		struct rt_buddy *b = &rt_g.arenas[i].buddy;
-		uint32_t n = b->committed - b->skew;
-		char *dp;
-		size_t dlen;
-		desc_range(b->first, b->first + n, &dp, &dlen);
-		rt_os_populate(rt_page_addr(b->first), (size_t)n << RT_PAGE_SHIFT);
-		rt_os_populate(dp, dlen);
-	}
-}
-
-/* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
-static int lock_memory(int mode)
-{
-	if (mode == RTALLOC_MLOCK_OFF || rt_g.locked)
-		return 0;
-	int e = rt_os_mlockall() == 0 ? 0 : errno;
-	if (!e && !rt_g.user_memory)
-		unlock_reserve();
-	else if (e == ENOMEM && !rt_g.user_memory)
-		e = lock_without_tails(); /* RLIMIT_MEMLOCK below the address space */
-	if (!e) {
-		rt_g.locked = true;
-		check_lock_room();
-		return 0;
-	}
-	struct rlimit rl = {0, 0};
-	getrlimit(RLIMIT_MEMLOCK, &rl);
-	/* What the limit must allow: the process without the reserved tails, and
-	 * 16 MiB for what it maps later (thread stacks), in whole MiB. */
-	struct tail t[RT_TAILS];
-	size_t tails = 0, vm = status_kib("VmSize:");
-	unsigned n = rt_g.user_memory ? 0 : unused_tails(t);
-	for (unsigned i = 0; i < n; i++) /* bound: RT_TAILS */
-		tails += t[i].len >> 10;
-	size_t need = ((vm > tails ? vm - tails : 0) + 16384 + 1023) & ~(size_t)1023;
-	bool said = lock_warned_before();
-	if (!said || mode == RTALLOC_MLOCK_REQUIRE)
-		rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
-		       "be paged out. Locking needs at least %zu KiB: ulimit -l %zu (memlock in "
-		       "/etc/security/limits.conf), or the CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
-		       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10),
-		       need, need);
-	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
-}
-
-/* A switch of the effective uid from 0 to new_euid (before the real call):
- * the process loses CAP_IPC_LOCK, and under MCL_FUTURE every later mapping
- * (a thread's stack, dlopen) must then fit RLIMIT_MEMLOCK beside what is
- * locked already, else fails (EAGAIN).  When it would not fit, MCL_FUTURE is
- * dropped (mlockall(MCL_CURRENT): what is locked stays locked; said once).
- * Returns true if it was (rt_pool_regain_lock_right restores it). */
-static bool future_dropped;
-
-bool rt_pool_lose_lock_right(uid_t new_euid)
-{
-	struct rlimit rl;
-	if (!rt_g.locked || future_dropped || new_euid == 0 || geteuid() != 0 ||
-	    getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-		return false;
-	size_t locked = status_kib("VmLck:"), limit = (size_t)(rl.rlim_cur >> 10);
-	if (locked + 16384 <= limit)
-		return false;
-	if (mlockall(MCL_CURRENT) != 0)
-		return false;
-	if (!rt_g.user_memory)
-		unlock_reserve();
-	future_dropped = true;
-	static bool said;
-	if (!said) {
-		said = true;
-		rt_say("uid %u may lock only %zu KiB (RLIMIT_MEMLOCK) and %zu KiB are locked: what the process "
-		       "maps from now on (thread stacks) is not locked (MCL_FUTURE dropped), the pool stays "
-		       "locked", (unsigned)new_euid, limit, locked);
-	}
-	return true;
-}
-
-/* Back to uid 0, or the switch failed: MCL_FUTURE again (future mappings
- * only: what is mapped now stays as it is). */
-void rt_pool_regain_lock_right(void)
-{
-	if (future_dropped && geteuid() == 0 && mlockall(MCL_FUTURE) == 0)
-		future_dropped = false;
-}
-
-/* ---- the stack ---------------------------------------------------------------- */
-
-/* Touch `bytes` of the calling thread's stack below the current frame, so the
- * real-time loop does not fault it in.  Capped to half the room the stack has. */
-RT_NOINLINE void rt_pool_stack_prefault(size_t bytes)
-{
-	if (!bytes)
-		return;
-	size_t room;
-	if (getpid() == (pid_t)syscall(SYS_gettid)) {
-		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
-		getrlimit(RLIMIT_STACK, &rl);
-		room = rl.rlim_cur == RLIM_INFINITY ? ((size_t)64 << 20) : (size_t)rl.rlim_cur;
-	} else {
-		/* Another thread: its stack's bounds (pthread_getattr_np may allocate:
-		 * never called during initialisation, which runs on the main thread). */
-		pthread_attr_t at;
-		void *lo = NULL;
-		size_t sz = 0;
-		if (pthread_getattr_np(pthread_self(), &at) != 0)
-			return;
-		pthread_attr_getstack(&at, &lo, &sz);
-		pthread_attr_destroy(&at);
-		room = (size_t)((char *)__builtin_frame_address(0) - (char *)lo);
-	}
-	if (bytes > room / 2)
-		bytes = room / 2;
-	volatile char *buf = __builtin_alloca(bytes);
-	for (size_t i = 0; i < bytes; i += RT_PAGE_SIZE) /* bound: bytes / page */
-		buf[i] = 0;
-	buf[bytes - 1] = 0;
-}
-
-/* ---- threads and fork --------------------------------------------------------- */
-
-struct rt_arena *rt_pool_arena_for_thread(void)
-{
-	if (rt_g.narenas == 1)
-		return &rt_g.arenas[0];
-	int node = rt_os_node();
-	for (unsigned i = 0; i < rt_g.narenas; i++)
-		if (rt_g.arenas[i].node == node)
-			return &rt_g.arenas[i];
-	return &rt_g.arenas[0];
-}
-
-/* fork.  Lock order, the same as glibc's own malloc: libc's stdio list lock
- * (see glue.h), then the arena locks in index order.  The
- * growth lock is not taken (see above).
- *
- * fork from a signal handler: the interrupted thread (the forking one) may
- * hold an arena lock, in the middle of an operation.  That lock is not taken
- * again (it would wait for itself); the operation resumes when the handler
- * returns and completes in the parent and in the child (which has only this
- * thread): the child's re-made lock is given to the child's thread, so that
- * the operation's unlock succeeds there.  (One window is left: a signal
- * between glibc's reading of the thread's TID and its atomic exchange in
- * pthread_mutex_trylock; the child's lock word then gets the parent's TID
- * and the operation's unlock fails with EPERM: rt_arena_unlock then makes
- * the lock anew, rt_pool_lock_failed.)
- *
- * What a prepare handler did is kept per thread: glibc (2.36) runs the
- * handlers of two threads that fork at once concurrently, and a signal
- * handler that interrupted a fork may fork again (nesting: a small stack).
- * Not initial-exec: only the fork handlers touch it, and the library's TLS
- * block is static anyway (rt_tc is initial-exec). */
-#define RT_FORK_NEST 4
-static __thread struct {
-	unsigned depth;
-	struct {
-		unsigned held; /* arenas the forking thread held already (bit i: arena i) */
-		bool stdio;    /* the prepare handler took libc's stdio list lock */
-	} at[RT_FORK_NEST];
-} fork_tls;
-
-void rt_pool_fork_prepare(void)
-{
-	unsigned d = fork_tls.depth++;
-	bool stdio = rt_libc_fork_locks_stdio();
-	if (stdio)
-		rt_libc_stdio_lock();
-	unsigned held = 0;
 	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		if (rt_mutex_mine(&rt_g.arenas[i].lock) || d >= RT_FORK_NEST)
-			held |= 1u << i; /* or nested too deep: neither taken nor released */
-		else
-			rt_arena_lock(&rt_g.arenas[i]);
+		rt_arena_lock(&rt_g.arenas[i]);
+		rt_g.arenas[i].buddy.limit = rt_g.arenas[i].buddy.committed;
+		rt_stats_publish_arena(&rt_g.arenas[i]);
+		rt_arena_unlock(&rt_g.arenas[i]);
 	}
-	if (d < RT_FORK_NEST) {
-		fork_tls.at[d].held = held;
-		fork_tls.at[d].stdio = stdio;
-	}
-}
-
-void rt_pool_fork_parent(void)
-{
-	unsigned d = --fork_tls.depth;
-	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : ~0u;
-	for (unsigned i = rt_g.narenas; i-- > 0;) /* bound: RT_MAX_ARENAS */
-		if (!(held & (1u << i)))
-			rt_arena_unlock(&rt_g.arenas[i]);
-	if (d < RT_FORK_NEST && fork_tls.at[d].stdio)
-		rt_libc_stdio_unlock(); /* fork has dropped its own count already */
-}
-
-/* The child has one thread; the locks were held by the parent's forking
- * thread, which is this one under another TID: make them anew, every one
- * (libc's stdio list lock is reset by fork itself).  mlockall is not
- * inherited; it is applied again at the child's first slow path
- * (rt_tcache_fork_child: a child that only execs never pays for locking its
- * copy of the pool). */
-static bool fork_child; /* this process is a child of fork */
-
-void rt_pool_fork_child(void)
-{
-	fork_child = true;
-	fork_tls.depth--;
-	unsigned d = fork_tls.depth;
-	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : 0;
-	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		rt_mutex_init(&rt_g.arenas[i].lock, RT_MUTEX_PI);
-		if (held & (1u << i)) /* the interrupted operation's unlock must succeed */
-			rt_mutex_own(&rt_g.arenas[i].lock);
-	}
-	grow_lock_init();
-	rt_stats_fork_child(); /* first: what follows publishes statistics */
-	if (rt_g.locked) {
-		rt_g.locked = false;
-		rt_g.relock_child = true;
-		rt_tcache_fork_child();
-	}
-}
-
-/* An arena lock whose unlock failed (EPERM): only in the child of a fork from
- * a signal handler that interrupted pthread_mutex_trylock before its atomic
- * exchange, which then wrote the parent's TID in the child's lock (see
- * above).  The child has one thread, which holds no arena lock now: make
- * the lock anew.  rt_arena_unlock and grow_lock_drop call it. */
-void rt_pool_lock_failed(pthread_mutex_t *m)
-{
-	if (!fork_child) /* anywhere else, a bug: never guess */
-		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
-	rt_mutex_init(m, RT_MUTEX_PI);
-}
-
-void rt_pool_relock_child(void)
-{
-	rt_g.relock_child = false;
-	lock_memory(rt_g.opt.mlock == RTALLOC_MLOCK_OFF ? RTALLOC_MLOCK_TRY : rt_g.opt.mlock);
+	tails_lost = true;
 }
 
 /* ---- initialisation -------------------------------------------------------------- */
-
-/* Can the pool grow to `size` bytes: the memory the machine has (the checks
- * of fit_pool, for what is added), and, beyond RTALLOC_POOL_MAX, the address
- * space the reservation would add? */
-static bool growth_fits(size_t size)
-{
-	if (size > RT_POOL_CEIL)
-		return false;
-	struct room r;
-	room_of(&r);
-	size_t span = rt_g.span, nspan = rt_page_round(size);
-	if (nspan > span && (nspan - span) + desc_bytes(nspan) - desc_bytes(span) > r.reserve)
-		return false;
-	return commit_bytes(size - rt_g.pool_bytes) <= r.commit;
-}
 
 /* Map len bytes of reservation (PROT_NONE) or of descriptors (PROT_READ)
  * exactly at p, if nothing is there; not locked even under MCL_FUTURE (only
@@ -994,7 +460,7 @@ static int raise_max(size_t size)
 	size_t max = rt_page_round(size), span = rt_g.span;
 	size_t slot = span / rt_g.narenas;
 	if (max / rt_g.narenas > slot) {
-		size_t nspan = max, dlen = desc_bytes(span), ndlen = desc_bytes(max);
+		size_t nspan = max, dlen = rt_pool_desc_bytes(span), ndlen = rt_pool_desc_bytes(max);
 		uintptr_t data_end = rt_g.base + nspan;
 		char *desc = (char *)rt_g.pages;
 		const char *what = NULL;
@@ -1051,7 +517,7 @@ static int raise_max(size_t size)
  * up with it (high water stays the most in use). */
 static int grow_to(size_t size)
 {
-	if (!growth_fits(size))
+	if (!rt_pool_growth_fits(size))
 		return ENOMEM; /* beyond the memory there is, or RLIMIT_AS: nothing committed */
 	/* Committed pages and limits change under the growth lock only (see
 	 * growth): commit without holding an arena lock, then add the pages. */
@@ -1097,7 +563,7 @@ static int reconfigure(const struct rtalloc_config *cfg)
 			munlockall();
 			rt_g.locked = false;
 		} else if (cfg->mlock == RTALLOC_MLOCK_TRY || cfg->mlock == RTALLOC_MLOCK_REQUIRE) {
-			int l = lock_memory(cfg->mlock);
+			int l = rt_pool_lock_memory(cfg->mlock);
 			e = e ? e : l;
 		}
 		if (cfg->mlock >= RTALLOC_MLOCK_OFF && cfg->mlock <= RTALLOC_MLOCK_REQUIRE)
@@ -1154,7 +620,7 @@ int rt_init(const struct rtalloc_config *cfg)
 			populate_later = rt_g.opt.mlock != RTALLOC_MLOCK_OFF;
 			/* A config the machine cannot give fails before anything
 			 * is reserved: it can be retried with a smaller one. */
-			e = fit_pool(cfg, arena_count());
+			e = rt_pool_fit(cfg, arena_count());
 			retry = e != 0;
 			if (!e)
 				e = setup_os_memory();
@@ -1176,7 +642,7 @@ int rt_init(const struct rtalloc_config *cfg)
 	__libc_mallopt(M_TRIM_THRESHOLD, -1);
 	__libc_mallopt(M_MMAP_MAX, 0);
 	rt_pool_stack_prefault(rt_g.opt.stack_prefault);
-	int lk = lock_memory(rt_g.opt.mlock);
+	int lk = rt_pool_lock_memory(rt_g.opt.mlock);
 	if (populate_later) {
 		populate_later = false;
 		if (!rt_g.locked)

@@ -40,9 +40,12 @@
  *   arena.c              McKusick-Karels classes in an arena, huge blocks
  *   buddy.c              pages: binary buddy blocks
  * beside them:
- *   pool.c               the pool: reservation, pre-fault, mlockall, NUMA,
+ *   pool.c               the pool: reservation, NUMA, commit + pre-fault,
  *                        growth (the arena's grow hook: the one call upwards),
- *                        fork, initialisation
+ *                        initialisation (shared with the next three: pool_int.h)
+ *   limits.c             what the machine can give: memory, RLIMIT_*, the fit
+ *   mlock.c              mlockall, the reserved tails left out, stack pre-fault
+ *   fork.c               the pool's fork handlers
  *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
  *   stats.c              statistics: the region, the thread registry, reports
  *   options.c            RTALLOC_* (read from environ, no getenv)
@@ -553,7 +556,10 @@ RT_HIDDEN void rt_tcache_xfer_drain(void);
 /* The calling thread's lists against T1: NULL, or what is broken. */
 RT_HIDDEN const char *rt_tcache_check(void);
 
-/* ---- pool.c -------------------------------------------------------------- */
+/* ---- pool.c, mlock.c, fork.c ------------------------------------------------
+ * pool.c: rt_init, rt_init_lazy, rt_pool_grow, rt_pool_arena_for_thread;
+ * mlock.c: rt_pool_stack_prefault; fork.c: the rest.  What they share among
+ * themselves is in pool_int.h. */
 RT_HIDDEN int rt_init(const struct rtalloc_config *cfg);
 RT_HIDDEN int rt_init_lazy(void); /* rt_init(NULL), fatal when mlock is required and fails */
 RT_HIDDEN int rt_pool_grow(struct rt_arena *a, unsigned order);
