@@ -165,7 +165,7 @@ void rt_free_aligned_sized(void *p, size_t align, size_t size)
 /* A pointer librtalloc did not hand out cannot be resized: its size is
  * unknown and guessing could copy from unmapped memory.  Such pointers come
  * only from ld.so's start-up allocator, which glibc never reallocs.  A
- * heap's block (heap.c) is resized within its heap. */
+ * heap's block (heap.c, heap_block.c) is resized within its heap. */
 void *rt_realloc_foreign(void *p, size_t n)
 {
 	return rt_heap_realloc(p, n); /* a heap's block, else fatal */

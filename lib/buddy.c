@@ -37,7 +37,7 @@ static void list_push(struct rt_buddy *b, uint32_t idx, unsigned k)
 }
 
 /* Links are checked against the buddy's descriptors (rt_plist_*): a shared
- * heap's are in memory other processes write (heap.c). */
+ * heap's are in memory other processes write (heap_shm.c). */
 static void list_unlink(struct rt_buddy *b, uint32_t idx, unsigned k)
 {
 	rt_plist_unlink(b->pages, b->first + b->limit - b->skew, &b->head[k], idx);

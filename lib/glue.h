@@ -3,9 +3,11 @@
  * glue.h - everything librtalloc takes from the operating system and libc.
  *
  * The allocator core (buddy.c, arena.c) never includes this file: it works
- * on memory it is handed.  The layers that do (pool.c, tcache.c, options.c,
- * interpose.c) call the OS only through these functions, so what librtalloc
- * asks of the kernel can be read in one page.
+ * on memory it is handed.  The files that do (pool.c, limits.c, mlock.c,
+ * fork.c, lock.c, stats.c, options.c, the heap files, interpose.c) call the
+ * OS mostly through these functions, so what librtalloc asks of the kernel
+ * can be read in one page (some calls are still made where they are used:
+ * moving them here is the next step of the OS boundary).
  *
  * Everything here is safe before libc is fully initialised and while the
  * allocator initialises: thin system-call wrappers, no malloc, no stdio, no
@@ -135,7 +137,7 @@ RT_HIDDEN void rt_env_add(char *entry);
 /* Privilege changes (interpose.c's set*uid wrappers): the statistics file
  * follows the real uid (stats.c), and before the process loses the right to
  * lock beyond RLIMIT_MEMLOCK, MCL_FUTURE is dropped when what is locked
- * already exceeds the limit (pool.c: else every later mapping fails). */
+ * already exceeds the limit (mlock.c: else every later mapping fails). */
 RT_HIDDEN bool rt_stats_file_owner(uid_t uid);
 RT_HIDDEN bool rt_pool_lose_lock_right(uid_t new_euid);
 RT_HIDDEN void rt_pool_regain_lock_right(void);
@@ -143,7 +145,7 @@ RT_HIDDEN void rt_pool_regain_lock_right(void);
 /* stats.c: "faults since init" count from now (the end of rtalloc_init). */
 RT_HIDDEN void rt_stats_fault_baseline(void);
 
-/* ---- heaps (heap.c) ------------------------------------------------------ */
+/* ---- heaps (heap*.c) ----------------------------------------------------- */
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -253,7 +255,7 @@ static inline int rt_os_thread_prio(void)
 	return policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : 0;
 }
 
-/* ---- fork (pool.c's pthread_atfork handlers) ------------------------------
+/* ---- fork (fork.c's pthread_atfork handlers) ------------------------------
  * glibc's fork() runs the pthread_atfork prepare handlers first and, when the
  * process has more than one thread (__libc_single_threaded false, read by
  * fork itself), then takes libc's lock on its list of FILEs (_IO_list_lock)

@@ -96,7 +96,7 @@ PUBLIC struct mallinfo mallinfo(void)
  * another user: before the real call (still privileged), the statistics file
  * follows the new real uid (stats.c: renamed and chowned, so it is removed at
  * exit and rtalloc-stat finds it), and MCL_FUTURE is dropped if the new user
- * could not lock what later mappings add (pool.c).  Undone if the call fails.
+ * could not lock what later mappings add (mlock.c).  Undone if the call fails.
  * The real functions are looked up when first called (dlsym: not during
  * initialisation).  A direct syscall(SYS_setuid...) bypasses this. */
 static void *next_fn(const char *name, void **cache)

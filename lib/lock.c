@@ -11,7 +11,7 @@
  *                   the one failure a fork from a signal handler can cause.
  *   rt_mutex_mine   does this thread hold a PI mutex (read from the lock
  *   rt_mutex_own    word), and making it the owner of a fresh one: what
- *                   pool.c's fork handlers need when fork interrupted a
+ *                   fork.c's handlers need when fork interrupted a
  *                   thread inside an arena operation.
  * The allocator's core (buddy.c, arena.c) calls only these: it references
  * no libc or system-call symbol (tests/system/check_core.sh).
@@ -62,7 +62,7 @@ void rt_arena_lock(struct rt_arena *a)
 void rt_arena_unlock(struct rt_arena *a)
 {
 	if (rt_unlikely(pthread_mutex_unlock(&a->lock) != 0))
-		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see pool.c */
+		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see fork.c */
 }
 
 /* Make the calling thread the owner of m, a priority-inheriting mutex just

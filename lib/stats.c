@@ -300,7 +300,7 @@ void rt_stats_fork_child(void)
 	r->flags &= ~(uint32_t)RT_STATS_F_EXPORTED;
 	/* The copy takes the old region's address: a publish that a signal
 	 * handler's fork interrupted resumes in the child, through pointers to
-	 * that address (pool.c, fork). */
+	 * that address (fork.c). */
 	bool exported = old->flags & RT_STATS_F_EXPORTED;
 	if (rt_os_move_over(r, old, region_bytes()) == 0)
 		r = old;

@@ -116,7 +116,7 @@ struct rt_stats_heap { /* written under the heap's lock, seqlock as the others *
 /* A shared heap's object (/dev/shm/rtalloc-heap-<name>) carries the same
  * record at this offset from its start, published by whichever process holds
  * the heap's lock: rtalloc-stat reads a shared heap's figures there, as of
- * the last operation of any process (heap.c, struct rt_heap_hdr). */
+ * the last operation of any process (heap.c, heap_int.h's struct rt_heap_hdr). */
 #define RT_HEAP_FIG_OFFSET 16
 #define RT_HEAP_SHM_PREFIX "/rtalloc-heap-"
 
