@@ -822,7 +822,8 @@ def render(scripts, pdir, outdir):
         for term, ext in (("svg size 1200,800 dynamic font 'sans,11'", "svg"),
                           ("pngcairo size 1200,800 font 'sans,10'", "png")):
             script = [f"set terminal {term}",
-                      f"set output {gp_quote(os.path.join(outdir, name + '.' + ext))}"] + body
+                      # relative to pdir, gnuplot's directory: no machine's path in the files
+                      f"set output {gp_quote(os.path.relpath(os.path.join(outdir, name + '.' + ext), pdir))}"] + body
             path = os.path.join(pdir, f"{name}.{ext}.gp")
             with open(path, "w") as f:
                 f.write("\n".join(script) + "\n")
