@@ -558,8 +558,13 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.foreign_frees = rt_tcache_foreign_frees();
 		struct rusage ru;
 		if (getrusage(RUSAGE_SELF, &ru) == 0) {
-			st.minflt_since_init = (uint64_t)ru.ru_minflt - r->init_minflt;
-			st.majflt_since_init = (uint64_t)ru.ru_majflt - r->init_majflt;
+			/* the baseline moves at each rtalloc_init(): read once, never
+			 * above the count (a reader racing a reset sees 0, not 2^64) */
+			uint64_t min0 = __atomic_load_n(&r->init_minflt, __ATOMIC_RELAXED);
+			uint64_t maj0 = __atomic_load_n(&r->init_majflt, __ATOMIC_RELAXED);
+			uint64_t min1 = (uint64_t)ru.ru_minflt, maj1 = (uint64_t)ru.ru_majflt;
+			st.minflt_since_init = min1 > min0 ? min1 - min0 : 0;
+			st.majflt_since_init = maj1 > maj0 ? maj1 - maj0 : 0;
 		}
 	}
 	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);

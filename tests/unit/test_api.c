@@ -276,6 +276,22 @@ static void counters_count_blocks_and_bytes(void **state)
 	assert_sound();
 }
 
+/* "Faults since init" never wraps: a reader that races a later rtalloc_init()
+ * moving the fault baseline past the count it read sees 0, not 2^64 - n. */
+static void faults_since_init_never_wrap(void **state)
+{
+	UNUSED_STATE(state);
+	struct rt_stats_region *r = rt_stats;
+	uint64_t saved_min = r->init_minflt, saved_maj = r->init_majflt;
+	r->init_minflt = r->init_majflt = UINT64_MAX / 2; /* a baseline ahead of any count */
+	struct rtalloc_stats s = {.size = sizeof(s)};
+	assert_int_equal(rtalloc_stats(&s), 0);
+	r->init_minflt = saved_min;
+	r->init_majflt = saved_maj;
+	assert_int_equal(s.minflt_since_init, 0);
+	assert_int_equal(s.majflt_since_init, 0);
+}
+
 /* The thread's slot (what rtalloc-stat reads) trails the exact counts by what
  * the slow paths have not folded yet, never more, and matches them after a
  * real-time section ends. */
@@ -840,6 +856,7 @@ int main(void)
 		cmocka_unit_test(double_free_aborts),
 		cmocka_unit_test(free_sized_too_large_aborts),
 		cmocka_unit_test(realloc_foreign_pointer),
+		cmocka_unit_test(faults_since_init_never_wrap),
 	};
 	int failed = cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
 	rt_stats_remove(); /* when run by hand with RTALLOC_STATS=1: not left to the destructor */
