@@ -333,6 +333,18 @@ void j_pool(const struct snap *s)
 	j_close(']');
 }
 
+/* The "rt" object: faults and slow paths inside real-time sections (the
+ * report and -- COMMAND's exit report both write it). */
+void j_rt_faults(const struct snap *s)
+{
+	j_open("rt", '{');
+	j_u64("minor", s->total.rt_minflt);
+	j_u64("major", s->total.rt_majflt);
+	j_u64("slow", s->total.rt_slow);
+	j_u64("sections", s->total.rt_sections);
+	j_close('}');
+}
+
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail)
 {
 	j_open("events", '{');
@@ -383,12 +395,7 @@ void report_json(const struct target *t, const struct report *rep)
 	} else {
 		j_null("since_init");
 	}
-	j_open("rt", '{');
-	j_u64("minor", s->total.rt_minflt);
-	j_u64("major", s->total.rt_majflt);
-	j_u64("slow", s->total.rt_slow);
-	j_u64("sections", s->total.rt_sections);
-	j_close('}');
+	j_rt_faults(s);
 	j_close('}');
 	j_open("threads", '[');
 	for (unsigned i = 0; i < rep->nrows; i++) {

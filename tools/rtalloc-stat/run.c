@@ -215,12 +215,7 @@ static void run_report_json(char **argv, int status, const struct rusage *ru, do
 		j_u64("minor", sub0((uint64_t)ru->ru_minflt, s->init_minflt));
 		j_u64("major", sub0((uint64_t)ru->ru_majflt, s->init_majflt));
 		j_close('}');
-		j_open("rt", '{');
-		j_u64("minor", s->total.rt_minflt);
-		j_u64("major", s->total.rt_majflt);
-		j_u64("slow", s->total.rt_slow);
-		j_u64("sections", s->total.rt_sections);
-		j_close('}');
+		j_rt_faults(s);
 	}
 	j_close('}');
 	if (!st->valid) {
