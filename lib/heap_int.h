@@ -14,6 +14,7 @@
 
 #include "glue.h"
 #include "heap.h"
+#include "stats.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
 #define HEAP_VERSION 3 /* 2: fig; 3: waiter records' alive locks, guard page */

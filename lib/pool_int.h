@@ -10,6 +10,7 @@
 #define RT_POOL_INT_H
 
 #include "glue.h"
+#include "stats.h" /* pool.c sets the region's pool_max */
 
 /* The slot of an arena (pages, a power of two) for a maximum of max bytes
  * over n arenas.  pool.c (setting the pool up), limits.c (what fits). */

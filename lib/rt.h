@@ -65,7 +65,7 @@
 
 #include "rtalloc.h"
 
-#include "stats.h"
+#include "tcounters.h" /* the thread counters; not the export format (stats.h) */
 
 #define RT_HIDDEN __attribute__((visibility("hidden")))
 #define RT_EXPORT __attribute__((visibility("default")))
@@ -250,7 +250,7 @@ struct rt_arena {
 	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena) */
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
-	uint64_t class_units[RT_STATS_CLASSES];
+	uint64_t class_units[RT_CLS_HUGE + 1];
 	size_t published_mark; /* page figures when last published (arena.c) */
 	/* Pages moved by this arena's operations, only grows: the tests bound
 	 * one call's work with the difference (arena.c). */

@@ -19,6 +19,20 @@
 #include <sys/vfs.h>
 
 #include "glue.h"
+#include "stats.h"
+#include "statread.h"
+
+/* The export format (stats.h) and the core (rt.h) agree: */
+_Static_assert(RT_STATS_ARENAS == RT_MAX_ARENAS && RT_STATS_ARENAS == RTALLOC_STATS_ARENAS,
+	       "an arena record per arena, and one per arena in struct rtalloc_stats");
+_Static_assert(RT_STATS_CLASSES == RT_CLS_HUGE + 1 && RT_STATS_CLASSES == RTALLOC_STATS_CLASSES,
+	       "a class_units entry per class (0, 1 .. RT_NCLASS, huge) everywhere");
+_Static_assert(sizeof(((struct rt_arena *)0)->class_units) == sizeof(((struct rt_stats_arena *)0)->class_units),
+	       "an arena's class counts are published word for word");
+_Static_assert(sizeof(((struct rt_stats_slot *)0)->c) == sizeof(((struct rt_tcache *)0)->st),
+	       "a slot carries a thread's counters word for word");
+_Static_assert(RT_STATS_SLOTS % 64 == 0 && RT_STATS_SLOTS / 64 == sizeof(((struct rt_stats_region *)0)->slot_map) / 8,
+	       "the slot map has a bit per slot (and the registry a record per slot)");
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
@@ -466,44 +480,25 @@ void rt_stats_totals(struct rt_totals *t)
 	t->foreign_frees = rt_tcache_foreign_frees();
 }
 
-/* Thread counters of every live thread, read live from their tcaches through
- * the records, plus those left by exited threads.  Retries (bounded,
- * yielding) while a thread exits meanwhile; after that, the last complete
- * pass is returned.  Uninstrumented under TSan: see rt_tcache_counters. */
-static RT_NO_TSAN uint32_t sum_threads(const struct rt_stats_region *r, struct rt_tcounters *sum)
+/* rt_sr_read's source of live threads' counters in the process: read live
+ * from their tcaches through the records (exact, not as last published).
+ * Uninstrumented under TSan: see rt_tcache_counters. */
+static RT_NO_TSAN unsigned live_thread(void *ctx, unsigned i, unsigned nth, struct rt_tcounters *c)
 {
-	uint32_t live = 0;
-	for (int tries = 0; tries < 100; tries++) { /* bound: 100 passes */
-		if (tries)
-			sched_yield();
-		uint32_t e1 = __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE);
-		struct rt_tcounters t;
-		uint32_t n = 0;
-		rt_seq_read(&r->exit_seq, &t, &r->exited, sizeof(t));
-		for (unsigned i = 0; i < RT_STATS_SLOTS; i++) { /* bound: RT_STATS_SLOTS records */
-			if (!(__atomic_load_n(&r->slot_map[i / 64], __ATOMIC_ACQUIRE) & (1ULL << (i % 64))))
-				continue;
-			struct rt_thread_rec *rec = &records[i];
-			struct rt_tcounters c;
-			pthread_mutex_lock(&rec->lock);
-			bool live = rec->tc != NULL;
-			if (live)
-				rt_tcache_counters(rec->tc, &c);
-			pthread_mutex_unlock(&rec->lock);
-			if (!live)
-				continue;
-			n++;
-#define RT_X_SUM(name, text) t.name += c.name;
-			RT_TCOUNTERS(RT_X_SUM)
-#undef RT_X_SUM
-		}
-		*sum = t;
-		live = n;
-		if (!(e1 & 1) && __atomic_load_n(&r->exit_seq, __ATOMIC_ACQUIRE) == e1)
-			break;
-	}
-	return live;
+	const struct rt_stats_region *r = ctx;
+	(void)nth;
+	if (!(__atomic_load_n(&r->slot_map[i / 64], __ATOMIC_ACQUIRE) & (1ULL << (i % 64))))
+		return 0;
+	struct rt_thread_rec *rec = &records[i];
+	pthread_mutex_lock(&rec->lock);
+	bool live = rec->tc != NULL;
+	if (live)
+		rt_tcache_counters(rec->tc, c);
+	pthread_mutex_unlock(&rec->lock);
+	return live ? RT_SR_LIVE : 0;
 }
+
+static void yield_cpu(void) { sched_yield(); }
 
 RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 {
@@ -515,53 +510,52 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 	st.version = RTALLOC_STATS_VERSION;
 	const struct rt_stats_region *r = rt_stats;
 	if (rt_ready() && r) {
-		st.narenas = rt_g.narenas;
+		/* Retries (bounded, yielding) while a thread exits meanwhile. */
+		const struct rt_sr_source src = {live_thread, yield_cpu, 100, (void *)r};
+		struct rt_sr_figures f;
+		rt_sr_read(r, &src, &f);
+		st.narenas = f.narenas;
 		st.locked = rt_g.locked;
-		st.exported = !!(r->flags & RT_STATS_F_EXPORTED);
-		st.init_ns = r->init_ns;
-		st.init_duration_ns = r->init_duration_ns;
-		st.pool_max_bytes = 0;
-		for (unsigned i = 0; i < rt_g.narenas && i < RTALLOC_STATS_ARENAS; i++) {
-			struct rt_stats_arena a = {0};
-			rt_seq_read(&r->arenas[i].seq, &a, &r->arenas[i], sizeof(a));
-			st.arena_node[i] = a.node;
-			st.arena_pool_bytes[i] = a.pool_bytes;
-			st.arena_free_bytes[i] = a.free_bytes;
-			st.pool_bytes += a.pool_bytes;
-			st.pool_max_bytes += a.max_bytes;
-			st.free_bytes += a.free_bytes;
-			st.min_free_bytes += a.min_free_bytes;
-			st.grows += a.grows;
-			if (a.last_grow_ns > st.last_grow_ns)
-				st.last_grow_ns = a.last_grow_ns;
-			for (unsigned c = 0; c < RTALLOC_STATS_CLASSES; c++)
-				st.class_units[c] += a.class_units[c];
+		st.exported = !!(f.flags & RT_STATS_F_EXPORTED);
+		st.init_ns = f.init_ns;
+		st.init_duration_ns = f.init_duration_ns;
+		for (unsigned i = 0; i < f.narenas; i++) { /* bound: RT_STATS_ARENAS */
+			st.arena_node[i] = f.arenas[i].node;
+			st.arena_pool_bytes[i] = f.arenas[i].pool_bytes;
+			st.arena_free_bytes[i] = f.arenas[i].free_bytes;
 		}
-		st.in_use_bytes = st.pool_bytes - st.free_bytes;
-		st.high_water_bytes = st.pool_bytes - st.min_free_bytes;
-		struct rt_tcounters t;
-		st.threads = sum_threads(r, &t);
-		st.mallocs = t.mallocs;
-		st.frees = t.frees;
-		st.slow_mallocs = t.slow_mallocs;
-		st.slow_frees = t.slow_frees;
-		st.refills = t.refills;
-		st.flushes = t.flushes;
-		st.failed_allocs = t.failed;
-		st.rt_sections = t.rt_sections;
-		st.rt_minflt = t.rt_minflt;
-		st.rt_majflt = t.rt_majflt;
-		st.rt_slow = t.rt_slow;
-		st.bytes_allocated = t.bytes_allocated;
-		st.bytes_freed = t.bytes_freed;
-		st.last_failure_ns = __atomic_load_n(&r->last_failure_ns, __ATOMIC_RELAXED);
+		st.pool_bytes = f.pool_bytes;
+		st.pool_max_bytes = f.max_bytes;
+		st.free_bytes = f.free_bytes;
+		st.min_free_bytes = f.min_free_bytes;
+		st.grows = f.grows;
+		st.last_grow_ns = f.last_grow_ns;
+		memcpy(st.class_units, f.class_units, sizeof(st.class_units));
+		st.in_use_bytes = rt_sr_in_use(&f);
+		st.high_water_bytes = rt_sr_high_water(&f);
+		const struct rt_tcounters *t = &f.total;
+		st.threads = f.nlive;
+		st.mallocs = t->mallocs;
+		st.frees = t->frees;
+		st.slow_mallocs = t->slow_mallocs;
+		st.slow_frees = t->slow_frees;
+		st.refills = t->refills;
+		st.flushes = t->flushes;
+		st.failed_allocs = t->failed;
+		st.rt_sections = t->rt_sections;
+		st.rt_minflt = t->rt_minflt;
+		st.rt_majflt = t->rt_majflt;
+		st.rt_slow = t->rt_slow;
+		st.bytes_allocated = t->bytes_allocated;
+		st.bytes_freed = t->bytes_freed;
+		st.last_failure_ns = f.last_failure_ns;
 		st.foreign_frees = rt_tcache_foreign_frees();
 		struct rusage ru;
 		if (getrusage(RUSAGE_SELF, &ru) == 0) {
-			/* the baseline moves at each rtalloc_init(): read once, never
-			 * above the count (a reader racing a reset sees 0, not 2^64) */
-			uint64_t min0 = __atomic_load_n(&r->init_minflt, __ATOMIC_RELAXED);
-			uint64_t maj0 = __atomic_load_n(&r->init_majflt, __ATOMIC_RELAXED);
+			/* the baseline moves at each rtalloc_init(): read once (by
+			 * rt_sr_read), never above the count (a reader racing a
+			 * reset sees 0, not 2^64) */
+			uint64_t min0 = f.init_minflt, maj0 = f.init_majflt;
 			uint64_t min1 = (uint64_t)ru.ru_minflt, maj1 = (uint64_t)ru.ru_majflt;
 			st.minflt_since_init = min1 > min0 ? min1 - min0 : 0;
 			st.majflt_since_init = maj1 > maj0 ? maj1 - maj0 : 0;
@@ -573,10 +567,6 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 	out->size = caller_size < sizeof(st) ? caller_size : (uint32_t)sizeof(st);
 	return 0;
 }
-
-static const char *const class_names[RTALLOC_STATS_CLASSES] = {
-	"-", "16", "32", "64", "128", "256", "512", "1K", "2K", "4K", "8K", "16K", "32K", "huge",
-};
 
 RT_EXPORT void rtalloc_stats_print(FILE *f)
 {
@@ -610,7 +600,7 @@ RT_EXPORT void rtalloc_stats_print(FILE *f)
 	fprintf(f, "\n  classes (small: pages, larger: blocks):");
 	for (unsigned c = 1; c < RTALLOC_STATS_CLASSES; c++)
 		if (s.class_units[c])
-			fprintf(f, " %s:%llu", class_names[c], (unsigned long long)s.class_units[c]);
+			fprintf(f, " %s:%llu", rt_sr_class_name(c), (unsigned long long)s.class_units[c]);
 	fprintf(f, "\n");
 }
 

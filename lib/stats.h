@@ -53,34 +53,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tcounters.h"
+
 #define RT_STATS_MAGIC 0x3153434f4c4c4154ULL /* "TALLOCS1" little-endian */
 #define RT_STATS_VERSION 1 /* slots' bytes_* counters took two pad words: same layout */
 #define RT_STATS_SLOTS 1024
 #define RT_STATS_ARENAS 8
 #define RT_STATS_CLASSES 14 /* 0, classes 1..12, huge */
-
-/* Per-thread counters, in the order of struct rt_tcounters: the X-macro keeps
- * the struct, publishing, summing and printing in step. */
-#define RT_TCOUNTERS(X)                                                           \
-	X(mallocs, "allocations")                                                 \
-	X(frees, "frees")                                                         \
-	X(slow_mallocs, "allocations on the slow path")                           \
-	X(slow_frees, "frees on the slow path")                                   \
-	X(refills, "refills of a thread cache")                                   \
-	X(flushes, "flushes of a thread cache")                                   \
-	X(failed, "failed allocations")                                           \
-	X(rt_sections, "real-time sections ended")                                \
-	X(rt_minflt, "minor faults in real-time sections")                        \
-	X(rt_majflt, "major faults in real-time sections")                        \
-	X(rt_slow, "slow-path entries in real-time sections")                     \
-	X(bytes_allocated, "bytes allocated (the blocks' usable sizes)")          \
-	X(bytes_freed, "bytes freed (the blocks' usable sizes)")
-
-struct rt_tcounters {
-#define RT_X_FIELD(name, text) uint64_t name;
-	RT_TCOUNTERS(RT_X_FIELD)
-#undef RT_X_FIELD
-};
 
 struct rt_stats_slot { /* 128 bytes */
 	uint32_t seq;  /* odd while its thread writes */

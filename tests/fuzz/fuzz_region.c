@@ -46,10 +46,10 @@ static void render(const struct target *t, struct snap *s, bool have_proc, long 
 	memset(&rep, 0, sizeof(rep));
 	rep.s = s;
 	rep.have_proc = have_proc;
-	rep.proc.minflt = s->init_minflt ^ 0x5555;
-	rep.proc.majflt = s->init_majflt ^ 0xaaaa;
+	rep.proc.minflt = s->f.init_minflt ^ 0x5555;
+	rep.proc.majflt = s->f.init_majflt ^ 0xaaaa;
 	rep.vmlck_kib = vmlck;
-	for (unsigned i = 0; i < s->nlive && rep.nrows < 8; i++) { /* bound: 8 rows */
+	for (unsigned i = 0; i < s->f.nlive && rep.nrows < 8; i++) { /* bound: 8 rows */
 		struct thread_row *row = &rep.rows[rep.nrows++];
 		row->tid = s->live[i].tid;
 		row->have_proc = have_proc;
@@ -119,15 +119,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		if (snap_read(&t.region, s) != RG_OK)
 			abort(); /* no SIGBUS here, and shared heaps are not read */
-		if (s->narenas < 1 || s->narenas > RT_STATS_ARENAS || s->nlive > RT_STATS_SLOTS ||
+		if (s->f.narenas < 1 || s->f.narenas > RT_STATS_ARENAS || s->f.nlive > RT_STATS_SLOTS ||
 		    s->nheaps > RT_STATS_HEAPS)
 			abort();
 		render(&t, s, flags & 4, (long long)(m->reserved[0] & 0xffffffff) - 1);
 		if (!second)
 			break;
 	}
-	struct sample a = {&snap_a, flags & 4, snap_a.init_minflt, snap_a.init_majflt};
-	struct sample b = {second ? &snap_b : &snap_a, flags & 4, snap_a.pool_size, snap_a.pool_max};
+	struct sample a = {&snap_a, flags & 4, snap_a.f.init_minflt, snap_a.f.init_majflt};
+	struct sample b = {second ? &snap_b : &snap_a, flags & 4, snap_a.f.pool_size, snap_a.f.pool_max};
 	watch_row(true, FAKE_PID, 1.0, &a, &b, flags & 8);
 	watch_row(false, FAKE_PID, 1.0, &a, &b, flags & 8);
 	return 0;

@@ -88,29 +88,29 @@ int cmd_list(bool json, bool clean)
 			snprintf(sp, sizeof(sp), "/proc/%d/stat", (int)pid);
 			if (read_pstat(sp, &ps) == 0)
 				snprintf(comm, sizeof(comm), "%s", ps.comm);
-			uint64_t up = sub0(s.taken_ns, s.init_ns);
+			uint64_t up = sub0(s.taken_ns, s.f.init_ns);
 			if (json) {
 				j_open(NULL, '{');
 				j_u64("pid", (uint64_t)pid);
 				j_str("comm", comm);
 				j_str("region", path);
-				j_u64("threads", s.nlive);
-				j_u64("pool_bytes", s.pool_bytes);
-				j_u64("in_use_bytes", in_use(&s));
-				j_u64("high_water_bytes", high_water(&s));
-				j_u64("rt_minflt", s.total.rt_minflt);
-				j_u64("rt_majflt", s.total.rt_majflt);
-				j_u64("grows", s.grows);
-				j_u64("failed_allocs", s.total.failed);
+				j_u64("threads", s.f.nlive);
+				j_u64("pool_bytes", s.f.pool_bytes);
+				j_u64("in_use_bytes", rt_sr_in_use(&s.f));
+				j_u64("high_water_bytes", rt_sr_high_water(&s.f));
+				j_u64("rt_minflt", s.f.total.rt_minflt);
+				j_u64("rt_majflt", s.f.total.rt_majflt);
+				j_u64("grows", s.f.grows);
+				j_u64("failed_allocs", s.f.total.failed);
 				j_dbl("since_init_s", ns_to_s(up));
-				j_bool("locked", s.flags & RT_STATS_F_LOCKED);
+				j_bool("locked", s.f.flags & RT_STATS_F_LOCKED);
 				j_close('}');
 			} else {
 				printf("%7d %-16s %7u %10llu %10llu %10llu %9llu %9llu %9.1f %6s  %s\n", (int)pid, esc(comm),
-				       s.nlive, (unsigned long long)s.pool_bytes >> 10,
-				       (unsigned long long)in_use(&s) >> 10, (unsigned long long)high_water(&s) >> 10,
-				       (unsigned long long)s.total.rt_minflt, (unsigned long long)s.total.rt_majflt,
-				       ns_to_s(up), (s.flags & RT_STATS_F_LOCKED) ? "yes" : "no", esc(path));
+				       s.f.nlive, (unsigned long long)s.f.pool_bytes >> 10,
+				       (unsigned long long)rt_sr_in_use(&s.f) >> 10, (unsigned long long)rt_sr_high_water(&s.f) >> 10,
+				       (unsigned long long)s.f.total.rt_minflt, (unsigned long long)s.f.total.rt_majflt,
+				       ns_to_s(up), (s.f.flags & RT_STATS_F_LOCKED) ? "yes" : "no", esc(path));
 			}
 			any = true;
 			region_close(&r);

@@ -146,21 +146,15 @@ enum region_status region_map(struct region *r)
 	return RG_OK;
 }
 
-/* The header: complete, of this version and layout, for this pid. */
+/* The header: complete, of this version and layout, for this pid (the
+ * library's reader checks it: lib/statread.c). */
 enum region_status region_header(const struct region *r)
 {
-	const struct rt_stats_region *m = r->map;
-	enum region_status s = RG_OK;
+	enum rt_sr_status st;
 	BUS_GUARD(return RG_IO);
-	uint64_t magic = __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE);
-	if (magic == 0)
-		s = RG_INIT;
-	else if (magic != RT_STATS_MAGIC || m->version != RT_STATS_VERSION || (m->size != REGION_LEN && m->size != REGION_V1_LEN) || m->size > r->len ||
-		 m->pid != r->pid || m->nslots != RT_STATS_SLOTS || m->narenas < 1 ||
-		 m->narenas > RT_STATS_ARENAS)
-		s = RG_BAD;
+	st = rt_sr_check(r->map, r->len, (int32_t)r->pid);
 	BUS_UNGUARD();
-	return s;
+	return st == RT_SR_OK ? RG_OK : st == RT_SR_INIT ? RG_INIT : RG_BAD;
 }
 
 /* Is the region this process's?  Its maps name the file's inode, or, when the maps

@@ -8,10 +8,6 @@
 
 #include "rs.h"
 
-static const char *const class_names[RT_STATS_CLASSES] = {
-	"-", "16", "32", "64", "128", "256", "512", "1K", "2K", "4K", "8K", "16K", "32K", "huge",
-};
-
 /* ==== the snapshot report ================================================================ */
 
 /* Threads: from /proc (every thread, with faults and names) and from the slots (those
@@ -45,7 +41,7 @@ static void gather_threads(pid_t pid, struct report *rep)
 	}
 	if (d)
 		closedir(d);
-	for (unsigned i = 0; i < rep->s->nlive && rep->nrows < max; i++) {
+	for (unsigned i = 0; i < rep->s->f.nlive && rep->nrows < max; i++) {
 		bool seen = false;
 		for (unsigned j = 0; j < rep->nrows && !seen; j++)
 			seen = rep->rows[j].tid == rep->s->live[i].tid;
@@ -72,9 +68,9 @@ static void gather(const struct target *t, struct report *rep)
 /* The memory-lock verdict: NULL when the pool is locked, else the warning. */
 static const char *lock_warning(const struct snap *s, long long vmlck_kib, char *buf, size_t len)
 {
-	uint64_t pool_kib = s->pool_bytes >> 10;
+	uint64_t pool_kib = s->f.pool_bytes >> 10;
 	if (vmlck_kib < 0) {
-		if (s->flags & RT_STATS_F_LOCKED)
+		if (s->f.flags & RT_STATS_F_LOCKED)
 			return NULL;
 		snprintf(buf, len, "memory is not locked (mlockall failed or RTALLOC_MLOCK=0): the pool can "
 				   "be paged out and real-time code can take major page faults");
@@ -87,7 +83,7 @@ static const char *lock_warning(const struct snap *s, long long vmlck_kib, char 
 		 "real-time code can take major page faults; raise RLIMIT_MEMLOCK (ulimit -l) or grant "
 		 "CAP_IPC_LOCK, and leave RTALLOC_MLOCK at 1 or require",
 		 vmlck_kib, (unsigned long long)pool_kib,
-		 (s->flags & RT_STATS_F_LOCKED) ? ", though mlockall succeeded" : "");
+		 (s->f.flags & RT_STATS_F_LOCKED) ? ", though mlockall succeeded" : "");
 	return buf;
 }
 
@@ -148,8 +144,8 @@ void text_pool(const struct snap *s)
 	printf("\nPool (KiB)\n");
 	printf("  %5s %4s %10s %10s %10s %10s %10s\n", "ARENA", "NODE", "POOL", "MAX", "IN-USE", "FREE",
 	       "HIGH-WATER");
-	for (unsigned i = 0; i < s->narenas; i++) {
-		const struct rt_stats_arena *a = &s->arenas[i];
+	for (unsigned i = 0; i < s->f.narenas; i++) {
+		const struct rt_stats_arena *a = &s->f.arenas[i];
 		char node[16];
 		if (a->node < 0)
 			snprintf(node, sizeof(node), "-");
@@ -161,17 +157,17 @@ void text_pool(const struct snap *s)
 		       (unsigned long long)a->free_bytes >> 10,
 		       (unsigned long long)sub0(a->pool_bytes, a->min_free_bytes) >> 10);
 	}
-	if (s->narenas > 1)
+	if (s->f.narenas > 1)
 		printf("  %5s %4s %10llu %10llu %10llu %10llu %10llu\n", "total", "",
-		       (unsigned long long)s->pool_bytes >> 10, (unsigned long long)s->max_bytes >> 10,
-		       (unsigned long long)in_use(s) >> 10, (unsigned long long)s->free_bytes >> 10,
-		       (unsigned long long)high_water(s) >> 10);
+		       (unsigned long long)s->f.pool_bytes >> 10, (unsigned long long)s->f.max_bytes >> 10,
+		       (unsigned long long)rt_sr_in_use(&s->f) >> 10, (unsigned long long)s->f.free_bytes >> 10,
+		       (unsigned long long)rt_sr_high_water(&s->f) >> 10);
 	printf("\nSize classes (16..2K: pages; 4K..32K and huge: blocks)\n ");
 	bool any = false;
 	for (unsigned c = 1; c < RT_STATS_CLASSES; c++) {
-		if (!s->class_units[c])
+		if (!s->f.class_units[c])
 			continue;
-		printf(" %s:%llu", class_names[c], (unsigned long long)s->class_units[c]);
+		printf(" %s:%llu", rt_sr_class_name(c), (unsigned long long)s->f.class_units[c]);
 		any = true;
 	}
 	printf("%s\n", any ? "" : " (none)");
@@ -181,10 +177,10 @@ void text_pool(const struct snap *s)
 void text_events(const struct snap *s, uint64_t ref_ns, const char *rel)
 {
 	printf("\nNon-real-time events\n");
-	printf("  pool growths        %llu", (unsigned long long)s->grows);
-	print_ago(s->grows, s->last_grow_ns, ref_ns, rel);
-	printf("\n  failed allocations  %llu", (unsigned long long)s->total.failed);
-	print_ago(s->total.failed, s->last_failure_ns, ref_ns, rel);
+	printf("  pool growths        %llu", (unsigned long long)s->f.grows);
+	print_ago(s->f.grows, s->f.last_grow_ns, ref_ns, rel);
+	printf("\n  failed allocations  %llu", (unsigned long long)s->f.total.failed);
+	print_ago(s->f.total.failed, s->f.last_failure_ns, ref_ns, rel);
 	printf("\n");
 }
 
@@ -194,9 +190,9 @@ void report_text(const struct target *t, const struct report *rep)
 	uint64_t now = s->taken_ns;
 	printf("process %d (%s): librtalloc statistics from %s\n", (int)t->pid, esc(t->comm), esc(t->region.path));
 	printf("  initialised %.3f s ago, in %.3f ms; %u arena%s; memory %s\n",
-	       ns_to_s(sub0(now, s->init_ns)), (double)s->init_duration_ns / 1e6, s->narenas,
-	       s->narenas == 1 ? "" : "s", (s->flags & RT_STATS_F_LOCKED) ? "locked (mlockall)" : "NOT locked");
-	if (s->torn)
+	       ns_to_s(sub0(now, s->f.init_ns)), (double)s->f.init_duration_ns / 1e6, s->f.narenas,
+	       s->f.narenas == 1 ? "" : "s", (s->f.flags & RT_STATS_F_LOCKED) ? "locked (mlockall)" : "NOT locked");
+	if (s->f.torn)
 		printf("  note: the process kept writing some figures while they were read; they may be off by "
 		       "one update\n");
 
@@ -205,24 +201,24 @@ void report_text(const struct target *t, const struct report *rep)
 		printf("  process, total                  %10llu %10llu\n", (unsigned long long)rep->proc.minflt,
 		       (unsigned long long)rep->proc.majflt);
 	}
-	printf("  until initialisation ended      %10llu %10llu\n", (unsigned long long)s->init_minflt,
-	       (unsigned long long)s->init_majflt);
+	printf("  until initialisation ended      %10llu %10llu\n", (unsigned long long)s->f.init_minflt,
+	       (unsigned long long)s->f.init_majflt);
 	if (rep->have_proc)
 		printf("  since initialisation            %10llu %10llu\n",
-		       (unsigned long long)sub0(rep->proc.minflt, s->init_minflt),
-		       (unsigned long long)sub0(rep->proc.majflt, s->init_majflt));
+		       (unsigned long long)sub0(rep->proc.minflt, s->f.init_minflt),
+		       (unsigned long long)sub0(rep->proc.majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
-	       (unsigned long long)s->total.rt_minflt, (unsigned long long)s->total.rt_majflt,
-	       (unsigned long long)s->total.rt_sections, (unsigned long long)s->total.rt_slow);
+	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
+	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
 
 	unsigned with_slot = 0;
 	for (unsigned i = 0; i < rep->nrows; i++)
 		with_slot += rep->rows[i].slot != NULL;
 	printf("\nThreads: %u live (%u allocated through librtalloc), %llu exited", rep->nrows, with_slot,
-	       (unsigned long long)s->threads_exited);
-	if (s->threads_unslotted)
-		printf(", %llu without a statistics slot", (unsigned long long)s->threads_unslotted);
+	       (unsigned long long)s->f.threads_exited);
+	if (s->f.threads_unslotted)
+		printf(", %llu without a statistics slot", (unsigned long long)s->f.threads_unslotted);
 	printf("\n  %7s %-16s %8s %6s %9s %9s %7s %7s %5s %10s %10s %10s %10s\n", "TID", "NAME", "MINFLT",
 	       "MAJFLT", "RT-MINFLT", "RT-MAJFLT", "RT-SLOW", "RT-SECT", "IN-RT", "ALLOCS", "FREES",
 	       "ALLOC-KiB", "FREED-KiB");
@@ -247,8 +243,8 @@ void report_text(const struct target *t, const struct report *rep)
 			       "-");
 		}
 	}
-	if (s->threads_exited) {
-		const struct rt_tcounters *c = &s->exited;
+	if (s->f.threads_exited) {
+		const struct rt_tcounters *c = &s->f.exited;
 		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n", "-",
 		       "(exited)", "-", "-", (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
 		       (unsigned long long)c->rt_slow, (unsigned long long)c->rt_sections, "-",
@@ -257,15 +253,15 @@ void report_text(const struct target *t, const struct report *rep)
 	}
 
 	printf("\nAllocator (each thread's counts as of its last slow path or real-time section end)\n");
-	text_counters_line(&s->total);
-	printf("  large blocks: %llu allocated, %llu freed\n", (unsigned long long)s->huge_allocs,
-	       (unsigned long long)s->huge_frees);
+	text_counters_line(&s->f.total);
+	printf("  large blocks: %llu allocated, %llu freed\n", (unsigned long long)s->f.huge_allocs,
+	       (unsigned long long)s->f.huge_frees);
 	text_pool(s);
 	text_events(s, now, "ago");
 
 	printf("\nMemory locking\n");
 	if (rep->vmlck_kib >= 0)
-		printf("  VmLck %lld KiB, pool %llu KiB\n", rep->vmlck_kib, (unsigned long long)s->pool_bytes >> 10);
+		printf("  VmLck %lld KiB, pool %llu KiB\n", rep->vmlck_kib, (unsigned long long)s->f.pool_bytes >> 10);
 	char wbuf[512];
 	const char *w = lock_warning(s, rep->vmlck_kib, wbuf, sizeof(wbuf));
 	printf("  %s%s\n", w ? "warning: " : "", w ? w : "the pool is locked in memory");
@@ -274,17 +270,17 @@ void report_text(const struct target *t, const struct report *rep)
 void j_pool(const struct snap *s)
 {
 	j_open("pool", '{');
-	j_u64("pool_bytes", s->pool_bytes);
-	j_u64("max_bytes", s->max_bytes);
-	j_u64("in_use_bytes", in_use(s));
-	j_u64("free_bytes", s->free_bytes);
-	j_u64("high_water_bytes", high_water(s));
-	j_u64("min_free_bytes", s->min_free_bytes);
-	j_u64("configured_pool_size", s->pool_size);
-	j_u64("configured_pool_max", s->pool_max);
+	j_u64("pool_bytes", s->f.pool_bytes);
+	j_u64("max_bytes", s->f.max_bytes);
+	j_u64("in_use_bytes", rt_sr_in_use(&s->f));
+	j_u64("free_bytes", s->f.free_bytes);
+	j_u64("high_water_bytes", rt_sr_high_water(&s->f));
+	j_u64("min_free_bytes", s->f.min_free_bytes);
+	j_u64("configured_pool_size", s->f.pool_size);
+	j_u64("configured_pool_max", s->f.pool_max);
 	j_open("arenas", '[');
-	for (unsigned i = 0; i < s->narenas; i++) {
-		const struct rt_stats_arena *a = &s->arenas[i];
+	for (unsigned i = 0; i < s->f.narenas; i++) {
+		const struct rt_stats_arena *a = &s->f.arenas[i];
 		j_open(NULL, '{');
 		j_u64("arena", i);
 		if (a->node < 0)
@@ -308,7 +304,7 @@ void j_pool(const struct snap *s)
 	j_close('}');
 	j_open("classes", '{');
 	for (unsigned c = 1; c < RT_STATS_CLASSES; c++)
-		j_u64(class_names[c], s->class_units[c]);
+		j_u64(rt_sr_class_name(c), s->f.class_units[c]);
 	j_close('}');
 	if (!s->have_heaps)
 		return;
@@ -338,24 +334,24 @@ void j_pool(const struct snap *s)
 void j_rt_faults(const struct snap *s)
 {
 	j_open("rt", '{');
-	j_u64("minor", s->total.rt_minflt);
-	j_u64("major", s->total.rt_majflt);
-	j_u64("slow", s->total.rt_slow);
-	j_u64("sections", s->total.rt_sections);
+	j_u64("minor", s->f.total.rt_minflt);
+	j_u64("major", s->f.total.rt_majflt);
+	j_u64("slow", s->f.total.rt_slow);
+	j_u64("sections", s->f.total.rt_sections);
 	j_close('}');
 }
 
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail)
 {
 	j_open("events", '{');
-	j_u64("grows", s->grows);
-	if (s->grows && s->last_grow_ns && ref_ns >= s->last_grow_ns)
-		j_dbl(ago_key_grow, ns_to_s(ref_ns - s->last_grow_ns));
+	j_u64("grows", s->f.grows);
+	if (s->f.grows && s->f.last_grow_ns && ref_ns >= s->f.last_grow_ns)
+		j_dbl(ago_key_grow, ns_to_s(ref_ns - s->f.last_grow_ns));
 	else
 		j_null(ago_key_grow);
-	j_u64("failed_allocs", s->total.failed);
-	if (s->total.failed && s->last_failure_ns && ref_ns >= s->last_failure_ns)
-		j_dbl(ago_key_fail, ns_to_s(ref_ns - s->last_failure_ns));
+	j_u64("failed_allocs", s->f.total.failed);
+	if (s->f.total.failed && s->f.last_failure_ns && ref_ns >= s->f.last_failure_ns)
+		j_dbl(ago_key_fail, ns_to_s(ref_ns - s->f.last_failure_ns));
 	else
 		j_null(ago_key_fail);
 	j_close('}');
@@ -369,11 +365,11 @@ void report_json(const struct target *t, const struct report *rep)
 	j_str("comm", t->comm);
 	j_str("region", t->region.path);
 	j_u64("region_version", RT_STATS_VERSION);
-	j_bool("locked", s->flags & RT_STATS_F_LOCKED);
-	j_bool("user_memory", s->flags & RT_STATS_F_USER_MEMORY);
-	j_bool("consistent", !s->torn);
-	j_dbl("since_init_s", ns_to_s(sub0(s->taken_ns, s->init_ns)));
-	j_u64("init_duration_ns", s->init_duration_ns);
+	j_bool("locked", s->f.flags & RT_STATS_F_LOCKED);
+	j_bool("user_memory", s->f.flags & RT_STATS_F_USER_MEMORY);
+	j_bool("consistent", !s->f.torn);
+	j_dbl("since_init_s", ns_to_s(sub0(s->taken_ns, s->f.init_ns)));
+	j_u64("init_duration_ns", s->f.init_duration_ns);
 	j_open("faults", '{');
 	if (rep->have_proc) {
 		j_open("process", '{');
@@ -384,13 +380,13 @@ void report_json(const struct target *t, const struct report *rep)
 		j_null("process");
 	}
 	j_open("until_init", '{');
-	j_u64("minor", s->init_minflt);
-	j_u64("major", s->init_majflt);
+	j_u64("minor", s->f.init_minflt);
+	j_u64("major", s->f.init_majflt);
 	j_close('}');
 	if (rep->have_proc) {
 		j_open("since_init", '{');
-		j_u64("minor", sub0(rep->proc.minflt, s->init_minflt));
-		j_u64("major", sub0(rep->proc.majflt, s->init_majflt));
+		j_u64("minor", sub0(rep->proc.minflt, s->f.init_minflt));
+		j_u64("major", sub0(rep->proc.majflt, s->f.init_majflt));
 		j_close('}');
 	} else {
 		j_null("since_init");
@@ -420,10 +416,10 @@ void report_json(const struct target *t, const struct report *rep)
 		j_close('}');
 	}
 	j_close(']');
-	j_u64("threads_exited", s->threads_exited);
-	j_u64("threads_unslotted", s->threads_unslotted);
-	j_counters("exited", &s->exited);
-	j_counters("totals", &s->total);
+	j_u64("threads_exited", s->f.threads_exited);
+	j_u64("threads_unslotted", s->f.threads_unslotted);
+	j_counters("exited", &s->f.exited);
+	j_counters("totals", &s->f.total);
 	j_pool(s);
 	j_events(s, s->taken_ns, "last_grow_ago_s", "last_failure_ago_s");
 	j_open("memory", '{');
@@ -431,7 +427,7 @@ void report_json(const struct target *t, const struct report *rep)
 		j_u64("vmlck_kib", (uint64_t)rep->vmlck_kib);
 	else
 		j_null("vmlck_kib");
-	j_u64("pool_kib", s->pool_bytes >> 10);
+	j_u64("pool_kib", s->f.pool_bytes >> 10);
 	char wbuf[512];
 	const char *w = lock_warning(s, rep->vmlck_kib, wbuf, sizeof(wbuf));
 	j_bool("pool_locked", w == NULL);

@@ -8,7 +8,9 @@
  *   proc.c      /proc readers (stat, status, comm, environ, maps)
  *   region.c    finding, opening, mapping and checking a statistics region;
  *               the SIGBUS guard
- *   snapshot.c  a consistent copy of a region (and of its shared heaps)
+ *   snapshot.c  a consistent copy of a region (and of its shared heaps),
+ *               through the library's reader (lib/statread.c: the header
+ *               check, arena sums, the exit_seq window, class names)
  *   report.c    the report of one snapshot, text and JSON
  *   watch.c     -w: a row of changes per interval
  *   run.c       -- CMD: run a command under librtalloc, report at its exit
@@ -33,6 +35,7 @@
 #include <time.h>
 
 #include "stats.h"
+#include "statread.h"
 
 #define PROG "rtalloc-stat"
 #define DIRLEN 256  /* the library accepts directories of at most 200 characters */
@@ -162,30 +165,18 @@ struct tslot {
 
 struct snap {
 	uint64_t taken_ns; /* CLOCK_MONOTONIC */
-	uint32_t flags, narenas;
-	uint64_t init_ns, init_duration_ns, init_minflt, init_majflt, pool_size, pool_max;
-	uint64_t threads_exited, threads_unslotted, last_failure_ns;
-	struct rt_tcounters exited, total;
-	struct rt_stats_arena arenas[RT_STATS_ARENAS];
-	unsigned nlive;
-	struct tslot live[RT_STATS_SLOTS];
-	bool torn; /* a seqlock read gave up: some figures may be inconsistent */
+	struct rt_sr_figures f; /* the reader's (lib/statread.h): header, arenas, totals */
+	struct tslot live[RT_STATS_SLOTS]; /* f.nlive of them */
 	bool have_heaps; /* the region has heap records (its size covers them) */
 	unsigned nheaps;
 	struct rt_stats_heap heaps[RT_STATS_HEAPS]; /* the records in use */
 	char heap_error[160]; /* RG_HEAP_IO: which object */
-	/* over the arenas (saturating sums) */
-	uint64_t pool_bytes, max_bytes, free_bytes, min_free_bytes, grows, last_grow_ns;
-	uint64_t arena_failed, huge_allocs, huge_frees, class_units[RT_STATS_CLASSES];
 };
 
 extern struct snap snap_a, snap_b;
 /* Read shared heaps' objects (on by default; the fuzz target turns it off). */
 extern bool snap_shared_heaps;
-void add_counters(struct rt_tcounters *sum, const struct rt_tcounters *c);
 enum region_status snap_read(const struct region *r, struct snap *s);
-uint64_t in_use(const struct snap *s);
-uint64_t high_water(const struct snap *s);
 const struct tslot *slot_of(const struct snap *s, pid_t tid);
 /* "statistics file PATH cannot be read ..." or the shared heap's message. */
 void snap_error(pid_t pid, const char *comm, const struct region *r, const struct snap *s,

@@ -161,24 +161,24 @@ static void run_report_text(char **argv, int status, const struct rusage *ru, do
 		       "RTALLOC_STATS=0, or librtalloc could not start: see its stderr).\n");
 		return;
 	}
-	printf("  during start-up (until init)    %10llu %10llu\n", (unsigned long long)s->init_minflt,
-	       (unsigned long long)s->init_majflt);
+	printf("  during start-up (until init)    %10llu %10llu\n", (unsigned long long)s->f.init_minflt,
+	       (unsigned long long)s->f.init_majflt);
 	printf("  after initialisation            %10llu %10llu\n",
-	       (unsigned long long)sub0((uint64_t)ru->ru_minflt, s->init_minflt),
-	       (unsigned long long)sub0((uint64_t)ru->ru_majflt, s->init_majflt));
+	       (unsigned long long)sub0((uint64_t)ru->ru_minflt, s->f.init_minflt),
+	       (unsigned long long)sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
-	       (unsigned long long)s->total.rt_minflt, (unsigned long long)s->total.rt_majflt,
-	       (unsigned long long)s->total.rt_sections, (unsigned long long)s->total.rt_slow);
+	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
+	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
 	printf("\nAllocator (pid %d, %s; initialised in %.3f ms; memory %s)\n", (int)st->region.pid,
-	       esc(st->region.path), (double)s->init_duration_ns / 1e6,
-	       (s->flags & RT_STATS_F_LOCKED) ? "locked" : "NOT locked");
-	text_counters_line(&s->total);
-	printf("  threads: %u live at the last look, %llu exited\n", s->nlive,
-	       (unsigned long long)s->threads_exited);
+	       esc(st->region.path), (double)s->f.init_duration_ns / 1e6,
+	       (s->f.flags & RT_STATS_F_LOCKED) ? "locked" : "NOT locked");
+	text_counters_line(&s->f.total);
+	printf("  threads: %u live at the last look, %llu exited\n", s->f.nlive,
+	       (unsigned long long)s->f.threads_exited);
 	text_pool(s);
 	text_events(s, exit_ns, "before the exit");
-	if (!(s->flags & RT_STATS_F_LOCKED))
+	if (!(s->f.flags & RT_STATS_F_LOCKED))
 		printf("\nwarning: memory was not locked (mlockall failed or RTALLOC_MLOCK=0): the pool could be "
 		       "paged out\n");
 }
@@ -208,12 +208,12 @@ static void run_report_json(char **argv, int status, const struct rusage *ru, do
 	j_close('}');
 	if (st->valid) {
 		j_open("until_init", '{');
-		j_u64("minor", s->init_minflt);
-		j_u64("major", s->init_majflt);
+		j_u64("minor", s->f.init_minflt);
+		j_u64("major", s->f.init_majflt);
 		j_close('}');
 		j_open("since_init", '{');
-		j_u64("minor", sub0((uint64_t)ru->ru_minflt, s->init_minflt));
-		j_u64("major", sub0((uint64_t)ru->ru_majflt, s->init_majflt));
+		j_u64("minor", sub0((uint64_t)ru->ru_minflt, s->f.init_minflt));
+		j_u64("major", sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
 		j_close('}');
 		j_rt_faults(s);
 	}
@@ -225,12 +225,12 @@ static void run_report_json(char **argv, int status, const struct rusage *ru, do
 	}
 	j_open("rtalloc", '{');
 	j_str("region", st->region.path);
-	j_bool("locked", s->flags & RT_STATS_F_LOCKED);
-	j_bool("consistent", !s->torn);
-	j_u64("init_duration_ns", s->init_duration_ns);
-	j_u64("threads_live", s->nlive);
-	j_u64("threads_exited", s->threads_exited);
-	j_counters("totals", &s->total);
+	j_bool("locked", s->f.flags & RT_STATS_F_LOCKED);
+	j_bool("consistent", !s->f.torn);
+	j_u64("init_duration_ns", s->f.init_duration_ns);
+	j_u64("threads_live", s->f.nlive);
+	j_u64("threads_exited", s->f.threads_exited);
+	j_counters("totals", &s->f.total);
 	j_pool(s);
 	j_events(s, exit_ns, "last_grow_before_exit_s", "last_failure_before_exit_s");
 	j_close('}');

@@ -38,12 +38,12 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 	const struct snap *p = a->s, *q = b->s;
 	bool faults = a->have_proc && b->have_proc;
 	uint64_t minf = faults ? sub0(b->minflt, a->minflt) : 0, majf = faults ? sub0(b->majflt, a->majflt) : 0;
-	uint64_t rtmin = sub0(q->total.rt_minflt, p->total.rt_minflt);
-	uint64_t rtmaj = sub0(q->total.rt_majflt, p->total.rt_majflt);
-	uint64_t allocs = sub0(q->total.mallocs, p->total.mallocs), frees = sub0(q->total.frees, p->total.frees);
-	uint64_t slow = sub0(sat_add(q->total.slow_mallocs, q->total.slow_frees),
-			     sat_add(p->total.slow_mallocs, p->total.slow_frees));
-	uint64_t grows = sub0(q->grows, p->grows), fails = sub0(q->total.failed, p->total.failed);
+	uint64_t rtmin = sub0(q->f.total.rt_minflt, p->f.total.rt_minflt);
+	uint64_t rtmaj = sub0(q->f.total.rt_majflt, p->f.total.rt_majflt);
+	uint64_t allocs = sub0(q->f.total.mallocs, p->f.total.mallocs), frees = sub0(q->f.total.frees, p->f.total.frees);
+	uint64_t slow = sub0(sat_add(q->f.total.slow_mallocs, q->f.total.slow_frees),
+			     sat_add(p->f.total.slow_mallocs, p->f.total.slow_frees));
+	uint64_t grows = sub0(q->f.grows, p->f.grows), fails = sub0(q->f.total.failed, p->f.total.failed);
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	if (json) {
@@ -60,15 +60,15 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 		}
 		j_u64("rt_minflt", rtmin);
 		j_u64("rt_majflt", rtmaj);
-		j_u64("rt_slow", sub0(q->total.rt_slow, p->total.rt_slow));
-		j_u64("rt_sections", sub0(q->total.rt_sections, p->total.rt_sections));
+		j_u64("rt_slow", sub0(q->f.total.rt_slow, p->f.total.rt_slow));
+		j_u64("rt_sections", sub0(q->f.total.rt_sections, p->f.total.rt_sections));
 		j_u64("mallocs", allocs);
 		j_u64("frees", frees);
 		j_u64("slow", slow);
 		j_u64("grows", grows);
 		j_u64("failed", fails);
-		j_u64("in_use_bytes", in_use(q));
-		j_i64("in_use_change_bytes", diff_i64(in_use(q), in_use(p)));
+		j_u64("in_use_bytes", rt_sr_in_use(&q->f));
+		j_i64("in_use_change_bytes", diff_i64(rt_sr_in_use(&q->f), rt_sr_in_use(&p->f)));
 		j_bool("exited", exited);
 		j_end();
 		return;
@@ -86,7 +86,7 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 	printf("%-8s %8s %6s %9llu %9llu %10llu %10llu %7llu %5llu %5llu %10llu%s\n", tbuf, minb, majb,
 	       (unsigned long long)rtmin, (unsigned long long)rtmaj, (unsigned long long)allocs,
 	       (unsigned long long)frees, (unsigned long long)slow, (unsigned long long)grows,
-	       (unsigned long long)fails, (unsigned long long)in_use(q) >> 10, exited ? "  (exited)" : "");
+	       (unsigned long long)fails, (unsigned long long)rt_sr_in_use(&q->f) >> 10, exited ? "  (exited)" : "");
 	fflush(stdout);
 }
 

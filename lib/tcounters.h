@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcounters.h - a thread's counters: the one list of them (an X-macro), for
+ * the core that counts (rt.h: struct rt_tcache) and for the export format
+ * that carries them (stats.h: the slots and the exited totals).  Nothing
+ * else: rt.h includes this, not the export format.
+ */
+#ifndef RT_TCOUNTERS_H
+#define RT_TCOUNTERS_H
+
+#include <stdint.h>
+
+/* Per-thread counters, in the order of struct rt_tcounters: the X-macro keeps
+ * the struct, publishing, summing and printing in step. */
+#define RT_TCOUNTERS(X)                                                           \
+	X(mallocs, "allocations")                                                 \
+	X(frees, "frees")                                                         \
+	X(slow_mallocs, "allocations on the slow path")                           \
+	X(slow_frees, "frees on the slow path")                                   \
+	X(refills, "refills of a thread cache")                                   \
+	X(flushes, "flushes of a thread cache")                                   \
+	X(failed, "failed allocations")                                           \
+	X(rt_sections, "real-time sections ended")                                \
+	X(rt_minflt, "minor faults in real-time sections")                        \
+	X(rt_majflt, "major faults in real-time sections")                        \
+	X(rt_slow, "slow-path entries in real-time sections")                     \
+	X(bytes_allocated, "bytes allocated (the blocks' usable sizes)")          \
+	X(bytes_freed, "bytes freed (the blocks' usable sizes)")
+
+struct rt_tcounters {
+#define RT_X_FIELD(name, text) uint64_t name;
+	RT_TCOUNTERS(RT_X_FIELD)
+#undef RT_X_FIELD
+};
+
+#endif /* RT_TCOUNTERS_H */
