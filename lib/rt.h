@@ -36,7 +36,9 @@
  * Layers, each calling only the ones below it (one file each):
  *   interpose.c, cxx.c   the exported libc names and C++ new/delete
  *   fastpath.h, alloc.c  the inline fast paths; the malloc family's semantics
- *   tcache.c             per-thread caches, the slow paths, the cache budget
+ *   tcache.c             per-thread caches, the slow paths, the cache budget;
+ *                        the thread's counters (tcounters.h), their folding,
+ *                        real-time sections
  *   arena.c              McKusick-Karels classes in an arena, huge blocks
  *   buddy.c              pages: binary buddy blocks
  * beside them:
@@ -47,7 +49,10 @@
  *   mlock.c              mlockall, the reserved tails left out, stack pre-fault
  *   fork.c               the pool's fork handlers
  *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
- *   stats.c              statistics: the region, the thread registry, reports
+ *   stats.c              statistics: the region (its format: stats.h), its
+ *                        writers, the thread registry, rtalloc_stats, reports
+ *   statread.c           the one reader of a region (also in rtalloc-stat)
+ *   procfs.h             the one parser of /proc text (also in the tools)
  *   options.c            RTALLOC_* (read from environ, no getenv)
  *   lock.c               every mutex: PI set-up, the arena lock, fork's tests
  *   glue.h, glue.c       the OS and libc: system calls, messages, fatal errors
@@ -274,7 +279,7 @@ struct rt_bin {
 	uintptr_t mask; /* rt_class_size(c) - 1: block starts have these bits clear */
 	uint64_t allocs; /* blocks handed out by rt_malloc_fast, only grows */
 	uint64_t frees;  /* blocks taken back by rt_free_fast, only grows */
-	uint64_t folded_allocs, folded_frees; /* what rt_tcache_fold has added to tc->fold */
+	uint64_t folded_allocs, folded_frees; /* what rt_tcache_publish has added to tc->fold */
 	uintptr_t pad;
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct rt_bin) == 64, "a bin is one cache line, indexed with one shift");
@@ -547,8 +552,9 @@ RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
  * owner's fast paths keep counting meanwhile (reads are relaxed, per word). */
 RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out);
 /* The calling thread's: add the bins' counts since the last fold to tc->fold,
- * for class c and one more in turn (c = 0: every class). */
-RT_HIDDEN void rt_tcache_fold(struct rt_tcache *tc, unsigned c);
+ * for class c and one more in turn (c = 0: every class), and publish st +
+ * fold to the thread's slot (rt_stats_publish_thread). */
+RT_HIDDEN void rt_tcache_publish(struct rt_tcache *tc, unsigned c);
 /* Blocks parked in the transfer slots (tcache.c), for tests and statistics. */
 RT_HIDDEN size_t rt_tcache_xfer_blocks(void);
 /* Every batch parked there back to its arena (before an allocation fails). */
@@ -588,10 +594,9 @@ RT_HIDDEN void rt_stats_init(void); /* after the pool is set up, before init is 
 RT_HIDDEN void rt_stats_init_done(uint64_t started_ns);
 RT_HIDDEN void rt_stats_publish_arena(struct rt_arena *a); /* arena lock held */
 RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
-/* Publish the thread's counters to its slot; c: the class of the refill or
- * flush that publishes (its counts and one more class's are brought up to
- * date: constant cost), 0 for all classes (not on an allocation path). */
-RT_HIDDEN void rt_stats_publish_thread(struct rt_tcache *tc, unsigned c);
+/* Write the thread's counters, as its owner folded them (rt_tcache_publish),
+ * to its slot: st + fold, and in_rt.  Changes no counter. */
+RT_HIDDEN void rt_stats_publish_thread(const struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_fork_child(void);
 RT_HIDDEN void rt_stats_remove(void); /* unlink the region's file */

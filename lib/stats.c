@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stats.c - the statistics region (layout and synchronization: stats.h),
- * rtalloc_stats(), rtalloc_stats_print() and real-time sections.
+ * stats.c - the statistics region (layout and synchronization: stats.h), its
+ * writers, the thread registry, rtalloc_stats(), rtalloc_stats_print() and
+ * the exit report.
  *
  * Writers publish with a seqlock they alone own (a thread its slot, an arena
- * lock holder its arena record); readers copy and retry.  Nothing here runs
- * on the malloc/free fast path.
+ * lock holder its arena record); readers copy and retry.  What a thread
+ * publishes its owner counted and folded (tcache.c); reading goes through
+ * the one reader, statread.c (the whole flow is described there).  Nothing
+ * here runs on the malloc/free fast path.
  */
 #include <errno.h>
 #include <sched.h>
@@ -284,7 +287,7 @@ __attribute__((destructor)) static void stats_at_exit(void)
 	if (!rt_ready())
 		return;
 	if (rt_tc.state == RT_TC_LIVE)
-		rt_stats_publish_thread(&rt_tc, 0);
+		rt_tcache_publish(&rt_tc, 0);
 	rt_stats_report();
 	rt_stats_remove();
 }
@@ -382,17 +385,17 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->tid, (int32_t)syscall(SYS_gettid));
 	rt_seq_write_end(&s->seq);
-	rt_stats_publish_thread(tc, 0);
+	rt_stats_publish_thread(tc); /* nothing to fold yet: the bins cache nothing before setup */
 }
 
-/* The calling thread's counters to its slot: the slow paths' exactly, the
- * fast paths' as folded (rt_tcache_fold: cls and one more class, or all). */
-void rt_stats_publish_thread(struct rt_tcache *tc, unsigned cls)
+/* The calling thread's counters to its slot, as its owner hands them over
+ * (rt_tcache_publish, tcache.c): the slow paths' exactly, the fast paths' as
+ * folded there.  Only writes the slot: nothing here changes a counter. */
+void rt_stats_publish_thread(const struct rt_tcache *tc)
 {
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
-	rt_tcache_fold(tc, cls);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->in_rt, tc->in_rt);
 #define RT_X_PUT(name, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
@@ -700,40 +703,4 @@ void rt_stats_report(void)
 	}
 	if (fd != STDERR_FILENO && fd != report_fd)
 		close(fd);
-}
-
-/* ---- real-time sections ------------------------------------------------------------------ */
-
-static void thread_faults(uint64_t *minflt, uint64_t *majflt)
-{
-	struct rusage ru;
-	*minflt = *majflt = 0;
-	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
-		*minflt = (uint64_t)ru.ru_minflt;
-		*majflt = (uint64_t)ru.ru_majflt;
-	}
-}
-
-RT_EXPORT void rtalloc_rt_begin(void)
-{
-	struct rt_tcache *tc = &rt_tc;
-	if (rt_tcache_setup() != 0 || tc->in_rt)
-		return;
-	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
-	tc->in_rt = 1;
-	rt_stats_publish_thread(tc, 0);
-}
-
-RT_EXPORT void rtalloc_rt_end(void)
-{
-	struct rt_tcache *tc = &rt_tc;
-	if (!tc->in_rt)
-		return;
-	uint64_t minflt, majflt;
-	thread_faults(&minflt, &majflt);
-	tc->st.rt_minflt += minflt - tc->rt_minflt;
-	tc->st.rt_majflt += majflt - tc->rt_majflt;
-	tc->st.rt_sections++;
-	tc->in_rt = 0;
-	rt_stats_publish_thread(tc, 0);
 }

@@ -25,13 +25,20 @@
  * writer never waits for a reader: a reader that keeps losing the race gives
  * up after a bounded number of retries and reports the last copy.
  *
- * A thread's counters are plain TLS increments: the fast paths count blocks
- * in the bin of their class (struct rt_bin: allocs, frees), the slow paths in
- * rt_tcache.st; rt_tcache_counters() sums them and derives the bytes.  They
- * reach the thread's slot when the thread publishes: at every refill and
- * flush (the slow paths; rt_tcache_fold brings the bins of that class and
- * of one more, in turn, into rt_tcache.fold: constant cost), and in full at
- * rtalloc_rt_begin/end() and thread exit.  The region (what other processes
+ * The flow is one direction: counted by their owner, folded once, exported
+ * here, read by one reader.  A thread's counters (tcounters.h) are plain TLS
+ * increments: the fast paths count blocks in the bin of their class (struct
+ * rt_bin: allocs, frees), the slow paths and real-time sections in
+ * rt_tcache.st (tcache.c); rt_tcache_counters() sums them and derives the
+ * bytes.  They reach the thread's slot when the thread publishes: at every
+ * refill and flush (the slow paths; rt_tcache_publish folds the bins of that
+ * class and of one more, in turn, into rt_tcache.fold: constant cost, then
+ * stats.c writes st + fold to the slot), and in full at
+ * rtalloc_rt_begin/end() and thread exit.  Arenas' counters are counted
+ * under their lock and written to their record by the lock's holder.  Every
+ * reader (rtalloc_stats(), rtalloc-stat) goes through statread.c, which
+ * checks the header, sums the arenas and threads and keeps the exit_seq
+ * window; nothing read flows back into a counter.  The region (what other processes
  * see) is thus exact for slow-path events and, for malloc/free counts and
  * bytes, as of the last publish of each class.
  *

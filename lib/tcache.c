@@ -36,6 +36,11 @@
  * nothing) and gives it back at exit.  So threads that freed everything and
  * never call again hold at most an eighth of the pool, however many they are.
  *
+ * Counters: the thread's statistics are counted here only (the fast paths'
+ * in the bins, the slow paths' and real-time sections' in st), folded here
+ * (rt_tcache_publish) and handed to stats.c, which writes the slot: one
+ * direction (the flow: statread.c).
+ *
  * Synchronization: a tcache is touched only by its own thread (the counters
  * in st are read by other threads for statistics, see stats.c).  A thread
  * exit destructor returns the cache and marks it dead: afterwards (other TLS
@@ -43,6 +48,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "fastpath.h"
 #include "glue.h"
@@ -318,7 +324,7 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 {
 	tc->st.failed++;
 	rt_stats_failure();
-	rt_stats_publish_thread(tc, 0);
+	rt_tcache_publish(tc, 0);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
 		rt_say("out of memory: a request of %zu bytes cannot be met (RTALLOC_ON_EXHAUST=abort)", n);
 		rt_die();
@@ -398,7 +404,7 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
-		rt_stats_publish_thread(tc, c);
+		rt_tcache_publish(tc, c);
 		if (single) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
@@ -491,7 +497,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 			rt_arena_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
-		rt_stats_publish_thread(tc, c);
+		rt_tcache_publish(tc, c);
 	}
 	rt_link_set(p, bin->head);
 	rt_stamp_set(p, RT_STAMP_CACHED);
@@ -550,8 +556,9 @@ static inline void fold_class(struct rt_tcache *tc, unsigned c)
 /* Invariant (per class c): tc->fold holds bin[c].folded_* counts, and
  * folded_* <= the bin's counts.  A slow path folds its own class (the one
  * that moved most) and the next in turn: every class is at most RT_NCLASS
- * slow paths behind in the slot; rtalloc_stats() reads them exactly anyway. */
-void rt_tcache_fold(struct rt_tcache *tc, unsigned c)
+ * slow paths behind in the slot; rtalloc_stats() reads them exactly anyway.
+ * The one place the bins are folded (c = 0: every class). */
+static void fold(struct rt_tcache *tc, unsigned c)
 {
 	if (c == 0 || c > RT_NCLASS) {
 		for (unsigned k = 1; k <= RT_NCLASS; k++) /* bound: RT_NCLASS */
@@ -563,6 +570,53 @@ void rt_tcache_fold(struct rt_tcache *tc, unsigned c)
 	if (next != c)
 		fold_class(tc, next);
 	tc->fold_next = (uint8_t)(next % RT_NCLASS + 1);
+}
+
+/* The thread's counters to its statistics slot, in one direction: fold the
+ * bins (class c and one more, or all), then hand st + fold to stats.c, which
+ * only writes the slot.  Called by the owner thread only. */
+void rt_tcache_publish(struct rt_tcache *tc, unsigned c)
+{
+	if (!tc->slot)
+		return;
+	fold(tc, c);
+	rt_stats_publish_thread(tc);
+}
+
+/* ---- real-time sections: counted here, with the thread's other counters -- */
+
+static void thread_faults(uint64_t *minflt, uint64_t *majflt)
+{
+	struct rusage ru;
+	*minflt = *majflt = 0;
+	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+		*minflt = (uint64_t)ru.ru_minflt;
+		*majflt = (uint64_t)ru.ru_majflt;
+	}
+}
+
+RT_EXPORT void rtalloc_rt_begin(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (rt_tcache_setup() != 0 || tc->in_rt)
+		return;
+	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
+	tc->in_rt = 1;
+	rt_tcache_publish(tc, 0);
+}
+
+RT_EXPORT void rtalloc_rt_end(void)
+{
+	struct rt_tcache *tc = &rt_tc;
+	if (!tc->in_rt)
+		return;
+	uint64_t minflt, majflt;
+	thread_faults(&minflt, &majflt);
+	tc->st.rt_minflt += minflt - tc->rt_minflt;
+	tc->st.rt_majflt += majflt - tc->rt_majflt;
+	tc->st.rt_sections++;
+	tc->in_rt = 0;
+	rt_tcache_publish(tc, 0);
 }
 
 const char *rt_tcache_check(void)
