@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../lib/procfs.h" /* the /proc reader shared with the tool and tests */
+
 /* ---------------------------------------------------------------- time */
 
 static double g_ns_per_tick = 1.0;
@@ -269,20 +271,7 @@ void rtb_emitf(const char *metric, double value, const char *scope_fmt, ...)
 long rtb_proc_status_kib(const char *field)
 {
 	char buf[8192];
-	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	size_t flen = strlen(field);
-	for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-		if (strncmp(line, field, flen) == 0 && line[flen] == ':')
-			return strtol(line + flen + 1, NULL, 10);
-	}
-	return -1;
+	return (long)rt_proc_file_field("/proc/self/status", field, buf, sizeof buf);
 }
 
 size_t rtb_parse_size(const char *s)

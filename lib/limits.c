@@ -18,23 +18,18 @@
 #include <sys/resource.h>
 
 #include "pool_int.h"
+#include "procfs.h"
 
 /* The value of "key" (like "MemAvailable:") in a /proc text, in units of
- * `unit` bytes, as bytes; SIZE_MAX when absent or too large. */
+ * `unit` bytes, as bytes; SIZE_MAX when absent or too large (the parser:
+ * procfs.h). */
 static size_t proc_value(const char *text, const char *key, size_t unit)
 {
-	const char *v = strstr(text, key);
-	if (!v)
+	uint64_t v;
+	size_t n;
+	if (!rt_proc_field(text, key, &v) || v > SIZE_MAX || __builtin_mul_overflow((size_t)v, unit, &n))
 		return SIZE_MAX;
-	size_t n = 0;
-	for (v += strlen(key); *v == ' ' || *v == '\t'; v++) /* bound: the text */
-		;
-	if (*v < '0' || *v > '9')
-		return SIZE_MAX;
-	for (; *v >= '0' && *v <= '9'; v++) /* bound: the text */
-		if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (size_t)(*v - '0'), &n))
-			return SIZE_MAX;
-	return __builtin_mul_overflow(n, unit, &n) ? SIZE_MAX : n;
+	return n;
 }
 
 /* What the pool may take (SIZE_MAX: no limit known), and the name of the

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../lib/procfs.h"
+
 #define ST_SKIP 77
 
 static const char *st_name = "test";
@@ -76,38 +78,18 @@ __attribute__((format(printf, 1, 2), noreturn, unused)) static void st_skip(cons
 
 /* ---- /proc ---------------------------------------------------------------- */
 
-/* Read a whole /proc file into buf (NUL-terminated).  No allocation. */
+/* Read a whole /proc file into buf (NUL-terminated), -1 if it cannot be
+ * read.  No allocation (lib/procfs.h, shared with the tool and the bench). */
 static inline long st_read_file(const char *path, char *buf, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t at = 0;
-	while (at + 1 < len) {
-		ssize_t r = read(fd, buf + at, len - 1 - at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		at += (size_t)r;
-	}
-	close(fd);
-	buf[at] = '\0';
-	return (long)at;
+	return rt_proc_read(path, buf, len);
 }
 
 /* A "Key:   123 kB" field of /proc/self/status, in kB; -1 if absent. */
 static inline long st_status_kb(const char *key)
 {
 	static char buf[8192];
-	if (st_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
-		return -1;
-	size_t klen = strlen(key);
-	for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-		if (strncmp(l, key, klen) == 0 && l[klen] == ':')
-			return strtol(l + klen + 1, NULL, 10);
-	}
-	return -1;
+	return (long)rt_proc_file_field("/proc/self/status", key, buf, sizeof(buf));
 }
 
 /* The mapping of /proc/self/maps that holds addr: its bounds and permissions

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proc.c - rtalloc-stat's readers of /proc.
+ * proc.c - rtalloc-stat's readers of /proc (files read, and status fields
+ * parsed, by lib/procfs.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 int read_pstat(const char *path, struct pstat *ps)
 {
 	char buf[1024];
-	if (read_file(path, buf, sizeof(buf)) < 0)
+	if (rt_proc_read(path, buf, sizeof(buf)) < 0)
 		return -1;
 	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
 	if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ') {
@@ -52,25 +53,21 @@ int read_pstat(const char *path, struct pstat *ps)
 	return 0;
 }
 
-/* "Key:" line of /proc/<pid>/status: the first number after it, or -1. */
+/* "Key:" line of /proc/<pid>/status: the first number after it, or -1
+ * (the parser: lib/procfs.h). */
 long long status_field(pid_t pid, const char *key)
 {
-	char path[64], buf[8192];
+	char path[64];
+	static char buf[8192];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (read_file(path, buf, sizeof(buf)) < 0)
-		return -1;
-	size_t klen = strlen(key);
-	for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
-		if (strncmp(l, key, klen) == 0 && l[klen] == ':')
-			return strtoll(l + klen + 1, NULL, 10);
-	return -1;
+	return rt_proc_file_field(path, key, buf, sizeof(buf));
 }
 
 void thread_name(pid_t pid, pid_t tid, char *name, size_t len, const char *fallback)
 {
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
-	if (read_file(path, name, len) <= 0) {
+	if (rt_proc_read(path, name, len) <= 0) {
 		snprintf(name, len, "%s", fallback);
 		return;
 	}
@@ -84,7 +81,7 @@ bool proc_xdg_dir(pid_t pid, char *out, size_t len)
 	char path[64];
 	static char buf[65536];
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-	long n = read_file(path, buf, sizeof(buf));
+	long n = rt_proc_read(path, buf, sizeof(buf));
 	if (n <= 0)
 		return false;
 	for (char *e = buf; e < buf + n; e += strlen(e) + 1) {

@@ -2,10 +2,11 @@
 /*
  * rs.h - what the files of rtalloc-stat share (tools/rtalloc-stat/):
  *
- *   util.c      messages, clocks, files, saturating counter arithmetic, the
+ *   util.c      messages, clocks, pids, saturating counter arithmetic, the
  *               escaping of strings that come from a target (esc)
  *   json.c      the JSON writer
- *   proc.c      /proc readers (stat, status, comm, environ, maps)
+ *   proc.c      /proc readers (stat, status, comm, environ, maps), on
+ *               lib/procfs.h (files and status fields, shared with the tests)
  *   region.c    finding, opening, mapping and checking a statistics region;
  *               the SIGBUS guard
  *   snapshot.c  a consistent copy of a region (and of its shared heaps),
@@ -34,6 +35,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "procfs.h"
 #include "stats.h"
 #include "statread.h"
 
@@ -48,7 +50,6 @@ __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
 __attribute__((format(printf, 1, 2), noreturn)) void usage_error(const char *fmt, ...);
 uint64_t now_ns(clockid_t clk);
 double ns_to_s(uint64_t ns);
-long read_file(const char *path, char *buf, size_t len);
 bool parse_pid(const char *s, pid_t *out);
 void pause_us(long us);
 uint64_t sub0(uint64_t a, uint64_t b);                /* a - b, 0 if b > a */

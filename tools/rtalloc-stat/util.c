@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * util.c - rtalloc-stat's small helpers: messages, clocks, files, saturating
+ * util.c - rtalloc-stat's small helpers: messages, clocks, pids, saturating
  * arithmetic on counters read from a region, and esc(), the escaping of
  * strings that come from a target before they reach a terminal.
  */
@@ -46,32 +46,6 @@ uint64_t now_ns(clockid_t clk)
 }
 
 double ns_to_s(uint64_t ns) { return (double)ns / 1e9; }
-
-/* Read at most len-1 bytes of a file, NUL-terminated.  Length, or -1 with errno. */
-long read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t at = 0;
-	while (at + 1 < len) {
-		ssize_t r = read(fd, buf + at, len - 1 - at);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (r == 0)
-			break;
-		at += (size_t)r;
-	}
-	close(fd);
-	buf[at] = '\0';
-	return (long)at;
-}
 
 /* A decimal pid, 1 .. INT_MAX, nothing else. */
 bool parse_pid(const char *s, pid_t *out)
