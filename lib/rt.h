@@ -598,6 +598,7 @@ RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
  * to its slot: st + fold, and in_rt.  Changes no counter. */
 RT_HIDDEN void rt_stats_publish_thread(const struct rt_tcache *tc);
 RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
+RT_HIDDEN void rt_stats_thread_faults(uint64_t *minflt, uint64_t *majflt); /* getrusage(RUSAGE_THREAD) */
 RT_HIDDEN void rt_stats_fork_child(void);
 RT_HIDDEN void rt_stats_remove(void); /* unlink the region's file */
 RT_HIDDEN void rt_stats_failure(void);

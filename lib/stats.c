@@ -704,3 +704,15 @@ void rt_stats_report(void)
 	if (fd != STDERR_FILENO && fd != report_fd)
 		close(fd);
 }
+
+/* ---- the calling thread's page faults (real-time sections, tcache.c) ------------------- */
+
+void rt_stats_thread_faults(uint64_t *minflt, uint64_t *majflt)
+{
+	struct rusage ru;
+	*minflt = *majflt = 0;
+	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+		*minflt = (uint64_t)ru.ru_minflt;
+		*majflt = (uint64_t)ru.ru_majflt;
+	}
+}

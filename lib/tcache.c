@@ -48,7 +48,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "fastpath.h"
 #include "glue.h"
@@ -583,24 +582,15 @@ void rt_tcache_publish(struct rt_tcache *tc, unsigned c)
 	rt_stats_publish_thread(tc);
 }
 
-/* ---- real-time sections: counted here, with the thread's other counters -- */
-
-static void thread_faults(uint64_t *minflt, uint64_t *majflt)
-{
-	struct rusage ru;
-	*minflt = *majflt = 0;
-	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
-		*minflt = (uint64_t)ru.ru_minflt;
-		*majflt = (uint64_t)ru.ru_majflt;
-	}
-}
+/* ---- real-time sections: counted here, with the thread's other counters;
+ * the fault counts come from stats.c (tcache.c makes no system call). ---- */
 
 RT_EXPORT void rtalloc_rt_begin(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	if (rt_tcache_setup() != 0 || tc->in_rt)
 		return;
-	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
+	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->in_rt = 1;
 	rt_tcache_publish(tc, 0);
 }
@@ -611,7 +601,7 @@ RT_EXPORT void rtalloc_rt_end(void)
 	if (!tc->in_rt)
 		return;
 	uint64_t minflt, majflt;
-	thread_faults(&minflt, &majflt);
+	rt_stats_thread_faults(&minflt, &majflt);
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
