@@ -37,8 +37,8 @@
  *   interpose.c, cxx.c   the exported libc names and C++ new/delete
  *   fastpath.h, alloc.c  the inline fast paths; the malloc family's semantics
  *   tcache.c             per-thread caches, the slow paths, the cache budget;
- *                        the thread's counters (tcounters.h), their folding,
- *                        real-time sections
+ *                        the thread's counters (their list: tcounters.h),
+ *                        their folding, real-time sections
  *   arena.c              McKusick-Karels classes in an arena, huge blocks
  *   buddy.c              pages: binary buddy blocks
  * beside them:
@@ -51,8 +51,10 @@
  *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
  *   stats.c              statistics: the region (its format: stats.h), its
  *                        writers, the thread registry, rtalloc_stats, reports
- *   statread.c           the one reader of a region (also in rtalloc-stat)
- *   procfs.h             the one parser of /proc text (also in the tools)
+ *   statread.h, .c       the one reader of a region: rtalloc_stats and
+ *                        rtalloc-stat (linked into it); the data flow
+ *   procfs.h             the one parser of /proc text (also in the tools,
+ *                        tests and bench)
  *   options.c            RTALLOC_* (read from environ, no getenv)
  *   lock.c               every mutex: PI set-up, the arena lock, fork's tests
  *   glue.h, glue.c       the OS and libc: system calls, messages, fatal errors

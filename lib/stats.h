@@ -19,8 +19,8 @@
  *                           (only it), seq odd meanwhile
  *   exited, exit_seq        an exiting thread, under       seqlock on exit_seq
  *                           stats_lock (PI)
- *   slot_map                threads claiming/releasing     not read by readers
- *                           slots (atomic bit operations)
+ *   slot_map                threads claiming/releasing     rtalloc_stats() (which
+ *                           slots (atomic bit operations)  records to look at)
  * Every counter only grows (4.4BSD's kmemstats); a reader sums them.  A
  * writer never waits for a reader: a reader that keeps losing the race gives
  * up after a bounded number of retries and reports the last copy.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_region.c - libFuzzer target: rtalloc-stat's reader of a statistics
- * region (tools/rtalloc-stat: region_header, snap_read) and everything that
+ * region (tools/rtalloc-stat: region_header, snap_read, on lib/statread.c,
+ * the reader rtalloc_stats() shares) and everything that
  * prints what it read (the text and JSON reports, the watch rows), on
  * arbitrary bytes in place of another process's region.
  *
