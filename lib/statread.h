@@ -88,7 +88,7 @@ RT_HIDDEN void rt_sr_heap_object(const struct rt_stats_heap *rec, struct rt_stat
 /* "16" .. "32K", "huge"; "-" for class 0 and beyond RT_STATS_CLASSES. */
 RT_HIDDEN const char *rt_sr_class_name(unsigned c);
 
-static inline uint64_t rt_sr_sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+static inline uint64_t rt_sr_sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 static inline uint64_t rt_sr_sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 /* Counters come from another process: sums saturate, never wrap. */

@@ -88,7 +88,7 @@ int cmd_list(bool json, bool clean)
 			snprintf(sp, sizeof(sp), "/proc/%d/stat", (int)pid);
 			if (read_pstat(sp, &ps) == 0)
 				snprintf(comm, sizeof(comm), "%s", ps.comm);
-			uint64_t up = sub0(s.taken_ns, s.f.init_ns);
+			uint64_t up = rt_sr_sub0(s.taken_ns, s.f.init_ns);
 			if (json) {
 				j_open(NULL, '{');
 				j_u64("pid", (uint64_t)pid);

@@ -175,14 +175,14 @@ enum region_status region_owner(const struct region *r, bool *has_lib)
 	if (hz <= 0)
 		hz = 100;
 	/* starttime counts CLOCK_BOOTTIME ticks; init_ns is CLOCK_MONOTONIC. */
-	uint64_t boot_minus_mono = sub0(now_ns(CLOCK_BOOTTIME), now_ns(CLOCK_MONOTONIC));
+	uint64_t boot_minus_mono = rt_sr_sub0(now_ns(CLOCK_BOOTTIME), now_ns(CLOCK_MONOTONIC));
 	BUS_GUARD(return RG_IO);
 	uint64_t init_ns = __atomic_load_n(&r->map->init_ns, __ATOMIC_RELAXED);
 	BUS_UNGUARD();
 	uint64_t tick = 1000000000u / (uint64_t)hz;
-	uint64_t init_boot = sat_add(init_ns, boot_minus_mono);
+	uint64_t init_boot = rt_sr_sat_add(init_ns, boot_minus_mono);
 	uint64_t start_boot = sat_mul(ps.starttime, tick);
-	return sat_add(init_boot, 2 * tick) < start_boot ? RG_STALE : RG_OK;
+	return rt_sr_sat_add(init_boot, 2 * tick) < start_boot ? RG_STALE : RG_OK;
 }
 
 /* All checks in order; on success the region is open and mapped. */

@@ -153,9 +153,9 @@ void text_pool(const struct snap *s)
 			snprintf(node, sizeof(node), "%d", (int)a->node);
 		printf("  %5u %4s %10llu %10llu %10llu %10llu %10llu\n", i, node,
 		       (unsigned long long)a->pool_bytes >> 10, (unsigned long long)a->max_bytes >> 10,
-		       (unsigned long long)sub0(a->pool_bytes, a->free_bytes) >> 10,
+		       (unsigned long long)rt_sr_sub0(a->pool_bytes, a->free_bytes) >> 10,
 		       (unsigned long long)a->free_bytes >> 10,
-		       (unsigned long long)sub0(a->pool_bytes, a->min_free_bytes) >> 10);
+		       (unsigned long long)rt_sr_sub0(a->pool_bytes, a->min_free_bytes) >> 10);
 	}
 	if (s->f.narenas > 1)
 		printf("  %5s %4s %10llu %10llu %10llu %10llu %10llu\n", "total", "",
@@ -190,7 +190,7 @@ void report_text(const struct target *t, const struct report *rep)
 	uint64_t now = s->taken_ns;
 	printf("process %d (%s): librtalloc statistics from %s\n", (int)t->pid, esc(t->comm), esc(t->region.path));
 	printf("  initialised %.3f s ago, in %.3f ms; %u arena%s; memory %s\n",
-	       ns_to_s(sub0(now, s->f.init_ns)), (double)s->f.init_duration_ns / 1e6, s->f.narenas,
+	       ns_to_s(rt_sr_sub0(now, s->f.init_ns)), (double)s->f.init_duration_ns / 1e6, s->f.narenas,
 	       s->f.narenas == 1 ? "" : "s", (s->f.flags & RT_STATS_F_LOCKED) ? "locked (mlockall)" : "NOT locked");
 	if (s->f.torn)
 		printf("  note: the process kept writing some figures while they were read; they may be off by "
@@ -205,8 +205,8 @@ void report_text(const struct target *t, const struct report *rep)
 	       (unsigned long long)s->f.init_majflt);
 	if (rep->have_proc)
 		printf("  since initialisation            %10llu %10llu\n",
-		       (unsigned long long)sub0(rep->proc.minflt, s->f.init_minflt),
-		       (unsigned long long)sub0(rep->proc.majflt, s->f.init_majflt));
+		       (unsigned long long)rt_sr_sub0(rep->proc.minflt, s->f.init_minflt),
+		       (unsigned long long)rt_sr_sub0(rep->proc.majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
 	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
@@ -289,9 +289,9 @@ void j_pool(const struct snap *s)
 			j_i64("node", a->node);
 		j_u64("pool_bytes", a->pool_bytes);
 		j_u64("max_bytes", a->max_bytes);
-		j_u64("in_use_bytes", sub0(a->pool_bytes, a->free_bytes));
+		j_u64("in_use_bytes", rt_sr_sub0(a->pool_bytes, a->free_bytes));
 		j_u64("free_bytes", a->free_bytes);
-		j_u64("high_water_bytes", sub0(a->pool_bytes, a->min_free_bytes));
+		j_u64("high_water_bytes", rt_sr_sub0(a->pool_bytes, a->min_free_bytes));
 		j_u64("grows", a->grows);
 		j_u64("failed", a->failed);
 		j_u64("refills", a->refills);
@@ -368,7 +368,7 @@ void report_json(const struct target *t, const struct report *rep)
 	j_bool("locked", s->f.flags & RT_STATS_F_LOCKED);
 	j_bool("user_memory", s->f.flags & RT_STATS_F_USER_MEMORY);
 	j_bool("consistent", !s->f.torn);
-	j_dbl("since_init_s", ns_to_s(sub0(s->taken_ns, s->f.init_ns)));
+	j_dbl("since_init_s", ns_to_s(rt_sr_sub0(s->taken_ns, s->f.init_ns)));
 	j_u64("init_duration_ns", s->f.init_duration_ns);
 	j_open("faults", '{');
 	if (rep->have_proc) {
@@ -385,8 +385,8 @@ void report_json(const struct target *t, const struct report *rep)
 	j_close('}');
 	if (rep->have_proc) {
 		j_open("since_init", '{');
-		j_u64("minor", sub0(rep->proc.minflt, s->f.init_minflt));
-		j_u64("major", sub0(rep->proc.majflt, s->f.init_majflt));
+		j_u64("minor", rt_sr_sub0(rep->proc.minflt, s->f.init_minflt));
+		j_u64("major", rt_sr_sub0(rep->proc.majflt, s->f.init_majflt));
 		j_close('}');
 	} else {
 		j_null("since_init");

@@ -52,8 +52,7 @@ uint64_t now_ns(clockid_t clk);
 double ns_to_s(uint64_t ns);
 bool parse_pid(const char *s, pid_t *out);
 void pause_us(long us);
-uint64_t sub0(uint64_t a, uint64_t b);                /* a - b, 0 if b > a */
-uint64_t sat_add(uint64_t a, uint64_t b);             /* a + b, UINT64_MAX if it wraps */
+/* a - b or 0, a + b saturating: rt_sr_sub0, rt_sr_sat_add (statread.h) */
 uint64_t sat_mul(uint64_t a, uint64_t b);             /* a * b, UINT64_MAX if it wraps */
 int64_t diff_i64(uint64_t now, uint64_t before);      /* now - before, clamped to int64_t */
 /* s with every byte a terminal could act on written as \xNN (and '\' as \\):

@@ -164,8 +164,8 @@ static void run_report_text(char **argv, int status, const struct rusage *ru, do
 	printf("  during start-up (until init)    %10llu %10llu\n", (unsigned long long)s->f.init_minflt,
 	       (unsigned long long)s->f.init_majflt);
 	printf("  after initialisation            %10llu %10llu\n",
-	       (unsigned long long)sub0((uint64_t)ru->ru_minflt, s->f.init_minflt),
-	       (unsigned long long)sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
+	       (unsigned long long)rt_sr_sub0((uint64_t)ru->ru_minflt, s->f.init_minflt),
+	       (unsigned long long)rt_sr_sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
 	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
@@ -212,8 +212,8 @@ static void run_report_json(char **argv, int status, const struct rusage *ru, do
 		j_u64("major", s->f.init_majflt);
 		j_close('}');
 		j_open("since_init", '{');
-		j_u64("minor", sub0((uint64_t)ru->ru_minflt, s->f.init_minflt));
-		j_u64("major", sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
+		j_u64("minor", rt_sr_sub0((uint64_t)ru->ru_minflt, s->f.init_minflt));
+		j_u64("major", rt_sr_sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
 		j_close('}');
 		j_rt_faults(s);
 	}

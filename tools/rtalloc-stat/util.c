@@ -66,10 +66,6 @@ bool parse_pid(const char *s, pid_t *out)
 	return true;
 }
 
-uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
-
-uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-
 uint64_t sat_mul(uint64_t a, uint64_t b) { return b && a > UINT64_MAX / b ? UINT64_MAX : a * b; }
 
 int64_t diff_i64(uint64_t now, uint64_t before)
