@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "glue.h"
+#include "os.h"
 #include "heap.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */

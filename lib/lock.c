@@ -7,6 +7,10 @@
  *   rt_mutex_init   every mutex: priority-inheriting (RT_MUTEX_PI) unless
  *                   nobody ever waits for it, robust and process-shared for
  *                   heaps.
+ *   rt_mutex_lock   taking, trying and letting go of any of them, marking
+ *   ... _unlock     a robust one consistent after its owner died, and
+ *                   destroying one: the only calls of pthread_mutex_* in
+ *                   the library.
  *   rt_arena_lock   a bounded spin, then the kernel's PI path; unlock, with
  *                   the one failure a fork from a signal handler can cause.
  *   rt_mutex_mine   does this thread hold a PI mutex (read from the lock
@@ -14,11 +18,12 @@
  *                   fork.c's handlers need when fork interrupted a
  *                   thread inside an arena operation.
  * The allocator's core (buddy.c, arena.c) calls only these: it references
- * no libc or system-call symbol (tests/system/check_core.sh).
+ * no libc or system-call symbol; no object but this one, os.c and glue.c
+ * references pthread_mutex_* (tests/system/check_core.sh).
  */
 #include <linux/futex.h>
 
-#include "glue.h"
+#include "os.h"
 
 int rt_mutex_init(pthread_mutex_t *m, unsigned flags)
 {
@@ -37,6 +42,12 @@ int rt_mutex_init(pthread_mutex_t *m, unsigned flags)
 	pthread_mutexattr_destroy(&at);
 	return e;
 }
+
+int rt_mutex_lock(pthread_mutex_t *m) { return pthread_mutex_lock(m); }
+int rt_mutex_trylock(pthread_mutex_t *m) { return pthread_mutex_trylock(m); }
+int rt_mutex_unlock(pthread_mutex_t *m) { return pthread_mutex_unlock(m); }
+int rt_mutex_consistent(pthread_mutex_t *m) { return pthread_mutex_consistent(m); }
+void rt_mutex_destroy(pthread_mutex_t *m) { pthread_mutex_destroy(m); }
 
 /* The lock is held for at most one batch: when it is taken, its holder is
  * most likely running on another CPU and about to let go.  Watch it for a
@@ -69,8 +80,8 @@ void rt_arena_unlock(struct rt_arena *a)
  * initialised (unlocked) in the child of fork, as if it had locked it. */
 void rt_mutex_own(pthread_mutex_t *m)
 {
-	__atomic_store_n(&m->__data.__lock, (int)gettid(), __ATOMIC_RELAXED);
-	m->__data.__owner = (int)gettid();
+	__atomic_store_n(&m->__data.__lock, rt_os_gettid(), __ATOMIC_RELAXED);
+	m->__data.__owner = rt_os_gettid();
 	m->__data.__nusers = 1;
 }
 
@@ -82,5 +93,5 @@ void rt_mutex_own(pthread_mutex_t *m)
 bool rt_mutex_mine(pthread_mutex_t *m)
 {
 	unsigned word = (unsigned)__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
-	return word != 0 && (pid_t)(word & FUTEX_TID_MASK) == gettid();
+	return word != 0 && (pid_t)(word & FUTEX_TID_MASK) == (pid_t)rt_os_gettid();
 }

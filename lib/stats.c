@@ -18,7 +18,12 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "glue.h"
+#include "os.h"
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
