@@ -279,7 +279,7 @@ static void fix_pointers(struct rtalloc_heap *h)
 static int lock_heap(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
-	int e = rt_mutex_lock(&H->lock);
+	int e = rt_mutex_lock_counted(&H->lock);
 	if (rt_unlikely(e == EOWNERDEAD)) {
 		bool dirty = H->dirty != 0;
 		if (h->shared)

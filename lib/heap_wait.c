@@ -21,6 +21,7 @@
 #include <linux/futex.h>
 
 #include "heap_int.h"
+#include "probes.h"
 
 /* The caller's scheduling priority (pthread_getschedparam): never with a
  * heap lock held (counted for the tests). */
@@ -237,6 +238,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			w->size = size;
 			H->nwaiters++;
 			rt_heap_publish(h);
+			rt_probe3(heap_wait, h, size, abs ? ts_ns(abs) : 0);
 		}
 		__atomic_store_n(&w->futex, 0, __ATOMIC_RELAXED);
 		rt_heap_unlock(h);
@@ -249,6 +251,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 		}
 	}
 	if (w) {
+		rt_probe2(heap_wake, h, p ? 0 : e);
 		if (w->state == W_WAITING)
 			H->nwaiters--;
 		rt_mutex_unlock(&w->alive);

@@ -13,6 +13,8 @@
  *                   the library.
  *   rt_arena_lock   a bounded spin, then the kernel's PI path; unlock, with
  *                   the one failure a fork from a signal handler can cause.
+ *   rt_mutex_lock_counted  a heap's lock: like rt_mutex_lock, the wait
+ *                   counted as the arena lock's is (rt_lock_waits).
  *   rt_mutex_mine   does this thread hold a PI mutex (read from the lock
  *   rt_mutex_own    word), and making it the owner of a fresh one: what
  *                   fork.c's handlers need when fork interrupted a
@@ -21,9 +23,27 @@
  * no libc or system-call symbol; no object but this one, os.c and glue.c
  * references pthread_mutex_* (tests/system/check_core.sh).
  */
+#include <errno.h>
 #include <linux/futex.h>
 
 #include "os.h"
+#include "probes.h"
+
+__thread struct rt_lock_waits rt_lock_waits __attribute__((tls_model("initial-exec")));
+
+/* The calling thread waited for the lock m since t0: counted (the thread's
+ * own record, no atomics: stats.c reads it for the thread), and a probe. */
+static RT_COLD void waited(const void *m, uint64_t t0)
+{
+	uint64_t ns = rt_os_now_ns() - t0;
+	struct rt_lock_waits *w = &rt_lock_waits;
+	rt_store(&w->waits, w->waits + 1);
+	if (ns > w->max_ns)
+		rt_store(&w->max_ns, ns);
+	if (ns > w->recent_max_ns)
+		rt_store(&w->recent_max_ns, ns);
+	rt_probe2(lock_wait, m, ns);
+}
 
 int rt_mutex_init(pthread_mutex_t *m, unsigned flags)
 {
@@ -49,6 +69,17 @@ int rt_mutex_unlock(pthread_mutex_t *m) { return pthread_mutex_unlock(m); }
 int rt_mutex_consistent(pthread_mutex_t *m) { return pthread_mutex_consistent(m); }
 void rt_mutex_destroy(pthread_mutex_t *m) { pthread_mutex_destroy(m); }
 
+int rt_mutex_lock_counted(pthread_mutex_t *m)
+{
+	int e = pthread_mutex_trylock(m);
+	if (rt_likely(e != EBUSY))
+		return e; /* taken (0, or EOWNERDEAD: taken from a dead owner), or an error */
+	uint64_t t0 = rt_os_now_ns();
+	e = pthread_mutex_lock(m);
+	waited(m, t0);
+	return e;
+}
+
 /* The lock is held for at most one batch: when it is taken, its holder is
  * most likely running on another CPU and about to let go.  Watch it for a
  * bounded while (RT_LOCK_SPIN pauses, about a microsecond) before blocking in
@@ -65,7 +96,9 @@ void rt_arena_lock(struct rt_arena *a)
 			return;
 		rt_cpu_relax();
 	}
+	uint64_t t0 = rt_os_now_ns();
 	int e = pthread_mutex_lock(&a->lock);
+	waited(&a->lock, t0);
 	if (rt_unlikely(e != 0))
 		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
 }

@@ -666,6 +666,16 @@ RT_HIDDEN int rt_mutex_trylock(pthread_mutex_t *m);
 RT_HIDDEN int rt_mutex_unlock(pthread_mutex_t *m);
 RT_HIDDEN int rt_mutex_consistent(pthread_mutex_t *m);
 RT_HIDDEN void rt_mutex_destroy(pthread_mutex_t *m);
+/* rt_mutex_lock of a lock threads hold briefly (a heap's): a wait counted. */
+RT_HIDDEN int rt_mutex_lock_counted(pthread_mutex_t *m);
+/* The calling thread's waits for an arena or heap lock (lock.c writes, only
+ * for its own thread; stats.c reads and publishes them): how many and the
+ * longest, since the thread began, and the longest since stats.c last reset
+ * recent_max_ns (at each rtalloc_rt_begin: the longest inside sections). */
+struct rt_lock_waits {
+	uint64_t waits, max_ns, recent_max_ns;
+};
+extern __thread struct rt_lock_waits rt_lock_waits __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
 /* For fork's handlers (lock.c): does the calling thread hold m, a PI mutex;
  * make it the owner of m, one just initialised (unlocked). */
 RT_HIDDEN bool rt_mutex_mine(pthread_mutex_t *m);
