@@ -12,7 +12,9 @@
  *                   destroying one: the only calls of pthread_mutex_* in
  *                   the library.
  *   rt_arena_lock   a bounded spin, then the kernel's PI path; unlock, with
- *                   the one failure a fork from a signal handler can cause.
+ *                   the one failure a fork from a signal handler can cause
+ *                   (rt_mutex_unlock_checked, told by fork.c's child
+ *                   handler that the process is a child).
  *   rt_mutex_lock_counted  a heap's lock: like rt_mutex_lock, the wait
  *                   counted as the arena lock's is (rt_lock_waits).
  *   rt_mutex_mine   does this thread hold a PI mutex (read from the lock
@@ -103,11 +105,26 @@ void rt_arena_lock(struct rt_arena *a)
 		rt_fatal("pthread_mutex_lock", "cannot take the arena lock at", a);
 }
 
-void rt_arena_unlock(struct rt_arena *a)
+/* Set by fork.c's child handler: this process is a child of fork. */
+static bool in_fork_child;
+
+void rt_lock_fork_child(void) { in_fork_child = true; }
+
+/* An unlock of a PI lock the thread took fails (EPERM) only in the child of a
+ * fork from a signal handler that interrupted pthread_mutex_trylock before
+ * its atomic exchange, which then wrote the parent's TID in the child's lock
+ * (fork.c).  The child has one thread, which holds no such lock now: make
+ * the lock anew.  Anywhere else, a bug: never guess. */
+void rt_mutex_unlock_checked(pthread_mutex_t *m)
 {
-	if (rt_unlikely(pthread_mutex_unlock(&a->lock) != 0))
-		rt_pool_lock_failed(&a->lock); /* a child of fork from a signal handler: see fork.c */
+	if (rt_likely(pthread_mutex_unlock(m) == 0))
+		return;
+	if (!in_fork_child)
+		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
+	rt_mutex_init(m, RT_MUTEX_PI);
 }
+
+void rt_arena_unlock(struct rt_arena *a) { rt_mutex_unlock_checked(&a->lock); }
 
 /* Make the calling thread the owner of m, a priority-inheriting mutex just
  * initialised (unlocked) in the child of fork, as if it had locked it. */

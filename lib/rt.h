@@ -576,7 +576,6 @@ RT_HIDDEN void rt_pool_fork_prepare(void);
 RT_HIDDEN void rt_pool_fork_parent(void);
 RT_HIDDEN void rt_pool_fork_child(void);
 RT_HIDDEN void rt_pool_relock_child(void);
-RT_HIDDEN void rt_pool_lock_failed(pthread_mutex_t *m); /* an arena lock's unlock failed */
 RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
 
 static inline bool rt_ready(void)
@@ -640,8 +639,10 @@ RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);
 /* The end of every fatal path (rt_fatal, rt_assert_fail, the aborts of
- * pool.c, tcache.c, cxx.c): removes the statistics file, then abort(). */
+ * pool.c, tcache.c, cxx.c): the hook set by rt_die_hook (pool.c's
+ * initialisation: rt_stats_remove, the statistics file), then abort(). */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
+RT_HIDDEN void rt_die_hook(void (*fn)(void));
 
 /* ---- privilege changes (interpose.c's set*uid wrappers) -------------------
  * The statistics file follows the real uid (stats.c), and before the process
@@ -666,6 +667,11 @@ RT_HIDDEN int rt_mutex_trylock(pthread_mutex_t *m);
 RT_HIDDEN int rt_mutex_unlock(pthread_mutex_t *m);
 RT_HIDDEN int rt_mutex_consistent(pthread_mutex_t *m);
 RT_HIDDEN void rt_mutex_destroy(pthread_mutex_t *m);
+/* Unlock a PI lock the calling thread holds; the one failure possible (in a
+ * child of fork from a signal handler, after rt_lock_fork_child) makes the
+ * lock anew, any other aborts. */
+RT_HIDDEN void rt_mutex_unlock_checked(pthread_mutex_t *m);
+RT_HIDDEN void rt_lock_fork_child(void);
 /* rt_mutex_lock of a lock threads hold briefly (a heap's): a wait counted. */
 RT_HIDDEN int rt_mutex_lock_counted(pthread_mutex_t *m);
 /* The calling thread's waits for an arena or heap lock (lock.c writes, only

@@ -104,12 +104,19 @@ void rt_say(const char *fmt, ...)
 	rt_os_write_all(2, line, n);
 }
 
-/* Every fatal path ends here: the statistics file goes first (an aborted
- * process runs no destructor, and the file would stay in /dev/shm), then
- * abort().  Called with any lock held: unlink(2) only. */
+/* What a dying process does first: set once, at initialisation, to remove
+ * the statistics file (an aborted process runs no destructor, and the file
+ * would stay in /dev/shm).  Called with any lock held: unlink(2) only. */
+static void (*last_words)(void);
+
+void rt_die_hook(void (*fn)(void)) { last_words = fn; }
+
+/* Every fatal path ends here. */
 void rt_die(void)
 {
-	rt_stats_remove();
+	void (*fn)(void) = last_words;
+	if (fn)
+		fn();
 	rt_os_abort();
 }
 
