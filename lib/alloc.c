@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fastpath.h"
-#include "glue.h"
+#include "os.h"
 #include "heap.h"
 
 #define EXPORT_AS(name, impl) extern __typeof(impl) name __attribute__((alias(#impl), visibility("default")))

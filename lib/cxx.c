@@ -65,7 +65,7 @@
 #include <stdlib.h>
 
 #include "fastpath.h"
-#include "glue.h"
+#include "os.h"
 
 typedef void (*rt_new_handler)(void);
 

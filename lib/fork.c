@@ -5,8 +5,8 @@
  * fork and release them after, in the parent; in the child they make the
  * locks anew (the growth lock too: pool.c), and have the child's memory
  * locked again at its first slow path (rt_pool_relock_child, through
- * tcache.c).  rt_pool_lock_failed repairs an arena lock whose unlock failed
- * in a child of fork from a signal handler.
+ * tcache.c).  An arena lock whose unlock fails in a child of fork from a
+ * signal handler is made anew by lock.c (rt_mutex_unlock_checked).
  */
 #include "pool_int.h"
 
@@ -23,7 +23,7 @@
  * between glibc's reading of the thread's TID and its atomic exchange in
  * pthread_mutex_trylock; the child's lock word then gets the parent's TID
  * and the operation's unlock fails with EPERM: rt_arena_unlock then makes
- * the lock anew, rt_pool_lock_failed.)
+ * the lock anew, rt_mutex_unlock_checked in lock.c.)
  *
  * What a prepare handler did is kept per thread: glibc (2.36) runs the
  * handlers of two threads that fork at once concurrently, and a signal
@@ -75,11 +75,9 @@ void rt_pool_fork_parent(void)
  * inherited; it is applied again at the child's first slow path
  * (rt_tcache_fork_child: a child that only execs never pays for locking its
  * copy of the pool). */
-static bool fork_child; /* this process is a child of fork */
-
 void rt_pool_fork_child(void)
 {
-	fork_child = true;
+	rt_lock_fork_child(); /* first: an unlock that fails is repaired now */
 	fork_tls.depth--;
 	unsigned d = fork_tls.depth;
 	unsigned held = d < RT_FORK_NEST ? fork_tls.at[d].held : 0;
@@ -95,19 +93,6 @@ void rt_pool_fork_child(void)
 		rt_g.relock_child = true;
 		rt_tcache_fork_child();
 	}
-}
-
-/* An arena lock whose unlock failed (EPERM): only in the child of a fork from
- * a signal handler that interrupted pthread_mutex_trylock before its atomic
- * exchange, which then wrote the parent's TID in the child's lock (see
- * above).  The child has one thread, which holds no arena lock now: make
- * the lock anew.  rt_arena_unlock (lock.c) and grow_lock_drop (pool.c) call
- * it. */
-void rt_pool_lock_failed(pthread_mutex_t *m)
-{
-	if (!fork_child) /* anywhere else, a bug: never guess */
-		rt_fatal("pthread_mutex_unlock", "cannot release the lock at", m);
-	rt_mutex_init(m, RT_MUTEX_PI);
 }
 
 void rt_pool_relock_child(void)

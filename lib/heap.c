@@ -191,7 +191,7 @@ static uint64_t fork_locked; /* bit i: the forking thread holds reg[i]'s lock */
  * it still runs, and the child waits for it like any other process. */
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	uint64_t locked = 0;
 	unsigned n = reg_hi;
 	for (unsigned i = 0; i < n; i++) /* bound: RTALLOC_HEAP_MAX */
@@ -205,7 +205,7 @@ static void fork_parent(void)
 	for (unsigned i = reg_hi; i-- > 0;) /* bound: RTALLOC_HEAP_MAX */
 		if (fork_locked & (1ULL << i))
 			rt_heap_unlock(&reg[i]);
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 }
 
 /* The child has one thread, this one under another TID: the locks it
@@ -234,7 +234,7 @@ static void registry_once(void)
 {
 	pi_lock_init(&rt_heap_reg_lock);
 	rt_heap_pid = rt_os_getpid();
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	rt_os_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Before the registry is used: its lock made priority-inheriting, the fork
@@ -242,7 +242,7 @@ static void registry_once(void)
  * allocation path). */
 void rt_heap_registry_init(void)
 {
-	pthread_once(&reg_once, registry_once);
+	rt_os_once(&reg_once, registry_once);
 }
 
 /* ---- statistics (the seqlock writer of stats.h) --------------------------- */
@@ -342,7 +342,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create(const char *name, size_t size, uns
 	size_t align = rt_heap_region_align(pages << RT_PAGE_SHIFT);
 	char path[sizeof(SHM_PREFIX) + RTALLOC_HEAP_NAME_MAX];
 	int fd = -1, e = 0;
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	struct rtalloc_heap *h = rt_heap_slot_claim();
 	if (!h) {
 		e = ENOMEM;
@@ -386,7 +386,7 @@ out_unlink:
 out:
 	if (e && h)
 		memset(h, 0, sizeof(*h));
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 	if (fd >= 0)
 		rt_os_close(fd);
 	return e ? fail(e) : h;
@@ -413,7 +413,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 				return fail(EINVAL);
 	}
 	rt_heap_registry_init();
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	struct rtalloc_heap *h = rt_heap_slot_claim();
 	int e = h ? rt_heap_format(h, name, flags, base, size, (unsigned)n, 0, false) : ENOMEM;
 	if (!e) {
@@ -425,7 +425,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_create_in(const char *name, const struct 
 	} else if (h) {
 		memset(h, 0, sizeof(*h));
 	}
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 	return e ? fail(e) : h;
 }
 
@@ -444,9 +444,9 @@ void rt_heap_slot_release(struct rtalloc_heap *h)
 RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 {
 	rt_heap_registry_init();
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	if (!rt_heap_valid(h)) {
-		pthread_mutex_unlock(&rt_heap_reg_lock);
+		rt_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
 	struct rt_heap_hdr *H = h->hdr;
@@ -458,7 +458,7 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 	/* Wait until this process's waiters have left the heap's memory. */
 	for (int i = 0; __atomic_load_n(&h->users, __ATOMIC_ACQUIRE) > 0; i++) { /* bound: 10 s */
 		if (i == 10000) {
-			pthread_mutex_unlock(&rt_heap_reg_lock);
+			rt_mutex_unlock(&rt_heap_reg_lock);
 			return EBUSY;
 		}
 		rt_os_sleep_ns(1000000);
@@ -467,10 +467,10 @@ RT_EXPORT int rtalloc_heap_destroy(rtalloc_heap_t *h)
 		rt_heap_shm_unlink(H->name);
 	} else if (!h->own_map) {
 		__atomic_store_n(&H->magic, 0, __ATOMIC_RELAXED);
-		pthread_mutex_destroy(&H->lock);
+		rt_mutex_destroy(&H->lock);
 	}
 	rt_heap_slot_release(h);
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }
 

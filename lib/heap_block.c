@@ -279,7 +279,7 @@ static void fix_pointers(struct rtalloc_heap *h)
 static int lock_heap(struct rtalloc_heap *h)
 {
 	struct rt_heap_hdr *H = h->hdr;
-	int e = pthread_mutex_lock(&H->lock);
+	int e = rt_mutex_lock_counted(&H->lock);
 	if (rt_unlikely(e == EOWNERDEAD)) {
 		bool dirty = H->dirty != 0;
 		if (h->shared)
@@ -288,7 +288,7 @@ static int lock_heap(struct rtalloc_heap *h)
 			fix_pointers(h);
 		if (dirty)
 			recover(h);
-		pthread_mutex_consistent(&H->lock);
+		rt_mutex_consistent(&H->lock);
 		H->dirty = 1;
 		return 0;
 	}
@@ -314,7 +314,7 @@ void rt_heap_unlock(struct rtalloc_heap *h)
 	if (h->shared)
 		bud_out(h);
 	h->hdr->dirty = 0;
-	pthread_mutex_unlock(&h->hdr->lock);
+	rt_mutex_unlock(&h->hdr->lock);
 }
 
 /* A heap's lock: priority-inheriting and robust; process-shared in a

@@ -8,8 +8,6 @@
  * The counts themselves (rt_heap_counts) are kept by the files that make
  * the calls.
  */
-#include <stdlib.h>
-
 #include "heap_int.h"
 
 const char *rt_heap_check(rtalloc_heap_t *h)
@@ -26,13 +24,13 @@ const char *rt_heap_check(rtalloc_heap_t *h)
 void rt_heap_debug_hold(rtalloc_heap_t *h, int scramble, int notify_fd)
 {
 	if (!rt_heap_valid(h) || rt_heap_lock(h) != 0)
-		_exit(3);
+		rt_os_exit_now(3);
 	if (scramble) /* a page taken from the buddy, not yet given a class */
 		rt_heap_pages_alloc(h, 0);
-	if (write(notify_fd, "x", 1) < 0)
-		_exit(4);
+	if (rt_os_write_all(notify_fd, "x", 1) != 0)
+		rt_os_exit_now(4);
 	for (;;) /* bound: none, on purpose: this process waits to be killed */
-		pause();
+		rt_os_sleep_ns(1000000000L);
 }
 
 unsigned rt_heap_recoveries(rtalloc_heap_t *h)
@@ -60,10 +58,10 @@ void rt_heap_debug_prio_reads(unsigned *reads, unsigned *under_lock)
 void rt_heap_debug_hold_registry(int notify_fd, const int *release)
 {
 	rt_heap_registry_init();
-	pthread_mutex_lock(&rt_heap_reg_lock);
-	if (write(notify_fd, "r", 1) != 1)
-		abort();
+	rt_mutex_lock(&rt_heap_reg_lock);
+	if (rt_os_write_all(notify_fd, "r", 1) != 0)
+		rt_os_abort();
 	while (!__atomic_load_n(release, __ATOMIC_ACQUIRE)) /* bound: none (a test's holder) */
 		rt_os_sleep_ns(1000000);
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 }

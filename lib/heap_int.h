@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "glue.h"
+#include "os.h"
 #include "heap.h"
 #include "stats.h"
 

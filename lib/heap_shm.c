@@ -9,6 +9,9 @@
  * real-time: system calls throughout.  Which heap file does what and the
  * rules are in heap.c; what the files share is in heap_int.h.
  */
+#include <fcntl.h>
+#include <linux/futex.h>
+
 #include "heap_int.h"
 
 /* "/rtalloc-heap-<name>" */
@@ -109,7 +112,7 @@ static int hdr_check(const struct rt_heap_hdr *H, size_t fsize, const char *name
 	if (rt_heap_lock_init(&fresh, true))
 		return EINVAL;
 	bool same_kind = fresh.__data.__kind == H->lock.__data.__kind; /* glibc's layout */
-	pthread_mutex_destroy(&fresh);
+	rt_mutex_destroy(&fresh);
 	uint32_t word = (uint32_t)H->lock.__data.__lock;
 	if (!same_kind || ((word & FUTEX_TID_MASK) && !tid_of_procs(H, word & FUTEX_TID_MASK)))
 		return EINVAL;
@@ -288,7 +291,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 	int e = rt_heap_prepare_memory(map, hdr.map_bytes);
 	if (!e)
 		e = rt_heap_guard_page(map, hdr.reg[0].data_off);
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	struct rtalloc_heap *h = e ? NULL : rt_heap_slot_claim();
 	if (!e && !h)
 		e = ENOMEM;
@@ -305,7 +308,7 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 			rt_heap_slot_publish(h);
 		}
 	}
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 	if (e) {
 		rt_os_unmap(map, hdr.map_bytes);
 		return fail(e);
@@ -316,9 +319,9 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 		rt_heap_unlock(h);
 	}
 	if (e) { /* RTALLOC_HEAP_PROCS processes are bound already */
-		pthread_mutex_lock(&rt_heap_reg_lock);
+		rt_mutex_lock(&rt_heap_reg_lock);
 		rt_heap_slot_release(h);
-		pthread_mutex_unlock(&rt_heap_reg_lock);
+		rt_mutex_unlock(&rt_heap_reg_lock);
 		return fail(e);
 	}
 	return h;
@@ -327,9 +330,9 @@ RT_EXPORT rtalloc_heap_t *rtalloc_heap_bind(const char *name, const struct times
 RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 {
 	rt_heap_registry_init();
-	pthread_mutex_lock(&rt_heap_reg_lock);
+	rt_mutex_lock(&rt_heap_reg_lock);
 	if (!rt_heap_valid(h) || !h->shared) {
-		pthread_mutex_unlock(&rt_heap_reg_lock);
+		rt_mutex_unlock(&rt_heap_reg_lock);
 		return EINVAL;
 	}
 	if (rt_heap_lock(h) == 0) {
@@ -337,6 +340,6 @@ RT_EXPORT int rtalloc_heap_unbind(rtalloc_heap_t *h)
 		rt_heap_unlock(h);
 	}
 	rt_heap_slot_release(h);
-	pthread_mutex_unlock(&rt_heap_reg_lock);
+	rt_mutex_unlock(&rt_heap_reg_lock);
 	return 0;
 }

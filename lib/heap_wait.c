@@ -18,7 +18,10 @@
  * is a load of its record's robust `alive` lock, which the kernel clears
  * when the thread dies: no system call.
  */
+#include <linux/futex.h>
+
 #include "heap_int.h"
+#include "probes.h"
 
 /* The caller's scheduling priority (pthread_getschedparam): never with a
  * heap lock held (counted for the tests). */
@@ -223,7 +226,7 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			}
 			/* free by construction (the record was): a trylock, no
 			 * system call, and no lock order with hdr->lock */
-			if (alive_init(&w->alive, h->shared) || pthread_mutex_trylock(&w->alive) != 0) {
+			if (alive_init(&w->alive, h->shared) || rt_mutex_trylock(&w->alive) != 0) {
 				w = NULL;
 				e = EAGAIN;
 				break;
@@ -235,21 +238,23 @@ RT_EXPORT void *rtalloc_heap_alloc_timed(rtalloc_heap_t *h, size_t size, const s
 			w->size = size;
 			H->nwaiters++;
 			rt_heap_publish(h);
+			rt_probe3(heap_wait, h, size, abs ? ts_ns(abs) : 0);
 		}
 		__atomic_store_n(&w->futex, 0, __ATOMIC_RELAXED);
 		rt_heap_unlock(h);
 		rt_os_futex_wait(&w->futex, 0, abs, h->shared);
 		if (rt_heap_lock(h) != 0) {
 			e = EIDRM;
-			pthread_mutex_unlock(&w->alive); /* not left on this thread's robust list */
+			rt_mutex_unlock(&w->alive); /* not left on this thread's robust list */
 			w = NULL;
 			goto out_unlocked;
 		}
 	}
 	if (w) {
+		rt_probe2(heap_wake, h, p ? 0 : e);
 		if (w->state == W_WAITING)
 			H->nwaiters--;
-		pthread_mutex_unlock(&w->alive);
+		rt_mutex_unlock(&w->alive);
 		w->state = W_FREE;
 		if (p && H->nwaiters)
 			rt_heap_serve_waiters(h); /* the baton: the next in line */

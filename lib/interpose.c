@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 #include "fastpath.h"
-#include "glue.h"
+#include "os.h"
 
 #define PUBLIC RT_EXPORT
 
@@ -117,10 +117,10 @@ struct uid_change {
 /* new_ruid, new_euid: (uid_t)-1 when unchanged. */
 static void before_uid_change(uid_t new_ruid, uid_t new_euid, struct uid_change *c)
 {
-	*c = (struct uid_change){getuid(), false, false};
+	*c = (struct uid_change){rt_os_uid(), false, false};
 	if (!rt_ready())
 		return;
-	if (new_ruid != (uid_t)-1 && geteuid() == 0)
+	if (new_ruid != (uid_t)-1 && rt_os_euid() == 0)
 		c->moved = rt_stats_file_owner(new_ruid);
 	if (new_euid != (uid_t)-1)
 		c->unlocked = rt_pool_lose_lock_right(new_euid);
@@ -148,7 +148,7 @@ PUBLIC int setuid(uid_t uid)
 	static void *fn;
 	int (*real)(uid_t) = (int (*)(uid_t))next_fn("setuid", &fn);
 	struct uid_change c;
-	before_uid_change(geteuid() == 0 ? uid : (uid_t)-1, uid, &c); /* root: all three */
+	before_uid_change(rt_os_euid() == 0 ? uid : (uid_t)-1, uid, &c); /* root: all three */
 	return after_uid_change(real ? real(uid) : no_fn(), uid, &c);
 }
 

@@ -70,8 +70,8 @@ static void room_of(struct room *r)
 	 * against what the process has already.  Of RLIMIT_AS the reservation
 	 * takes at most half: thread stacks and libraries need the rest. */
 	struct rlimit data = {RLIM_INFINITY, RLIM_INFINITY}, as = {RLIM_INFINITY, RLIM_INFINITY};
-	getrlimit(RLIMIT_DATA, &data);
-	getrlimit(RLIMIT_AS, &as);
+	rt_os_getrlimit(RLIMIT_DATA, &data);
+	rt_os_getrlimit(RLIMIT_AS, &as);
 	if ((data.rlim_cur == RLIM_INFINITY && as.rlim_cur == RLIM_INFINITY) ||
 	    rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
 		return;

@@ -114,7 +114,7 @@ int rt_pool_lock_memory(int mode)
 {
 	if (mode == RTALLOC_MLOCK_OFF || rt_g.locked)
 		return 0;
-	int e = rt_os_mlockall() == 0 ? 0 : errno;
+	int e = rt_os_mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
 	if (!e && !rt_g.user_memory)
 		unlock_reserve();
 	else if (e == ENOMEM && !rt_g.user_memory)

@@ -13,11 +13,10 @@
  * must not choose its pool, its statistics directory or its report file.
  */
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "glue.h"
+#include "os.h"
 
-extern char **environ;
 
 enum kind { K_SIZE, K_CHOICE };
 
@@ -118,10 +117,11 @@ static char proc_env[32768];
 
 const char *rt_options_env(const char *name)
 {
-	/* Secure: nothing (getauxval reads what ld.so saved: safe this early). */
-	if (getauxval(AT_SECURE))
+	/* Secure (setuid, setgid, capabilities): nothing. */
+	if (rt_libc_secure())
 		return NULL;
 	size_t len = strlen(name);
+	char **environ = rt_libc_environ();
 	if (environ) {
 		for (char **e = environ; *e; e++) /* bound: the environment */
 			if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')

@@ -182,12 +182,8 @@ static void grow_lock_take(void)
 }
 
 /* Unlocking fails (EPERM) only in a child of fork from a signal handler that
- * interrupted this thread while it took the lock: see rt_pool_lock_failed. */
-static void grow_lock_drop(void)
-{
-	if (rt_unlikely(pthread_mutex_unlock(&grow_lock) != 0))
-		rt_pool_lock_failed(&grow_lock);
-}
+ * interrupted this thread while it took the lock: rt_mutex_unlock_checked. */
+static void grow_lock_drop(void) { rt_mutex_unlock_checked(&grow_lock); }
 
 /* The pages up to `to` join the buddy; its lowest free grows with them, so
  * the high-water mark (committed - lowest free) stays what the program used
@@ -637,6 +633,7 @@ int rt_init(const struct rtalloc_config *cfg)
 		return e;
 	}
 	rt_stats_init();
+	rt_die_hook(rt_stats_remove); /* an aborting process leaves no statistics file */
 	rt_stats_report_setup();
 	/* Whatever still reaches glibc's own allocator never trims nor maps. */
 	__libc_mallopt(M_TRIM_THRESHOLD, -1);

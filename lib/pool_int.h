@@ -4,13 +4,24 @@
  * arithmetic of the layout, the reserved tails, and the functions each file
  * offers the others.  The layout of an OS pool and the order of
  * initialisation are at the top of pool.c; what the rest of the library
- * calls is in rt.h's pool.c section (and glue.h's privilege-drop hooks).
+ * calls is in rt.h's pool.c section (and its privilege-change hooks).
  */
 #ifndef RT_POOL_INT_H
 #define RT_POOL_INT_H
 
+#include <errno.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "glue.h"
+#include "os.h"
 #include "stats.h" /* pool.c sets the region's pool_max */
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
 
 /* The slot of an arena (pages, a power of two) for a maximum of max bytes
  * over n arenas.  pool.c (setting the pool up), limits.c (what fits). */

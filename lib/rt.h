@@ -56,19 +56,27 @@
  *   procfs.h             the one parser of /proc text (also in the tools,
  *                        tests and bench)
  *   options.c            RTALLOC_* (read from environ, no getenv)
- *   lock.c               every mutex: PI set-up, the arena lock, fork's tests
- *   glue.h, glue.c       the OS and libc: system calls, messages, fatal errors
+ *   lock.c               every mutex: PI set-up, lock and unlock, the arena
+ *                        lock, fork's tests
+ *   os.h, os.c           the operating system: every system call, one
+ *                        function each, with its contract
+ *   glue.h, glue.c       the ties to glibc's internals (its mallopt, environ,
+ *                        AT_SECURE, fork's stdio lock)
+ *   say.c                messages on stderr and the end of fatal paths
  * buddy.c and arena.c reference nothing but rt_* functions (no OS call, no
- * libc: tests/system/check_core.sh); the unit tests run them on a static
- * array.
+ * libc); no object but os.c, lock.c and glue.c references libc beyond its
+ * string functions (tests/system/check_core.sh).  The unit tests run the
+ * core on a static array.
  */
 #ifndef RT_H
 #define RT_H
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <pthread.h>
+#include <sys/types.h>
 
 #include "rtalloc.h"
 
@@ -576,7 +584,6 @@ RT_HIDDEN void rt_pool_fork_prepare(void);
 RT_HIDDEN void rt_pool_fork_parent(void);
 RT_HIDDEN void rt_pool_fork_child(void);
 RT_HIDDEN void rt_pool_relock_child(void);
-RT_HIDDEN void rt_pool_lock_failed(pthread_mutex_t *m); /* an arena lock's unlock failed */
 RT_HIDDEN struct rt_arena *rt_pool_arena_for_thread(void);
 
 static inline bool rt_ready(void)
@@ -631,14 +638,58 @@ RT_HIDDEN void rt_free_aligned_sized(void *p, size_t align, size_t size);
  * (its size cannot be known). */
 RT_HIDDEN void *rt_realloc_foreign(void *p, size_t n);
 
-/* ---- glue.c (errors) ----------------------------------------------------- */
+/* ---- say.c: messages and fatal errors ------------------------------------ */
+/* A line on stderr, "rtalloc: " and a printf-like subset: %s %d %u %zu %lu
+ * %llu %x %p %%.  Formatted on the stack; never allocates; errno kept. */
+RT_HIDDEN void rt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
+/* "CALL(): WHAT P; aborting", then rt_die. */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);
+/* The end of every fatal path (rt_fatal, rt_assert_fail, the aborts of
+ * pool.c, tcache.c, cxx.c): the hook set by rt_die_hook (pool.c's
+ * initialisation: rt_stats_remove, the statistics file), then abort(). */
+RT_HIDDEN RT_NORETURN RT_COLD void rt_die(void);
+RT_HIDDEN void rt_die_hook(void (*fn)(void));
+
+/* ---- privilege changes (interpose.c's set*uid wrappers) -------------------
+ * The statistics file follows the real uid (stats.c), and before the process
+ * loses the right to lock beyond RLIMIT_MEMLOCK, MCL_FUTURE is dropped when
+ * what is locked already exceeds the limit (mlock.c: else every later
+ * mapping fails). */
+RT_HIDDEN bool rt_stats_file_owner(uid_t uid);
+RT_HIDDEN bool rt_pool_lose_lock_right(uid_t new_euid);
+RT_HIDDEN void rt_pool_regain_lock_right(void);
+/* stats.c: "faults since init" count from now (the end of rtalloc_init). */
+RT_HIDDEN void rt_stats_fault_baseline(void);
+
 /* Every mutex librtalloc makes, with the attributes of flags: priority
  * inheritance (every lock a thread may wait for), robustness and sharing
  * between processes (heaps).  0 or an errno value. */
 enum { RT_MUTEX_PI = 1, RT_MUTEX_ROBUST = 2, RT_MUTEX_SHARED = 4 };
 RT_HIDDEN int rt_mutex_init(pthread_mutex_t *m, unsigned flags);
+/* pthread_mutex_lock & co.: 0 or an errno value (EOWNERDEAD: a robust
+ * mutex whose owner died, now held; rt_mutex_consistent repairs it). */
+RT_HIDDEN int rt_mutex_lock(pthread_mutex_t *m);
+RT_HIDDEN int rt_mutex_trylock(pthread_mutex_t *m);
+RT_HIDDEN int rt_mutex_unlock(pthread_mutex_t *m);
+RT_HIDDEN int rt_mutex_consistent(pthread_mutex_t *m);
+RT_HIDDEN void rt_mutex_destroy(pthread_mutex_t *m);
+/* Unlock a PI lock the calling thread holds; the one failure possible (in a
+ * child of fork from a signal handler, after rt_lock_fork_child) makes the
+ * lock anew, any other aborts. */
+RT_HIDDEN void rt_mutex_unlock_checked(pthread_mutex_t *m);
+RT_HIDDEN void rt_lock_fork_child(void);
+/* rt_mutex_lock of a lock threads hold briefly (a heap's): a wait counted. */
+RT_HIDDEN int rt_mutex_lock_counted(pthread_mutex_t *m);
+/* The calling thread's waits for an arena or heap lock (lock.c writes, only
+ * for its own thread; stats.c reads and publishes them): how many and the
+ * longest, since the thread began, and the longest since stats.c last reset
+ * recent_max_ns (at each rtalloc_rt_begin: the longest inside sections). */
+struct rt_lock_waits {
+	uint64_t waits, max_ns, recent_max_ns;
+};
+extern __thread struct rt_lock_waits rt_lock_waits __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
 /* For fork's handlers (lock.c): does the calling thread hold m, a PI mutex;
  * make it the owner of m, one just initialised (unlocked). */
 RT_HIDDEN bool rt_mutex_mine(pthread_mutex_t *m);

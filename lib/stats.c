@@ -21,7 +21,12 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "glue.h"
+#include "os.h"
 #include "stats.h"
 #include "statread.h"
 

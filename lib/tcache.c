@@ -50,7 +50,7 @@
 #include <stdlib.h>
 
 #include "fastpath.h"
-#include "glue.h"
+#include "os.h"
 #include "heap.h"
 
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
@@ -269,7 +269,7 @@ static int thread_setup(struct rt_tcache *tc)
 	quota_take(tc);
 	rt_tcache_restore_limits(tc);
 	tc->state = RT_TC_LIVE;
-	pthread_setspecific(rt_g.thread_key, tc); /* no allocation: a static slot */
+	rt_os_key_set(rt_g.thread_key, tc); /* no allocation: a static slot */
 	rt_stats_thread_start(tc);
 	return 0;
 }

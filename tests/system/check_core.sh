@@ -1,36 +1,69 @@
 #!/usr/bin/env bash
-# check_core.sh NM CORE_LIBRARY - the allocator's core holds the OS boundary:
-#   buddy.o and bucket.o (the page and class layers) reference nothing but
-#   librtalloc's own rt_* functions: no libc, no system call, no pthread;
-#   tcache.o and alloc.o (the slow and fast paths of malloc) reference no
-#   system-call wrapper: what they need of the OS goes through glue/lock/pool.
-# Objects are read from the static core library (rtalloc_core).
+# check_core.sh NM CORE_LIBRARY [FACE_LIBRARY] - the library holds its
+# boundaries, read from the undefined symbols of each object:
+#   buddy.o, arena.o   (the page and class layers) reference nothing but
+#                      librtalloc's own rt_* functions;
+#   os.o               is the only object that makes system calls;
+#   lock.o             the only one that calls pthread_mutex_*;
+#   glue.o             the only one that reaches into glibc's internals;
+#   every other object references rt_* and libc's string functions only
+#   (interpose.o and cxx.o, in FACE_LIBRARY, also the dynamic linker's
+#   lookups and the C++ runtime they forward to).
+# Objects are read from static libraries: the core (rtalloc_core) and the
+# objects of librtalloc.so that the core does not have.
 set -uo pipefail
-nm=${1:?usage: check_core.sh NM CORE_LIBRARY}
-lib=${2:?usage: check_core.sh NM CORE_LIBRARY}
+nm=${1:?usage: check_core.sh NM CORE_LIBRARY [FACE_LIBRARY]}
+core=${2:?usage: check_core.sh NM CORE_LIBRARY [FACE_LIBRARY]}
+face=${3:-}
 status=0
-undefined() { # member of the archive -> its undefined symbols
-	"$nm" -u "$lib" 2>/dev/null | awk -v m="$1" '/:$/ { cur = $1; next } cur ~ m && NF { print $NF }' | sort -u
+
+members() { # archive -> the source file name of each member (buddy, os, ...)
+	"$nm" -A "$1" 2>/dev/null | sed -n 's|^[^:]*:\([^:]*/\)\{0,1\}\([A-Za-z0-9_]*\)\.c\.o:.*|\2|p' |
+		sed 's/^lib_//' | sort -u
 }
-for obj in buddy bucket; do
-	syms=$(undefined "_$obj\\.c\\.o:" | grep -v -E '^(rt_|_GLOBAL_OFFSET_TABLE_$|__stack_chk_fail$)')
-	if [ -n "$syms" ]; then
-		echo "FAIL: $obj.c references outside librtalloc:" $syms
-		status=1
-	else
-		echo "ok: $obj.c references only rt_* functions"
-	fi
+undefined() { # archive member -> its undefined symbols
+	"$nm" -u "$1" 2>/dev/null | awk -v m="$2" '/:$/ { cur = $1; next }
+		cur ~ ("(^|/)(lib_)?" m "\\.c\\.o:$") && NF { print $NF }' | sort -u
+}
+
+toolchain='_GLOBAL_OFFSET_TABLE_|__stack_chk_fail'
+strings='memcpy|memmove|memset|memcmp|strlen|strnlen|strcmp|strncmp|strchr|strrchr|strstr|strerrorname_np|__errno_location'
+declare -A allowed=(
+	[buddy]="^(rt_.*|$toolchain)$"
+	[arena]="^(rt_.*|$toolchain)$"
+	[os]='.*'
+	[lock]="^(rt_.*|$toolchain|pthread_mutex_.*|pthread_mutexattr_.*)$"
+	[glue]="^(rt_.*|$toolchain|__libc_mallopt|_IO_list_lock|_IO_list_unlock|__libc_single_threaded|environ|getauxval)$"
+	[interpose]="^(rt_.*|$toolchain|$strings|dlsym)$"
+	[cxx]="^(rt_.*|$toolchain|$strings|dlsym|dlopen|dlclose|_ZSt.*)$"
+)
+other="^(rt_.*|$toolchain|$strings)$"
+
+check() { # archive
+	local lib=$1 n=0
+	for obj in $(members "$lib"); do
+		n=$((n + 1))
+		local re=${allowed[$obj]:-$other}
+		local bad
+		bad=$(undefined "$lib" "$obj" | grep -v -E "$re")
+		if [ -n "$bad" ]; then
+			echo "FAIL: $obj.c references outside its boundary:" $bad
+			status=1
+		else
+			echo "ok: $obj.c"
+		fi
+	done
+	[ "$n" -gt 0 ] || { echo "FAIL: no object in $lib"; status=1; }
+}
+
+check "$core"
+for must in buddy arena os lock glue tcache alloc; do
+	members "$core" | grep -qx "$must" || { echo "FAIL: no $must.c object in $core"; status=1; }
 done
-syscalls='^(mmap|munmap|mprotect|madvise|mremap|mlock|mlockall|munlock|munlockall|mbind|open|openat|close|read|write|ftruncate|fallocate|posix_fallocate|fstat|stat|lstat|unlink|getrlimit|setrlimit|getrusage|syscall|futex|clock_gettime|getpid|gettid|kill|pthread_mutex_lock|pthread_mutex_trylock|pthread_mutex_unlock|sched_yield|nanosleep)(64)?$'
-for obj in tcache alloc; do
-	syms=$(undefined "_$obj\\.c\\.o:" | grep -E "$syscalls")
-	if [ -n "$syms" ]; then
-		echo "FAIL: $obj.c calls the OS directly:" $syms
-		status=1
-	else
-		echo "ok: $obj.c makes no system call of its own"
-	fi
-done
-n=$(undefined "_buddy\\.c\\.o:" | wc -l)
-[ "$n" -gt 0 ] || [ "$("$nm" "$lib" 2>/dev/null | grep -c '_buddy\.c\.o:')" -gt 0 ] || { echo "FAIL: no buddy.c object in $lib"; status=1; }
+if [ -n "$face" ]; then
+	check "$face"
+	for must in interpose cxx; do
+		members "$face" | grep -qx "$must" || { echo "FAIL: no $must.c object in $face"; status=1; }
+	done
+fi
 exit $status
