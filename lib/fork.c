@@ -87,7 +87,7 @@ void rt_pool_fork_child(void)
 			rt_mutex_own(&rt_g.arenas[i].lock);
 	}
 	rt_pool_grow_lock_init();
-	rt_stats_fork_child(); /* first: what follows publishes statistics */
+	rt_stats_fork_child(&rt_tc); /* first: what follows publishes statistics */
 	if (rt_g.locked) {
 		rt_g.locked = false;
 		rt_g.relock_child = true;

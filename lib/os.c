@@ -6,13 +6,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <stdio.h>
+#include <sys/fsuid.h>
 #include <sys/random.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -180,6 +184,32 @@ long long rt_os_fd_size(int fd)
 int rt_os_ftruncate(int fd, size_t len) { return ftruncate(fd, (off_t)len); }
 int rt_os_fchmod(int fd, mode_t mode) { return fchmod(fd, mode); }
 bool rt_os_exists(const char *path) { return access(path, F_OK) == 0; }
+int rt_os_stat(const char *path, struct stat *st) { return stat(path, st); }
+int rt_os_lstat(const char *path, struct stat *st) { return lstat(path, st); }
+int rt_os_unlink(const char *path) { return unlink(path); }
+int rt_os_rename(const char *from, const char *to) { return rename(from, to); }
+int rt_os_lchown(const char *path, uid_t uid) { return lchown(path, uid, (gid_t)-1); }
+int rt_os_fallocate(int fd, size_t len) { return fallocate(fd, 0, 0, (off_t)len); }
+
+bool rt_os_on_tmpfs(const char *path)
+{
+	struct statfs sf;
+	return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+bool rt_os_fd_on_tmpfs(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+int rt_os_dup_above(int fd, int min) { return (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, min); }
+
+void *rt_os_map_shared(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
 
 int rt_os_shm_open(const char *name, int flags, mode_t mode)
 {
@@ -269,6 +299,8 @@ int rt_os_node(void)
 
 int rt_os_getrlimit(int resource, struct rlimit *rl) { return getrlimit(resource, rl); }
 int rt_os_getrusage_thread(struct rusage *ru) { return getrusage(RUSAGE_THREAD, ru); }
+int rt_os_getrusage_self(struct rusage *ru) { return getrusage(RUSAGE_SELF, ru); }
+uid_t rt_os_setfsuid(uid_t uid) { return (uid_t)setfsuid(uid); }
 void rt_os_exit_now(int code) { _exit(code); }
 void rt_os_abort(void) { abort(); }
 

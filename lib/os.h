@@ -100,6 +100,22 @@ RT_HIDDEN long long rt_os_fd_size(int fd); /* st_size, or -1 */
 RT_HIDDEN int rt_os_ftruncate(int fd, size_t len);
 RT_HIDDEN int rt_os_fchmod(int fd, mode_t mode);
 RT_HIDDEN bool rt_os_exists(const char *path);
+RT_HIDDEN int rt_os_stat(const char *path, struct stat *st);
+RT_HIDDEN int rt_os_lstat(const char *path, struct stat *st); /* the link itself */
+RT_HIDDEN int rt_os_unlink(const char *path);
+RT_HIDDEN int rt_os_rename(const char *from, const char *to);
+RT_HIDDEN int rt_os_lchown(const char *path, uid_t uid); /* the group unchanged */
+/* Reserve the blocks of [0, len) of fd now (fallocate mode 0): 0 or -1
+ * (ENOSPC on a full filesystem, before any write can fault). */
+RT_HIDDEN int rt_os_fallocate(int fd, size_t len);
+/* Is the directory path, or the open file fd, on a tmpfs (memory: no disk
+ * I/O under a write to a mapping of it)? */
+RT_HIDDEN bool rt_os_on_tmpfs(const char *path);
+RT_HIDDEN bool rt_os_fd_on_tmpfs(int fd);
+/* A duplicate of fd, close-on-exec, numbered at least min: a descriptor or -1. */
+RT_HIDDEN int rt_os_dup_above(int fd, int min);
+/* The first len bytes of fd, shared, read-write.  NULL on failure. */
+RT_HIDDEN void *rt_os_map_shared(int fd, size_t len);
 /* Shared memory objects "/name" (in /dev/shm), O_CLOEXEC | O_NOFOLLOW
  * added: a descriptor or -1.  [libc: shm_open builds the path on the stack] */
 RT_HIDDEN int rt_os_shm_open(const char *name, int flags, mode_t mode);
@@ -144,6 +160,9 @@ RT_HIDDEN int rt_os_thread_prio(void);
 RT_HIDDEN int rt_os_node(void);
 RT_HIDDEN int rt_os_getrlimit(int resource, struct rlimit *rl);
 RT_HIDDEN int rt_os_getrusage_thread(struct rusage *ru); /* RUSAGE_THREAD */
+RT_HIDDEN int rt_os_getrusage_self(struct rusage *ru);   /* RUSAGE_SELF */
+/* The filesystem uid of the calling thread only (setfsuid): the previous one. */
+RT_HIDDEN uid_t rt_os_setfsuid(uid_t uid);
 /* End the process at once (exit status code), no handlers run. */
 RT_HIDDEN RT_NORETURN void rt_os_exit_now(int code);
 /* SIGABRT: the end of every fatal path (say.c's rt_die). */

@@ -606,9 +606,13 @@ RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
 /* Write the thread's counters, as its owner folded them (rt_tcache_publish),
  * to its slot: st + fold, and in_rt.  Changes no counter. */
 RT_HIDDEN void rt_stats_publish_thread(const struct rt_tcache *tc);
-RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc);
+/* The exiting thread's last counters (rt_tcache_counters) to the exited totals. */
+RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last);
+/* report.c reads a live thread's counters through the registry. */
+RT_HIDDEN bool rt_stats_thread_read(unsigned slot, void (*read)(const struct rt_tcache *, struct rt_tcounters *),
+				    struct rt_tcounters *c);
 RT_HIDDEN void rt_stats_thread_faults(uint64_t *minflt, uint64_t *majflt); /* getrusage(RUSAGE_THREAD) */
-RT_HIDDEN void rt_stats_fork_child(void);
+RT_HIDDEN void rt_stats_fork_child(struct rt_tcache *tc); /* the forking thread's */
 RT_HIDDEN void rt_stats_remove(void); /* unlink the region's file */
 RT_HIDDEN void rt_stats_failure(void);
 RT_HIDDEN void rt_stats_report_setup(void); /* at init: where RTALLOC_REPORT goes */
@@ -643,6 +647,8 @@ RT_HIDDEN void *rt_realloc_foreign(void *p, size_t n);
  * %llu %x %p %%.  Formatted on the stack; never allocates; errno kept. */
 RT_HIDDEN void rt_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 RT_HIDDEN size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap);
+/* rt_vfmt with arguments: the length it needed (truncated to len - 1). */
+RT_HIDDEN size_t rt_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "CALL(): WHAT P; aborting", then rt_die. */
 RT_HIDDEN RT_NORETURN RT_COLD void rt_fatal(const char *call, const char *what, const void *p);
 RT_HIDDEN RT_NORETURN RT_COLD void rt_assert_fail(const char *expr, const char *file, int line);

@@ -87,6 +87,15 @@ size_t rt_vfmt(char *buf, size_t len, const char *fmt, va_list ap)
 	return at;
 }
 
+size_t rt_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t n = rt_vfmt(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 void rt_say(const char *fmt, ...)
 {
 	char line[512] = "rtalloc: ";

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stats.c - the statistics region (layout and synchronization: stats.h), its
- * writers, the thread registry, rtalloc_stats(), rtalloc_stats_print() and
- * the exit report.
+ * file, its writers and the thread registry.  What is read from it, and
+ * from live threads through the registry, is report.c's.
  *
  * Writers publish with a seqlock they alone own (a thread its slot, an arena
  * lock holder its arena record); readers copy and retry.  What a thread
@@ -11,24 +11,13 @@
  * here runs on the malloc/free fast path.
  */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include "glue.h"
 #include "os.h"
 #include "stats.h"
-#include "statread.h"
 
 /* The export format (stats.h) and the core (rt.h) agree: */
 _Static_assert(RT_STATS_ARENAS == RT_MAX_ARENAS && RT_STATS_ARENAS == RTALLOC_STATS_ARENAS,
@@ -56,7 +45,7 @@ static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_s
 /* The registry of live threads: record i names the tcache (TLS) of the thread
  * that holds slot i of the region.  A reader takes the record's lock (PI)
  * for as long as it reads that one tcache (rt_tcache_counters, a constant
- * number of loads); the thread takes it once at start and once at exit, to
+ * number of loads: rt_stats_thread_read); the thread takes it once at start and once at exit, to
  * set and clear tc.  So an exiting thread waits at most for one reader's
  * read of its own counters, boosted to its priority: no grace period, no
  * IPI, whatever the number of threads or readers.  Records are static:
@@ -86,26 +75,7 @@ static void records_init(const struct rt_tcache *keep)
 
 static size_t region_bytes(void) { return (sizeof(struct rt_stats_region) + RT_PAGE_SIZE - 1) & ~(RT_PAGE_SIZE - 1); }
 
-static void fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	rt_vfmt(buf, len, f, ap);
-	va_end(ap);
-}
 
-/* Is the directory, or the open file, on a tmpfs (memory: no disk I/O
- * under a write)? */
-static bool dir_on_tmpfs(const char *path)
-{
-	struct statfs sf;
-	return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
-}
-static bool fd_on_tmpfs(int fd)
-{
-	struct statfs sf;
-	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
-}
 
 /* The region as a file others can map, or NULL.  O_EXCL|O_NOFOLLOW: never
  * opens what someone else put at the path.  A file of ours with our pid is a
@@ -117,16 +87,16 @@ static bool fd_on_tmpfs(int fd)
 static struct rt_stats_region *create_file(void)
 {
 	const char *dir = rt_options_env("XDG_RUNTIME_DIR");
-	if (!dir || dir[0] != '/' || strlen(dir) > 200 || !dir_on_tmpfs(dir))
+	if (!dir || dir[0] != '/' || strlen(dir) > 200 || !rt_os_on_tmpfs(dir))
 		dir = "/dev/shm";
-	fmt(region_path, sizeof(region_path), "%s/rtalloc-%u-%d.stats", dir, (unsigned)getuid(), (int)getpid());
+	rt_fmt(region_path, sizeof(region_path), "%s/rtalloc-%u-%d.stats", dir, (unsigned)rt_os_uid(), rt_os_getpid());
 	int fd = -1;
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) { /* bound: 2 */
-		fd = open(region_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = rt_os_open(region_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 		struct stat st;
-		if (fd < 0 && errno == EEXIST && attempt == 0 && lstat(region_path, &st) == 0 &&
-		    S_ISREG(st.st_mode) && st.st_uid == getuid())
-			unlink(region_path);
+		if (fd < 0 && errno == EEXIST && attempt == 0 && rt_os_lstat(region_path, &st) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == rt_os_uid())
+			rt_os_unlink(region_path);
 	}
 	if (fd < 0) {
 		rt_say("cannot create the statistics file %s (%s): statistics stay in this process; "
@@ -135,32 +105,32 @@ static struct rt_stats_region *create_file(void)
 		return NULL;
 	}
 	const char *why = NULL;
-	void *p = MAP_FAILED;
-	if (!fd_on_tmpfs(fd))
+	void *p = NULL;
+	if (!rt_os_fd_on_tmpfs(fd))
 		why = "not on a tmpfs";
-	else if (fallocate(fd, 0, 0, (off_t)region_bytes()) != 0)
+	else if (rt_os_fallocate(fd, region_bytes()) != 0)
 		why = strerrorname_np(errno);
 	else
-		p = mmap(NULL, region_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (!why && p == MAP_FAILED)
+		p = rt_os_map_shared(fd, region_bytes());
+	if (!why && !p)
 		why = strerrorname_np(errno);
 	/* Read-only on disk from now on: our mapping stays writable, and nobody
 	 * (not even a careless tool of the same user) truncates it under us,
 	 * which would kill this process with SIGBUS at its next write. */
 	struct stat st;
-	if (p != MAP_FAILED) {
-		fchmod(fd, 0400);
-		if (fstat(fd, &st) == 0) {
+	if (p) {
+		rt_os_fchmod(fd, 0400);
+		if (rt_os_fstat(fd, &st) == 0) {
 			region_dev = st.st_dev;
 			region_ino = st.st_ino;
 		}
-		region_uid = getuid();
+		region_uid = rt_os_uid();
 	}
-	close(fd);
-	if (p == MAP_FAILED) {
+	rt_os_close(fd);
+	if (!p) {
 		rt_say("cannot reserve the statistics file %s (%s): statistics stay in this process; "
 		       "rtalloc-stat will not see it", region_path, why);
-		unlink(region_path);
+		rt_os_unlink(region_path);
 		region_path[0] = '\0';
 		return NULL;
 	}
@@ -184,7 +154,7 @@ void rt_stats_init(void)
 	}
 	r->version = RT_STATS_VERSION;
 	r->size = sizeof(*r);
-	r->pid = getpid();
+	r->pid = rt_os_getpid();
 	r->nslots = RT_STATS_SLOTS;
 	r->narenas = rt_g.narenas;
 	r->flags = flags | (rt_g.user_memory ? RT_STATS_F_USER_MEMORY : 0);
@@ -204,7 +174,7 @@ void rt_stats_fault_baseline(void)
 {
 	struct rt_stats_region *r = rt_stats;
 	struct rusage ru;
-	if (!r || getrusage(RUSAGE_SELF, &ru) != 0)
+	if (!r || rt_os_getrusage_self(&ru) != 0)
 		return;
 	__atomic_store_n(&r->init_minflt, (uint64_t)ru.ru_minflt, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->init_majflt, (uint64_t)ru.ru_majflt, __ATOMIC_RELAXED);
@@ -225,7 +195,7 @@ void rt_stats_init_done(uint64_t started_ns)
 /* Is path the file we made (not something put at its name since)? */
 static bool our_file(const char *path, struct stat *st)
 {
-	return lstat(path, st) == 0 && S_ISREG(st->st_mode) && st->st_dev == region_dev &&
+	return rt_os_lstat(path, st) == 0 && S_ISREG(st->st_mode) && st->st_dev == region_dev &&
 	       st->st_ino == region_ino;
 }
 
@@ -237,13 +207,13 @@ static bool our_file(const char *path, struct stat *st)
  * rt_stats_file_owner). */
 void rt_stats_remove(void)
 {
-	if (region_path[0] && rt_stats && rt_stats->pid == getpid() && unlink(region_path) != 0 &&
+	if (region_path[0] && rt_stats && rt_stats->pid == rt_os_getpid() && rt_os_unlink(region_path) != 0 &&
 	    (errno == EPERM || errno == EACCES)) {
 		struct stat st;
 		if (our_file(region_path, &st)) {
-			int was = setfsuid(st.st_uid);
-			unlink(region_path);
-			setfsuid((uid_t)was);
+			uid_t was = rt_os_setfsuid(st.st_uid);
+			rt_os_unlink(region_path);
+			rt_os_setfsuid(was);
 		}
 	}
 	region_path[0] = '\0';
@@ -259,49 +229,35 @@ void rt_stats_remove(void)
 bool rt_stats_file_owner(uid_t uid)
 {
 	struct stat st, ds;
-	if (!region_path[0] || !rt_stats || rt_stats->pid != getpid() || !our_file(region_path, &st) ||
+	if (!region_path[0] || !rt_stats || rt_stats->pid != rt_os_getpid() || !our_file(region_path, &st) ||
 	    (uid == region_uid && st.st_uid == uid))
 		return false; /* named and owned by uid already (a setuid program's is root's) */
 	char dir[256], to[256];
 	size_t n = (size_t)(strrchr(region_path, '/') - region_path);
 	memcpy(dir, region_path, n);
 	dir[n] = '\0';
-	bool removable = stat(dir, &ds) == 0 &&
+	bool removable = rt_os_stat(dir, &ds) == 0 &&
 			 ((ds.st_mode & S_IWOTH) || (ds.st_uid == uid && (ds.st_mode & S_IWUSR)));
 	if (!removable) {
 		rt_say("the statistics file %s is removed now: uid %u could not remove it from %s at exit; "
 		       "rtalloc-stat will not see this process", region_path, (unsigned)uid, dir);
-		unlink(region_path);
+		rt_os_unlink(region_path);
 		region_path[0] = '\0';
 		return false;
 	}
-	if (lchown(region_path, uid, (gid_t)-1) != 0)
+	if (rt_os_lchown(region_path, uid) != 0)
 		return false; /* not privileged: it stays as it is */
-	fmt(to, sizeof(to), "%s/rtalloc-%u-%d.stats", dir, (unsigned)uid, (int)getpid());
-	if (rename(region_path, to) == 0)
+	rt_fmt(to, sizeof(to), "%s/rtalloc-%u-%d.stats", dir, (unsigned)uid, rt_os_getpid());
+	if (rt_os_rename(region_path, to) == 0)
 		memcpy(region_path, to, strlen(to) + 1);
 	region_uid = uid;
 	return true;
 }
 
-/* At exit (of a program linked with the library or the core): the exiting
- * thread's last counts, the report, and the file goes with the process (the
- * memory stays: later destructors may still allocate and free). */
-__attribute__((destructor)) static void stats_at_exit(void)
-{
-	if (!rt_ready())
-		return;
-	if (rt_tc.state == RT_TC_LIVE)
-		rt_tcache_publish(&rt_tc, 0);
-	rt_stats_report();
-	rt_stats_remove();
-}
-
 /* The child of fork must not write into its parent's region: it keeps a
  * private copy with only the forking thread's slot, and exports nothing. */
-void rt_stats_fork_child(void)
+void rt_stats_fork_child(struct rt_tcache *tc)
 {
-	struct rt_tcache *tc = &rt_tc;
 	pi_mutex_init(&exit_lock);
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
 	if (!old || !r) {
@@ -318,7 +274,7 @@ void rt_stats_fork_child(void)
 		memset(&r->slots[i], 0, sizeof(r->slots[i]));
 		r->slot_map[i / 64] &= ~(1ULL << (i % 64));
 	}
-	r->pid = getpid();
+	r->pid = rt_os_getpid();
 	r->flags &= ~(uint32_t)RT_STATS_F_EXPORTED;
 	/* The copy takes the old region's address: a publish that a signal
 	 * handler's fork interrupted resumes in the child, through pointers to
@@ -327,7 +283,7 @@ void rt_stats_fork_child(void)
 	if (rt_os_move_over(r, old, region_bytes()) == 0)
 		r = old;
 	else if (exported)
-		munmap(old, region_bytes());
+		rt_os_unmap(old, region_bytes());
 	if (mine < RT_STATS_SLOTS)
 		tc->slot = &r->slots[mine];
 	rt_stats = r;
@@ -384,11 +340,11 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	}
 	struct rt_stats_slot *s = tc->slot;
 	struct rt_thread_rec *rec = &records[s - r->slots];
-	pthread_mutex_lock(&rec->lock);
+	rt_mutex_lock(&rec->lock);
 	rec->tc = tc;
-	pthread_mutex_unlock(&rec->lock);
+	rt_mutex_unlock(&rec->lock);
 	rt_seq_write_begin(&s->seq);
-	RT_SEQ_PUT(s->tid, (int32_t)syscall(SYS_gettid));
+	RT_SEQ_PUT(s->tid, (int32_t)rt_os_gettid());
 	rt_seq_write_end(&s->seq);
 	rt_stats_publish_thread(tc); /* nothing to fold yet: the bins cache nothing before setup */
 }
@@ -416,12 +372,11 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
  * for that one read (a constant, boosted by priority inheritance), after
  * which no reader can reach this TLS again.  Bound: two PI locks, each held
  * by others for a constant time; no wait for any other thread's progress. */
-void rt_stats_thread_exit(struct rt_tcache *tc)
+void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
-	struct rt_tcounters c;
-	rt_tcache_counters(tc, &c);
-	pthread_mutex_lock(&exit_lock);
+	const struct rt_tcounters c = *last;
+	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
@@ -430,9 +385,9 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 	struct rt_stats_slot *s = tc->slot;
 	if (s) {
 		struct rt_thread_rec *rec = &records[s - r->slots];
-		pthread_mutex_lock(&rec->lock);
+		rt_mutex_lock(&rec->lock);
 		rec->tc = NULL;
-		pthread_mutex_unlock(&rec->lock);
+		rt_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
 		RT_SEQ_PUT(s->in_rt, 0);
@@ -442,12 +397,29 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 		rt_seq_write_end(&s->seq);
 	}
 	rt_seq_write_end(&r->exit_seq);
-	pthread_mutex_unlock(&exit_lock);
+	rt_mutex_unlock(&exit_lock);
 	if (s) {
 		unsigned i = (unsigned)(s - r->slots);
 		__atomic_fetch_and(&r->slot_map[i / 64], ~(1ULL << (i % 64)), __ATOMIC_RELEASE);
 		tc->slot = NULL;
 	}
+}
+
+/* Read the counters of the live thread in slot i with read(), under its
+ * record's lock (held for that one read: see the registry above); false
+ * when no live thread holds the slot.  report.c's rtalloc_stats(). */
+bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, struct rt_tcounters *),
+			  struct rt_tcounters *c)
+{
+	if (i >= RT_STATS_SLOTS)
+		return false;
+	struct rt_thread_rec *rec = &records[i];
+	rt_mutex_lock(&rec->lock);
+	bool live = rec->tc != NULL;
+	if (live)
+		read(rec->tc, c);
+	rt_mutex_unlock(&rec->lock);
+	return live;
 }
 
 /* A refused allocation (no arena lock held).  With RTALLOC_ON_EXHAUST=grow,
@@ -466,257 +438,13 @@ void rt_stats_failure(void)
 		       __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) >> 10, rt_g.opt.pool_max >> 10);
 }
 
-/* ---- readers ------------------------------------------------------------------------ */
-
-/* For mallinfo2: exact figures, read under each arena's lock in turn (not a
- * real-time path).  Free: the buddy's pages and idle small pages. */
-void rt_stats_totals(struct rt_totals *t)
-{
-	memset(t, 0, sizeof(*t));
-	if (!rt_ready())
-		return;
-	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
-		struct rt_arena *a = &rt_g.arenas[i];
-		rt_arena_lock(a);
-		t->pool_bytes += (size_t)(a->buddy.committed - a->buddy.skew) << RT_PAGE_SHIFT;
-		t->free_bytes += (a->buddy.free_pages + a->nempty) << RT_PAGE_SHIFT;
-		t->min_free_bytes += a->buddy.min_free_pages << RT_PAGE_SHIFT;
-		t->grows += a->grows;
-		t->huge_allocs += a->huge_allocs;
-		rt_arena_unlock(a);
-	}
-	t->foreign_frees = rt_tcache_foreign_frees();
-}
-
-/* rt_sr_read's source of live threads' counters in the process: read live
- * from their tcaches through the records (exact, not as last published).
- * Uninstrumented under TSan: see rt_tcache_counters. */
-static RT_NO_TSAN unsigned live_thread(void *ctx, unsigned i, unsigned nth, struct rt_tcounters *c)
-{
-	const struct rt_stats_region *r = ctx;
-	(void)nth;
-	if (!(__atomic_load_n(&r->slot_map[i / 64], __ATOMIC_ACQUIRE) & (1ULL << (i % 64))))
-		return 0;
-	struct rt_thread_rec *rec = &records[i];
-	pthread_mutex_lock(&rec->lock);
-	bool live = rec->tc != NULL;
-	if (live)
-		rt_tcache_counters(rec->tc, c);
-	pthread_mutex_unlock(&rec->lock);
-	return live ? RT_SR_LIVE : 0;
-}
-
-static void yield_cpu(void) { sched_yield(); }
-
-RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
-{
-	if (!out || out->size < offsetof(struct rtalloc_stats, pool_bytes))
-		return EINVAL;
-	struct rtalloc_stats st;
-	memset(&st, 0, sizeof(st));
-	st.size = (uint32_t)sizeof(st);
-	st.version = RTALLOC_STATS_VERSION;
-	const struct rt_stats_region *r = rt_stats;
-	if (rt_ready() && r) {
-		/* Retries (bounded, yielding) while a thread exits meanwhile. */
-		const struct rt_sr_source src = {live_thread, yield_cpu, 100, (void *)r};
-		struct rt_sr_figures f;
-		rt_sr_read(r, &src, &f);
-		st.narenas = f.narenas;
-		st.locked = rt_g.locked;
-		st.exported = !!(f.flags & RT_STATS_F_EXPORTED);
-		st.init_ns = f.init_ns;
-		st.init_duration_ns = f.init_duration_ns;
-		for (unsigned i = 0; i < f.narenas; i++) { /* bound: RT_STATS_ARENAS */
-			st.arena_node[i] = f.arenas[i].node;
-			st.arena_pool_bytes[i] = f.arenas[i].pool_bytes;
-			st.arena_free_bytes[i] = f.arenas[i].free_bytes;
-		}
-		st.pool_bytes = f.pool_bytes;
-		st.pool_max_bytes = f.max_bytes;
-		st.free_bytes = f.free_bytes;
-		st.min_free_bytes = f.min_free_bytes;
-		st.grows = f.grows;
-		st.last_grow_ns = f.last_grow_ns;
-		memcpy(st.class_units, f.class_units, sizeof(st.class_units));
-		st.in_use_bytes = rt_sr_in_use(&f);
-		st.high_water_bytes = rt_sr_high_water(&f);
-		const struct rt_tcounters *t = &f.total;
-		st.threads = f.nlive;
-		st.mallocs = t->mallocs;
-		st.frees = t->frees;
-		st.slow_mallocs = t->slow_mallocs;
-		st.slow_frees = t->slow_frees;
-		st.refills = t->refills;
-		st.flushes = t->flushes;
-		st.failed_allocs = t->failed;
-		st.rt_sections = t->rt_sections;
-		st.rt_minflt = t->rt_minflt;
-		st.rt_majflt = t->rt_majflt;
-		st.rt_slow = t->rt_slow;
-		st.bytes_allocated = t->bytes_allocated;
-		st.bytes_freed = t->bytes_freed;
-		st.last_failure_ns = f.last_failure_ns;
-		st.foreign_frees = rt_tcache_foreign_frees();
-		struct rusage ru;
-		if (getrusage(RUSAGE_SELF, &ru) == 0) {
-			/* the baseline moves at each rtalloc_init(): read once (by
-			 * rt_sr_read), never above the count (a reader racing a
-			 * reset sees 0, not 2^64) */
-			uint64_t min0 = f.init_minflt, maj0 = f.init_majflt;
-			uint64_t min1 = (uint64_t)ru.ru_minflt, maj1 = (uint64_t)ru.ru_majflt;
-			st.minflt_since_init = min1 > min0 ? min1 - min0 : 0;
-			st.majflt_since_init = maj1 > maj0 ? maj1 - maj0 : 0;
-		}
-	}
-	size_t n = out->size < sizeof(st) ? out->size : sizeof(st);
-	uint32_t caller_size = out->size;
-	memcpy(out, &st, n);
-	out->size = caller_size < sizeof(st) ? caller_size : (uint32_t)sizeof(st);
-	return 0;
-}
-
-RT_EXPORT void rtalloc_stats_print(FILE *f)
-{
-	struct rtalloc_stats s = {.size = sizeof(s)};
-	rtalloc_stats(&s);
-	if (!f)
-		f = stderr;
-	uint64_t now = rt_os_now_ns();
-	fprintf(f, "librtalloc %s: pool %llu KiB (max %llu KiB), in use %llu KiB, free %llu KiB, "
-		   "high water %llu KiB, %s\n",
-		RTALLOC_VERSION_STRING, (unsigned long long)s.pool_bytes >> 10,
-		(unsigned long long)s.pool_max_bytes >> 10, (unsigned long long)s.in_use_bytes >> 10,
-		(unsigned long long)s.free_bytes >> 10, (unsigned long long)s.high_water_bytes >> 10,
-		s.locked ? "locked" : "NOT locked");
-	fprintf(f, "  threads %u live; allocations %llu, frees %llu (slow path: %llu, %llu), "
-		   "refills %llu, flushes %llu\n",
-		s.threads, (unsigned long long)s.mallocs, (unsigned long long)s.frees,
-		(unsigned long long)s.slow_mallocs, (unsigned long long)s.slow_frees,
-		(unsigned long long)s.refills, (unsigned long long)s.flushes);
-	fprintf(f, "  page faults since init: %llu minor, %llu major; in real-time sections: %llu minor, "
-		   "%llu major, %llu slow-path entries in %llu sections\n",
-		(unsigned long long)s.minflt_since_init, (unsigned long long)s.majflt_since_init,
-		(unsigned long long)s.rt_minflt, (unsigned long long)s.rt_majflt,
-		(unsigned long long)s.rt_slow, (unsigned long long)s.rt_sections);
-	fprintf(f, "  non-real-time events: %llu pool growths", (unsigned long long)s.grows);
-	if (s.grows)
-		fprintf(f, " (last %.3f s ago)", (double)(now - s.last_grow_ns) / 1e9);
-	fprintf(f, ", %llu failed allocations", (unsigned long long)s.failed_allocs);
-	if (s.failed_allocs && s.last_failure_ns)
-		fprintf(f, " (last %.3f s ago)", (double)(now - s.last_failure_ns) / 1e9);
-	fprintf(f, "\n  classes (small: pages, larger: blocks):");
-	for (unsigned c = 1; c < RTALLOC_STATS_CLASSES; c++)
-		if (s.class_units[c])
-			fprintf(f, " %s:%llu", rt_sr_class_name(c), (unsigned long long)s.class_units[c]);
-	fprintf(f, "\n");
-}
-
-/* ---- the exit report (RTALLOC_REPORT) ---------------------------------------------------- */
-
-static char report_path[256];
-/* RTALLOC_REPORT=stderr: a duplicate of stderr made at init, and what stderr
- * was then.  Programs may close stderr before the report is written at exit
- * (coreutils' close_stdout closes it from atexit, which runs before the
- * library destructors); the duplicate is used only while it is still the
- * same file (a program that closes every descriptor may have reused it). */
-static int report_fd = -1;
-static dev_t report_dev;
-static ino_t report_ino;
-
-/* Remember where the report goes (read at init: no getenv later). */
-void rt_stats_report_setup(void)
-{
-	const char *p = rt_options_env("RTALLOC_REPORT");
-	if (p && strlen(p) < sizeof(report_path))
-		memcpy(report_path, p, strlen(p) + 1);
-	else if (p)
-		rt_say("RTALLOC_REPORT is longer than %zu characters; no report", sizeof(report_path) - 1);
-	struct stat st;
-	if (strcmp(report_path, "stderr") == 0 && fstat(STDERR_FILENO, &st) == 0) {
-		/* out of the way of the low numbers programs expect to get */
-		report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
-		if (report_fd < 0)
-			report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-		report_dev = st.st_dev;
-		report_ino = st.st_ino;
-	}
-}
-
-static bool same_file(int fd, dev_t dev, ino_t ino)
-{
-	struct stat st;
-	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
-}
-
-/* The descriptor the report goes to, or -1 (and one message): stderr as it
- * was at init, or a regular file opened without blocking (a FIFO without a
- * reader would hang the exit) and without following a symbolic link. */
-static int report_open(void)
-{
-	if (strcmp(report_path, "stderr") == 0) {
-		if (same_file(STDERR_FILENO, report_dev, report_ino))
-			return STDERR_FILENO;
-		return same_file(report_fd, report_dev, report_ino) ? report_fd : -1;
-	}
-	int fd = open(report_path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rt_say("RTALLOC_REPORT=\"%s\": cannot open it (%s); no report", report_path,
-		       strerrorname_np(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rt_say("RTALLOC_REPORT=\"%s\" is not a regular file (or stderr); no report", report_path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* One JSON line at exit: proof that a program really ran on librtalloc, and
- * what it did.  Appended to the file (or stderr), written with write(2). */
-void rt_stats_report(void)
-{
-	if (!report_path[0] || !rt_ready())
-		return;
-	struct rtalloc_stats s = {.size = sizeof(s)};
-	rtalloc_stats(&s);
-	char line[768];
-	size_t n = 0;
-	fmt(line, sizeof(line),
-	    "{\"rtalloc\":\"%s\",\"pid\":%d,\"mallocs\":%llu,\"frees\":%llu,\"slow_mallocs\":%llu,"
-	    "\"slow_frees\":%llu,\"refills\":%llu,\"flushes\":%llu,\"failed\":%llu,\"grows\":%llu,"
-	    "\"pool_bytes\":%llu,\"high_water_bytes\":%llu,\"in_use_bytes\":%llu,\"locked\":%u,"
-	    "\"minflt_since_init\":%llu,\"majflt_since_init\":%llu,\"rt_minflt\":%llu,\"rt_slow\":%llu,"
-	    "\"foreign_frees\":%llu}\n",
-	    RTALLOC_VERSION_STRING, (int)getpid(), (unsigned long long)s.mallocs,
-	    (unsigned long long)s.frees, (unsigned long long)s.slow_mallocs,
-	    (unsigned long long)s.slow_frees, (unsigned long long)s.refills,
-	    (unsigned long long)s.flushes, (unsigned long long)s.failed_allocs,
-	    (unsigned long long)s.grows, (unsigned long long)s.pool_bytes,
-	    (unsigned long long)s.high_water_bytes, (unsigned long long)s.in_use_bytes, s.locked,
-	    (unsigned long long)s.minflt_since_init, (unsigned long long)s.majflt_since_init,
-	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
-	    (unsigned long long)s.foreign_frees);
-	n = strlen(line);
-	int fd = report_open();
-	if (fd < 0)
-		return;
-	if (write(fd, line, n) < 0) {
-		/* nothing more to do at exit */
-	}
-	if (fd != STDERR_FILENO && fd != report_fd)
-		close(fd);
-}
-
 /* ---- the calling thread's page faults (real-time sections, tcache.c) ------------------- */
 
 void rt_stats_thread_faults(uint64_t *minflt, uint64_t *majflt)
 {
 	struct rusage ru;
 	*minflt = *majflt = 0;
-	if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+	if (rt_os_getrusage_thread(&ru) == 0) {
 		*minflt = (uint64_t)ru.ru_minflt;
 		*majflt = (uint64_t)ru.ru_majflt;
 	}

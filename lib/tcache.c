@@ -194,7 +194,9 @@ void rt_tcache_thread_exit(void *arg)
 	rt_tcache_flush_all(tc);
 	quota_give_back(tc);
 	tc->state = RT_TC_DEAD;
-	rt_stats_thread_exit(tc);
+	struct rt_tcounters last;
+	rt_tcache_counters(tc, &last);
+	rt_stats_thread_exit(tc, &last);
 }
 
 void rt_tcache_flush_all(struct rt_tcache *tc)

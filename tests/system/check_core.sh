@@ -7,8 +7,9 @@
 #   lock.o             the only one that calls pthread_mutex_*;
 #   glue.o             the only one that reaches into glibc's internals;
 #   every other object references rt_* and libc's string functions only
-#   (interpose.o and cxx.o, in FACE_LIBRARY, also the dynamic linker's
-#   lookups and the C++ runtime they forward to).
+#   (report.o also stdio: rtalloc_stats_print writes to a FILE; interpose.o
+#   and cxx.o, in FACE_LIBRARY, also the dynamic linker's lookups and the
+#   C++ runtime they forward to).
 # Objects are read from static libraries: the core (rtalloc_core) and the
 # objects of librtalloc.so that the core does not have.
 set -uo pipefail
@@ -34,6 +35,7 @@ declare -A allowed=(
 	[os]='.*'
 	[lock]="^(rt_.*|$toolchain|pthread_mutex_.*|pthread_mutexattr_.*)$"
 	[glue]="^(rt_.*|$toolchain|__libc_mallopt|_IO_list_lock|_IO_list_unlock|__libc_single_threaded|environ|getauxval)$"
+	[report]="^(rt_.*|$toolchain|$strings|fprintf|fputc|fwrite|stderr)$"
 	[interpose]="^(rt_.*|$toolchain|$strings|dlsym)$"
 	[cxx]="^(rt_.*|$toolchain|$strings|dlsym|dlopen|dlclose|_ZSt.*)$"
 )

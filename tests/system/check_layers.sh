@@ -13,11 +13,11 @@ shift
 # file -> layer (0 = bottom).  Files of one layer may call each other.
 declare -A layer=(
 	[os]=0 [glue]=0 [say]=0 [lock]=0 [options]=0
-	[buddy]=1
+	[buddy]=1 [stats]=1 [statread]=1
 	[arena]=2
-	[pool]=3 [limits]=3 [mlock]=3 [stats]=3
+	[pool]=3 [limits]=3 [mlock]=3
 	[tcache]=4
-	[alloc]=5 [init]=5 [fork]=5 [heap]=5 [heap_block]=5 [heap_wait]=5 [heap_shm]=5 [heap_debug]=5
+	[alloc]=5 [init]=5 [fork]=5 [report]=5 [heap]=5 [heap_block]=5 [heap_wait]=5 [heap_shm]=5 [heap_debug]=5
 	[interpose]=6 [cxx]=6
 )
 # Upward references allowed: "from symbol", with why.
