@@ -22,7 +22,13 @@
 #define WAVE 8
 #define NTHREADS 6000
 #define WARMUP 1000
-#define BOUND ((size_t)256 << 10) /* growth of uordblks tolerated after warm-up */
+/* Growth of uordblks tolerated after warm-up.  In use also counts what no
+ * thread holds live: partly used pages of each class, blocks in the transfer
+ * slots, idle pages (each bounded, but how much of them at one moment depends
+ * on how the threads of a wave interleave: 256 KiB were exceeded in 5 runs of
+ * 12 on 2 busy cores, peaks 0.63-0.67 MiB with a base of 0.39 MiB).  A leak
+ * of 100 bytes per thread over the 5000 threads after warm-up still fails. */
+#define BOUND ((size_t)512 << 10)
 
 struct job {
 	uint64_t seed;
