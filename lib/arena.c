@@ -332,6 +332,7 @@ void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
 		rt_store(&rt_g.pages[idx].carved, (uint16_t)RT_PAGE_SIZE);
 		a->huge_allocs++;
 		a->class_units[rt_stats_class(RT_CLS_HUGE)]++;
+		a->steps++;
 	}
 	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
@@ -351,6 +352,7 @@ void rt_arena_huge_free(void *p, struct rt_page *pg)
 	}
 	rt_buddy_free(&a->buddy, idx);
 	a->huge_frees++;
+	a->steps++;
 	a->class_units[rt_stats_class(RT_CLS_HUGE)]--;
 	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);

@@ -409,7 +409,11 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 	if (rt_unlikely(n > PTRDIFF_MAX))
 		return out_of_memory(tc, n);
 	unsigned c = rt_class_of(n);
-	if (c > RT_NCLASS) {
+	if (c > RT_NMED && c <= RT_NCLASS && !tc->big_taken)
+		big_take(tc); /* the thread's first large block */
+	if (c > RT_NCLASS || (c > RT_NMED && tc->bin[c].limit == 0)) {
+		/* huge, or a large class this thread does not cache (its share of
+		 * the budget, a dead thread): a buddy block of its own */
 		unsigned order = rt_order_of(n);
 		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
 		if (!p && order <= RT_ORDER_MAX && reclaim(tc))
@@ -422,8 +426,6 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		return p;
 	}
 	struct rt_bin *bin = &tc->bin[c];
-	if (c > RT_NMED && !tc->big_taken)
-		big_take(tc); /* the thread's first large block */
 	if (bin->count == 0) {
 		/* A dead thread, or one whose share of the budget leaves this
 		 * class uncached, takes single blocks. */
