@@ -25,10 +25,12 @@
  * goes NULL -> chain by CAS and chain -> NULL by exchange).  Bound: at most
  * RT_XFER_SLOTS atomic operations either way.  Only threads with their full
  * limits use the slots (their batches are the slots' size), and only with
- * one arena (a chain may hold blocks of several arenas otherwise), and only
- * for the classes up to 32 KiB.  The slots' memory (at most RT_XFER_SLOTS
- * batches of each of those classes) comes out of the cache budget, and goes
- * back to the arena before any request fails.
+ * one arena (a chain may hold blocks of several arenas otherwise).  The
+ * large classes have RT_XFER_BIG_SLOTS slots each, on only in pools where
+ * they take at most a quarter of the budget.  The slots' memory (at most
+ * RT_XFER_SLOTS batches of every class up to 32 KiB, RT_XFER_BIG_SLOTS of
+ * every larger one) comes out of the cache budget, and goes back to the
+ * arena before any request fails.
  *
  * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB of
  * the classes up to 32 KiB, 2.25 MiB of the large classes, 64 KiB .. 1 MiB)
@@ -96,38 +98,53 @@ static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __AT
 
 #define RT_XFER_SLOTS 4
 #define RT_XFER_BYTES (RT_XFER_SLOTS * RT_TC_FULL / 2)
+/* The large classes have one slot each: a batch of each (2 of 64 KiB, 1 of
+ * each larger class) is 2 MiB. */
+#define RT_XFER_BIG_SLOTS 1
+#define RT_XFER_BIG_BYTES ((size_t)RT_XFER_BIG_SLOTS * (2u << 20))
+static inline unsigned xfer_slots(unsigned c) { return c <= RT_NMED ? RT_XFER_SLOTS : RT_XFER_BIG_SLOTS; }
+/* Blocks of a full batch of class c (a thread with its full limits). */
+static inline unsigned xfer_batch(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
 /* One cache line of slots per class: classes never share a line. */
 static struct {
 	void *slot[RT_XFER_SLOTS];
-} __attribute__((aligned(64))) xfer[RT_NMED + 1];
-/* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
+} __attribute__((aligned(64))) xfer[RT_NCLASS + 1];
+/* 0: not decided yet; 1: on up to 32 KiB; 3: on for the large classes too;
+ * 2: off (small pool, or several arenas). */
 static int xfer_state;
 
+static size_t xfer_bytes(int state)
+{
+	return (state & 1 ? RT_XFER_BYTES : 0) + (state == 3 ? RT_XFER_BIG_BYTES : 0);
+}
+
 /* Decided once, at the first thread's set-up: on when the budget holds the
- * slots twice over (pools of 16 MiB and more). */
+ * slots twice over (pools of 16 MiB and more), for the large classes when
+ * their slots take at most a quarter of it (64 MiB and more). */
 static void xfer_decide(void)
 {
 	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
 		return;
 	int want = rt_g.narenas == 1 && cache_budget() >= 2 * RT_XFER_BYTES ? 1 : 2;
+	if (want == 1 && cache_budget() >= 4 * RT_XFER_BIG_BYTES)
+		want = 3;
 	int expected = 0;
 	if (__atomic_compare_exchange_n(&xfer_state, &expected, want, false, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE) &&
-	    want == 1)
-		__atomic_fetch_add(&cache_used, RT_XFER_BYTES, __ATOMIC_RELAXED);
+					__ATOMIC_ACQUIRE))
+		__atomic_fetch_add(&cache_used, xfer_bytes(want), __ATOMIC_RELAXED);
 }
 
 static inline bool xfer_ok(const struct rt_bin *bin, unsigned c)
 {
-	return c <= RT_NMED && bin->limit == tc_limit[c] &&
-	       __atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1;
+	int state = __atomic_load_n(&xfer_state, __ATOMIC_RELAXED);
+	return bin->limit == tc_limit[c] && (c <= RT_NMED ? state & 1 : state == 3);
 }
 
 /* Offer the chain first .. last (a full batch) to a slot: true if taken. */
 static bool xfer_put(unsigned c, void *first, void *last)
 {
 	rt_link_set(last, NULL); /* a chain of its own from now on */
-	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) { /* bound: RT_XFER_SLOTS */
+	for (unsigned i = 0; i < xfer_slots(c); i++) { /* bound: RT_XFER_SLOTS */
 		void *expected = NULL;
 		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) == NULL &&
 		    __atomic_compare_exchange_n(&xfer[c].slot[i], &expected, first, false,
@@ -140,7 +157,7 @@ static bool xfer_put(unsigned c, void *first, void *last)
 /* A full batch of class c from a slot, or NULL. */
 static void *xfer_take(unsigned c)
 {
-	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) /* bound: RT_XFER_SLOTS */
+	for (unsigned i = 0; i < xfer_slots(c); i++) /* bound: RT_XFER_SLOTS */
 		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) != NULL) {
 			void *chain = __atomic_exchange_n(&xfer[c].slot[i], NULL, __ATOMIC_ACQUIRE);
 			if (chain)
@@ -150,21 +167,21 @@ static void *xfer_take(unsigned c)
 }
 
 /* Every parked batch back to the arena (the pool ran out).  Bound:
- * RT_NMED * RT_XFER_SLOTS flushes. */
+ * RT_NCLASS * RT_XFER_SLOTS flushes. */
 void rt_tcache_xfer_drain(void)
 {
-	for (unsigned c = 1; c <= RT_NMED; c++) /* bound: RT_NMED */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 		for (void *chain; (chain = xfer_take(c)) != NULL;) /* bound: RT_XFER_SLOTS */
-			rt_arena_flush(c, chain, tc_limit[c] / 2u);
+			rt_arena_flush(c, chain, xfer_batch(c));
 }
 
 size_t rt_tcache_xfer_blocks(void)
 {
 	size_t n = 0;
-	for (unsigned c = 1; c <= RT_NMED; c++)
-		for (unsigned i = 0; i < RT_XFER_SLOTS; i++)
+	for (unsigned c = 1; c <= RT_NCLASS; c++)
+		for (unsigned i = 0; i < xfer_slots(c); i++)
 			if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED))
-				n += tc_limit[c] / 2u;
+				n += xfer_batch(c);
 	return n;
 }
 
@@ -271,7 +288,7 @@ void rt_tcache_fork_child(void)
 	/* the other threads are gone, and their shares of the budget with them */
 	__atomic_store_n(&cache_used,
 			 (tc->state == RT_TC_LIVE ? tc->quota + tc->big_quota : 0) +
-				 (__atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1 ? RT_XFER_BYTES : 0),
+				 xfer_bytes(__atomic_load_n(&xfer_state, __ATOMIC_RELAXED)),
 			 __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */

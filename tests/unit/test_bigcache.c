@@ -241,6 +241,67 @@ static void exiting_thread_returns_its_cache(void **state)
 	assert_child_ok(&r);
 }
 
+/* ---- a pipeline hands large blocks over without the lock ----------------- */
+
+static void *piped[4];
+static uint64_t freer_flushes, taker_refills;
+static void *taken;
+
+static void *pipe_freer(void *arg)
+{
+	(void)arg;
+	uint64_t f0 = rt_g.arenas[0].flushes;
+	for (int i = 0; i < 4; i++)
+		rtalloc_free(piped[i]);
+	freer_flushes = rt_g.arenas[0].flushes - f0;
+	return NULL;
+}
+
+static void *pipe_taker(void *arg)
+{
+	(void)arg;
+	rtalloc_free(rtalloc_malloc(16)); /* set up */
+	uint64_t r0 = rt_g.arenas[0].refills;
+	taken = rtalloc_malloc(262144);
+	taker_refills = rt_g.arenas[0].refills - r0;
+	rtalloc_free(taken);
+	return NULL;
+}
+
+static int child_pipeline(void *arg)
+{
+	(void)arg;
+	if (unit_init(POOL, POOL, 0, RTALLOC_EXHAUST_FAIL) != 0)
+		return 2;
+	for (int i = 0; i < 4; i++)
+		CHILD_CHECK((piped[i] = rtalloc_malloc(262144)) != NULL);
+	pthread_t t;
+	CHILD_CHECK(pthread_create(&t, NULL, pipe_freer, NULL) == 0);
+	pthread_join(t, NULL);
+	/* 4 frees, a list of 1: 3 batches of one block, the first into the
+	 * class's transfer slot, 2 to the arena */
+	fprintf(stderr, "the freer's batches that took the arena lock: %llu of 3; parked %zu blocks\n",
+		(unsigned long long)freer_flushes, rt_tcache_xfer_blocks());
+	CHILD_CHECK(freer_flushes == 2);
+	CHILD_CHECK(pthread_create(&t, NULL, pipe_taker, NULL) == 0);
+	pthread_join(t, NULL);
+	fprintf(stderr, "the taker's refills that took the arena lock: %llu\n", (unsigned long long)taker_refills);
+	CHILD_CHECK(taken == piped[0]); /* the block the freer's first batch held */
+	CHILD_CHECK(taker_refills == 0);
+	rt_tcache_xfer_drain();
+	CHILD_CHECK(rtalloc_check() == 0);
+	return 0;
+}
+
+static void pipeline_hands_large_blocks_over(void **state)
+{
+	UNUSED_STATE(state);
+	struct child_result r;
+	run_child(child_pipeline, NULL, &r);
+	print_message("%s", r.out);
+	assert_child_ok(&r);
+}
+
 /* ---- double and invalid frees abort ----------------------------------------- */
 
 enum bad_free { DOUBLE, DOUBLE_AFTER_UAF, INSIDE, TAIL_PAGE, DOUBLE_FLUSHED };
@@ -278,6 +339,7 @@ static int child_bad_free(void *arg)
 		p[1] = NULL;
 		rtalloc_free(p);
 		flush_my_cache();
+		rt_tcache_xfer_drain(); /* a batch parked in a transfer slot is checked there */
 		break;
 	}
 	return 0;
@@ -319,6 +381,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(steady_large_loop_takes_no_lock),
 		cmocka_unit_test(thread_caches_stay_within_budget),
 		cmocka_unit_test(exiting_thread_returns_its_cache),
+		cmocka_unit_test(pipeline_hands_large_blocks_over),
 		cmocka_unit_test(bad_frees_of_large_blocks_abort),
 	};
 	return cmocka_run_group_tests_name("bigcache", tests, NULL, NULL);
