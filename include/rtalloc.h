@@ -136,7 +136,7 @@ void rtalloc_free_aligned_sized(void *ptr, size_t alignment, size_t size);
  * ------------------------------------------------------------------------ */
 
 #define RTALLOC_STATS_VERSION 2 /* 2: bytes_allocated, bytes_freed */
-#define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] huge */
+#define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] above 32 KiB */
 #define RTALLOC_STATS_ARENAS 8
 
 struct rtalloc_stats {

@@ -262,12 +262,11 @@ static int setup_user_memory(void *mem, size_t size)
 		return EINVAL;
 	size_t total = (end - start) >> RT_PAGE_SHIFT;
 	/* d descriptor pages describe the data pages after them.  The data start
-	 * is aligned to RT_CACHE_MAX: the fast paths test a block's alignment
-	 * relative to rt_g.base, which must therefore be aligned to every cached
-	 * class (the buddy's skew handles larger blocks). */
+	 * is aligned to RT_BASE_ALIGN: the fast paths test a block's alignment
+	 * relative to rt_g.base up to it (the buddy's skew aligns larger blocks). */
 	size_t d = (total * sizeof(struct rt_page) + RT_PAGE_SIZE + sizeof(struct rt_page) - 1) /
 		   (RT_PAGE_SIZE + sizeof(struct rt_page));
-	uintptr_t data = (start + (d << RT_PAGE_SHIFT) + RT_CACHE_MAX - 1) & ~(RT_CACHE_MAX - 1);
+	uintptr_t data = (start + (d << RT_PAGE_SHIFT) + RT_BASE_ALIGN - 1) & ~(RT_BASE_ALIGN - 1);
 	if (data >= end || (end - data) >> RT_PAGE_SHIFT < 4)
 		return EINVAL;
 	size_t npages = (end - data) >> RT_PAGE_SHIFT;

@@ -18,8 +18,11 @@
  *   class     A McKusick-Karels power-of-two bucket: class c holds blocks of
  *             rt_class_size(c) = 8 << c bytes, c = 1 .. RT_NCLASS.  Classes
  *             1 .. RT_NSMALL are carved from single pages; the larger cached
- *             classes are buddy blocks of order c - RT_NSMALL - 1.  Larger
- *             requests are "huge": a buddy block of their own, not cached.
+ *             classes are buddy blocks of order c - RT_NSMALL - 1: medium
+ *             (4 .. 32 KiB, up to RT_NMED) and large (64 KiB .. 1 MiB, a
+ *             share of the cache budget of their own, taken at a thread's
+ *             first use of them).  Larger requests are "huge": a buddy block
+ *             of their own, not cached.
  *   block     What malloc returns.  Blocks carry no header.  Every block is
  *             aligned to its size, so alignment requests are a rounding.
  *   free list A singly linked list through free blocks: word 0 is the link
@@ -131,9 +134,15 @@ static inline void rt_cpu_relax(void)
 #define RT_PAGE_SIZE ((size_t)1 << RT_PAGE_SHIFT)
 #define RT_MIN_SHIFT 4 /* smallest block: 16 bytes = two words */
 #define RT_NSMALL 8    /* classes 1..8: 16 B .. 2 KiB, carved from one page */
-#define RT_NCLASS 12   /* classes 9..12: 4 KiB .. 32 KiB, buddy orders 0..3 */
+#define RT_NMED 12     /* classes 9..12: 4 KiB .. 32 KiB, buddy orders 0..3 (medium) */
+#define RT_NCLASS 17   /* classes 13..17: 64 KiB .. 1 MiB, buddy orders 4..8 (large) */
 #define RT_CLS_HUGE (RT_NCLASS + 1) /* a buddy block not cached */
-#define RT_CACHE_MAX ((size_t)8 << RT_NCLASS) /* largest cached size: 32 KiB */
+#define RT_CACHE_MAX ((size_t)8 << RT_NCLASS) /* largest cached size: 1 MiB */
+/* rt_g.base is aligned to this (pool.c): the fast paths test a block's
+ * alignment relative to base up to it (struct rt_bin's mask); larger blocks
+ * are aligned to their size by the buddy's skew, and their class is checked
+ * on their head page's descriptor. */
+#define RT_BASE_ALIGN ((size_t)8 << RT_NMED)
 #define RT_ORDER_MAX 31 /* 2^31 pages (8 TiB): page indices are 32-bit */
 #define RT_NORDERS (RT_ORDER_MAX + 1)
 #define RT_MAX_ARENAS 8 /* NUMA nodes served by their own arena */
@@ -145,7 +154,8 @@ _Static_assert(((size_t)8 << RT_NSMALL) * 2 == RT_PAGE_SIZE,
 	       "the largest small class is half a page: every small page holds >= 2 blocks");
 _Static_assert(((size_t)8 << (RT_NSMALL + 1)) == RT_PAGE_SIZE,
 	       "the first cached buddy class is one page");
-_Static_assert(RT_NCLASS < 16, "class numbers fit the descriptor's byte");
+_Static_assert(RT_CLS_HUGE <= UINT8_MAX, "class numbers fit the descriptor's byte");
+_Static_assert(RT_NSMALL < RT_NMED && RT_NMED < RT_NCLASS, "small, medium, large classes");
 _Static_assert(RT_PAGE_SIZE <= UINT16_MAX, "rt_page.carved counts bytes of a page in 16 bits");
 
 static inline size_t rt_class_size(unsigned c) { return (size_t)8 << c; }
@@ -262,16 +272,23 @@ struct rt_arena {
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
-	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena) */
+	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena,
+	 * indexed by rt_stats_class) */
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
-	uint64_t class_units[RT_CLS_HUGE + 1];
+	uint64_t class_units[RT_NMED + 2]; /* rt_stats_class(c): 0, 1 .. RT_NMED, above */
 	size_t published_mark; /* page figures when last published (arena.c) */
 	/* Pages moved by this arena's operations, only grows: the tests bound
 	 * one call's work with the difference (arena.c). */
 	uint64_t steps;
 };
 #define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, arena.c) */
+
+/* The statistics region's class counts (stats.h) end in one entry for every
+ * block above 32 KiB (what "huge" meant before the large classes were
+ * cached): the large cached classes count there with the huge blocks, so the
+ * region's layout and rtalloc-stat stay as they were (stats.c asserts it). */
+static inline unsigned rt_stats_class(unsigned c) { return c <= RT_NMED ? c : RT_NMED + 1; }
 
 /* ---- thread caches ----------------------------------------------------- */
 
@@ -316,7 +333,10 @@ struct rt_tcache {
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
 	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	uint8_t big_shift; /* the same for the large classes, once big_taken */
+	uint8_t big_taken; /* the large classes' share taken (their first use, or prepare) */
 	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */
+	size_t big_quota; /* bytes of the budget for the large classes (0 until big_taken) */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 

@@ -22,8 +22,8 @@
 /* The export format (stats.h) and the core (rt.h) agree: */
 _Static_assert(RT_STATS_ARENAS == RT_MAX_ARENAS && RT_STATS_ARENAS == RTALLOC_STATS_ARENAS,
 	       "an arena record per arena, and one per arena in struct rtalloc_stats");
-_Static_assert(RT_STATS_CLASSES == RT_CLS_HUGE + 1 && RT_STATS_CLASSES == RTALLOC_STATS_CLASSES,
-	       "a class_units entry per class (0, 1 .. RT_NCLASS, huge) everywhere");
+_Static_assert(RT_STATS_CLASSES == RT_NMED + 2 && RT_STATS_CLASSES == RTALLOC_STATS_CLASSES,
+	       "a class_units entry per class (0, 1 .. RT_NMED, all above: rt_stats_class) everywhere");
 _Static_assert(sizeof(((struct rt_arena *)0)->class_units) == sizeof(((struct rt_stats_arena *)0)->class_units),
 	       "an arena's class counts are published word for word");
 _Static_assert(sizeof(((struct rt_stats_slot *)0)->c) == sizeof(((struct rt_tcache *)0)->st),
