@@ -317,7 +317,9 @@ struct rt_options {
 	int on_exhaust; /* enum rtalloc_exhaust */
 	int numa;       /* enum rtalloc_numa */
 	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
+	int hugepages;  /* RTALLOC_HUGEPAGES: the pool in transparent huge pages (1) or not (0) */
 };
+#define RT_MLOCK_LAST RTALLOC_MLOCK_POOL /* the largest valid enum rtalloc_mlock */
 
 enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };
 
