@@ -16,6 +16,10 @@
  *     grow_lck_kb  VmLck added by a block of 2 POOL (the pool grows)
  *   st_mlockmode huge
  *     thp_kb       AnonHugePages of the mapping that holds a pool block
+ *   st_mlockmode trim POOL   (RTALLOC_ON_EXHAUST=fail)
+ *     usable       malloc_usable_size of a block of POOL/4 + 4 KiB
+ *     got1         64 KiB blocks the pool still gives beside it
+ *     got2         64 KiB blocks it gives once everything is freed
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -118,11 +122,48 @@ static long thp_kb(const void *p)
 	return kb;
 }
 
+/* 64 KiB blocks until malloc fails; all freed again. */
+static size_t count_64k(void)
+{
+	static void *v[4096];
+	size_t n = 0;
+	while (n < 4096 && (v[n] = malloc(65536)) != NULL)
+		memset(v[n++], 7, 65536);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	return n;
+}
+
+static void trim(size_t pool)
+{
+	size_t n = pool / 4 + 4096;
+	char *a = malloc(n);
+	CHECK(a != NULL, "malloc(%zu) failed", n);
+	size_t u = st_api.usable_size(a);
+	CHECK(u >= n, "malloc_usable_size %zu < %zu", u, n);
+	memset(a, 3, u);
+	size_t got1 = count_64k();
+	/* realloc within the kept pages stays in place, beyond them moves intact */
+	CHECK(realloc(a, u) == a, "realloc to the usable size moved the block");
+	char *b = realloc(a, u + 1);
+	CHECK(b != NULL, "realloc(%zu) failed", u + 1);
+	for (size_t i = 0; i < u; i++)
+		CHECK(b[i] == 3, "realloc lost byte %zu", i);
+	free(b);
+	size_t got2 = count_64k();
+	printf("usable=%zu got1=%zu got2=%zu\n", u, got1, got2);
+	CHECK(st_api.check() == 0, "rtalloc_check failed");
+}
+
 int main(int argc, char **argv)
 {
 	st_need_preload("st_mlockmode");
 	if (argc == 3 && strcmp(argv[1], "info") == 0) {
 		info(strtoull(argv[2], NULL, 0));
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "trim") == 0) {
+		trim(strtoull(argv[2], NULL, 0));
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "huge") == 0) {
@@ -131,6 +172,6 @@ int main(int argc, char **argv)
 		free(p);
 		return 0;
 	}
-	fprintf(stderr, "usage: st_mlockmode info POOL | huge\n");
+	fprintf(stderr, "usage: st_mlockmode info POOL | huge | trim POOL\n");
 	return 2;
 }
