@@ -134,11 +134,18 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 	 * pre-fault, fewer TLB misses.  Refused (EINVAL) by a kernel without
 	 * them: 4 KiB pages then, as with RTALLOC_HUGEPAGES=0, which also keeps
 	 * THP "always" off the pool.  The data is aligned to its slot (at least
-	 * 1 GiB by default), so whole 2 MiB pages fit. */
+	 * 1 GiB by default), so whole 2 MiB pages fit.  (populate_later is
+	 * off with huge pages: they are made below.) */
 	madvise(data, len, rt_g.opt.hugepages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	if (populate_later)
 		return 0; /* initialisation: mlockall will fault it in, in one pass */
 	int e = rt_os_populate(data, len);
+	/* Pre-faulted: no more huge pages made here.  Else khugepaged could
+	 * later collapse the 4 KiB pages left (where no huge page was free, or
+	 * at an end not 2 MiB aligned), copying them while the program runs: a
+	 * fault for whoever touches them meanwhile.  The huge pages made stay. */
+	if (rt_g.opt.hugepages)
+		madvise(data, len, MADV_NOHUGEPAGE);
 	if (!e)
 		e = rt_os_populate(dp, dlen);
 	if (e)

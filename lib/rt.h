@@ -165,13 +165,13 @@ static inline unsigned rt_order_of(size_t n)
 
 /* Pages a huge block of n bytes keeps (n > RT_CACHE_MAX, order <=
  * RT_ORDER_MAX).  Below RT_TRIM_ORDER: its whole 2^k-page buddy block.  From
- * there on (1 MiB): its pages rounded up to an eighth of that block, and
- * rt_buddy_trim gives the rest back (at most 3 blocks of at least 2^(k-3)
- * pages): at most 1/8 of it is unused instead of up to 1/2.  Not below: a
- * tail given back is taken by smaller blocks, and the block no longer
- * merges whole when freed; with many small ones (tests/unit/test_arena.c,
- * random_mix_contents, a 7 MiB pool half full) the buddy then splinters
- * until a 256 KiB request fails. */
+ * there on (blocks of 1 MiB, requests above 512 KiB): its pages rounded up
+ * to an eighth of that block, and rt_buddy_trim gives the rest back (at most
+ * 3 blocks of at least 2^(k-3) pages): at most 1/8 of it is unused instead
+ * of up to 1/2.  Not below: a tail given back is taken by smaller blocks, and
+ * the block no longer merges whole when freed; with many small ones
+ * (tests/unit/test_arena.c, random_mix_contents, a 7 MiB pool half full) the
+ * buddy then splinters until a 256 KiB request fails. */
 #define RT_TRIM_ORDER 8
 static inline uint32_t rt_huge_pages(size_t n)
 {
@@ -356,7 +356,7 @@ struct rt_global {
 	struct rt_options opt;
 	int init_state;        /* RT_INIT_*, atomic */
 	bool user_memory;      /* the pool is caller memory: no OS calls on it */
-	bool locked;           /* mlockall succeeded */
+	bool locked;           /* memory locked per RTALLOC_MLOCK (mlock.c) */
 	bool relock_child;     /* forked child: mlockall again at the next slow path */
 	unsigned nnodes;       /* NUMA nodes online (0: unknown) */
 	unsigned long node_mask;
