@@ -165,14 +165,17 @@ static inline unsigned rt_order_of(size_t n)
 
 /* Pages a huge block of n bytes keeps (n > RT_CACHE_MAX, order <=
  * RT_ORDER_MAX).  Below RT_TRIM_ORDER: its whole 2^k-page buddy block.  From
- * there on (blocks of 1 MiB, requests above 512 KiB): its pages rounded up
- * to an eighth of that block, and rt_buddy_trim gives the rest back (at most
- * 3 blocks of at least 2^(k-3) pages): at most 1/8 of it is unused instead
- * of up to 1/2.  Not below: a tail given back is taken by smaller blocks, and
- * the block no longer merges whole when freed; with many small ones
- * (tests/unit/test_arena.c, random_mix_contents, a 7 MiB pool half full) the
- * buddy then splinters until a 256 KiB request fails. */
-#define RT_TRIM_ORDER 8
+ * there on (blocks of 16 MiB, requests above 8 MiB): its pages rounded up to
+ * an eighth of that block, and rt_buddy_trim gives the rest back (at most 3
+ * blocks of at least 2^(k-3) pages, 2 MiB): at most 1/8 of it is unused
+ * instead of up to 1/2.  Not below: a tail given back is taken by smaller
+ * blocks, and the block no longer merges whole when freed.  With blocks of up
+ * to 1 MiB trimmed, the buddy splinters: tests/fuzz/difftest (3.2 MiB live in
+ * a 16 MiB pool) then fails a 1 MiB request for 9 seeds of 12, and
+ * tests/unit/test_arena.c's random mix (a 7 MiB pool half full) a 256 KiB
+ * one.  Where it matters (a program's arrays of hundreds of MiB) the blocks
+ * are large. */
+#define RT_TRIM_ORDER 12
 static inline uint32_t rt_huge_pages(size_t n)
 {
 	unsigned k = rt_order_of(n);

@@ -74,14 +74,14 @@ static bool pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* p is a live librtalloc block of at least n bytes: its usable size (0 for a
  * pointer outside librtalloc) is a power of two, as every block's is up to
- * 512 KiB; beyond, whole pages, an eighth of a power of two at most 7/8
- * below the next one (what a large block keeps of its buddy block). */
+ * 8 MiB; beyond, a multiple of an eighth of the power of two above it (what
+ * a large block keeps of its buddy block). */
 static bool block_size(size_t u)
 {
 	if (pow2(u))
 		return true;
 	size_t top = size_t(1) << (64 - __builtin_clzll(u)); /* the buddy block */
-	return u > (size_t(512) << 10) && u % (top / 8) == 0;
+	return u > (size_t(8) << 20) && u % (top / 8) == 0;
 }
 
 static void check_block(void *p, size_t n, size_t align, const char *what)

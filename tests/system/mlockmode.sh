@@ -18,8 +18,8 @@
 #    where the kernel has them (THP "madvise" or "always"), 0 never does;
 #  - bad values are reported once, naming the variable, and the default used;
 #  - a large block keeps only its pages (rounded to an eighth of its buddy
-#    block from 1 MiB on): malloc(pool/4 + 4K) in an 8M pool holds 2.5M, not
-#    the 4M block, the rest serves other requests, and all of it comes back.
+#    block from 16 MiB on): malloc(pool/4 + 4K) in a 64M pool holds 20M, not
+#    the 32M block, the rest serves other requests, and all of it comes back.
 # Lock checks are skipped (with a note) where mlockall cannot succeed.
 name=mlockmode
 BIN=${1:?st_mlockmode path}
@@ -89,10 +89,10 @@ for v in 2 maybe ""; do
 done
 
 # Large blocks: the tail of the buddy block is given back.
-probe RTALLOC_POOL_SIZE=$POOL RTALLOC_ON_EXHAUST=fail RTALLOC_MLOCK=0 -- trim $POOL
-check '[ $RC -eq 0 ] && [ "$(kv usable)" = $((2560 * 1024)) ]' "malloc(pool/4 + 4K): usable size $(kv usable), want 2.5M (5/8 of the 4M block)"
-check '[ "$(kv got1)" -ge 80 ]' "beside a block of pool/4 + 4K, only $(kv got1) blocks of 64K fit in the 8M pool (the 4M block is held whole?)"
-check '[ "$(kv got2)" -ge $(( $(kv got1) + 36 )) ]' "after freeing it, $(kv got2) blocks of 64K fit, $(kv got1) beside it: its pages did not all come back"
+probe RTALLOC_POOL_SIZE=64M RTALLOC_ON_EXHAUST=fail RTALLOC_MLOCK=0 -- trim $((64 * M))
+check '[ $RC -eq 0 ] && [ "$(kv usable)" = $((20 * M)) ]' "malloc(pool/4 + 4K): usable size $(kv usable), want 20M (5/8 of the 32M block)"
+check '[ "$(kv got1)" -ge 680 ]' "beside a block of pool/4 + 4K, only $(kv got1) blocks of 64K fit in the 64M pool (the 32M block is held whole?)"
+check '[ "$(kv got2)" -ge $(( $(kv got1) + 310 )) ]' "after freeing it, $(kv got2) blocks of 64K fit, $(kv got1) beside it: its pages did not all come back"
 
 # Huge pages: where the kernel has THP for madvised memory.
 thp=/sys/kernel/mm/transparent_hugepage/enabled
