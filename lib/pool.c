@@ -30,7 +30,8 @@
  * first allocation, whichever comes first.  It calls no malloc, stdio, getenv
  * or dlsym: options come from environ (options.c), messages are written with
  * write(2) (glue.c).  Order: options, fitting them to the machine
- * (limits.c), reservation, commit + pre-fault, stack pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
+ * (limits.c), reservation, commit (huge pages: RTALLOC_HUGEPAGES) + pre-fault,
+ * stack pre-fault, locking per RTALLOC_MLOCK (mlock.c), then unlock what was only reserved (so VmLck shows what
  * is really locked; under RLIMIT_MEMLOCK, what is only reserved is left out
  * of the locking altogether: lock_without_tails in mlock.c).
  */

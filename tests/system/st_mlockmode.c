@@ -16,6 +16,9 @@
  *     grow_lck_kb  VmLck added by a block of 2 POOL (the pool grows)
  *   st_mlockmode huge
  *     thp_kb       AnonHugePages of the mapping that holds a pool block
+ *     ctl_kb       the same of 4 MiB the program maps itself with
+ *                  MADV_HUGEPAGE and touches: 0 when the kernel has no huge
+ *                  page to give now (the check is then skipped)
  *   st_mlockmode trim POOL   (RTALLOC_ON_EXHAUST=fail)
  *     usable       malloc_usable_size of a block of POOL/4 + 4 KiB
  *     got1         64 KiB blocks the pool still gives beside it
@@ -169,7 +172,14 @@ int main(int argc, char **argv)
 	}
 	if (argc == 2 && strcmp(argv[1], "huge") == 0) {
 		void *p = malloc(1 << 20);
-		printf("thp_kb=%ld\n", thp_kb(p));
+		size_t len = 8 << 20;
+		char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(m != MAP_FAILED, "mmap: %s", strerror(errno));
+		char *a = (char *)(((uintptr_t)m + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1));
+		madvise(a, 4 << 20, MADV_HUGEPAGE);
+		memset(a, 1, 4 << 20);
+		printf("thp_kb=%ld ctl_kb=%ld\n", thp_kb(p), thp_kb(a));
+		munmap(m, len);
 		free(p);
 		return 0;
 	}
