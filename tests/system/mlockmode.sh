@@ -68,6 +68,14 @@ else
 	check '[ "$(kv bss_kb)" -eq 0 ]' "RTALLOC_MLOCK=pool: $(kv bss_kb) kB of the untouched BSS resident"
 	check '[ "$(kv stack_kb)" -lt 1024 ]' "RTALLOC_MLOCK=pool: $(kv stack_kb) kB of a new thread's stack resident"
 	check '[ "$(kv grow_lck_kb)" -ge 16384 ]' "RTALLOC_MLOCK=pool: growth added $(kv grow_lck_kb) kB to VmLck, want the 16M grown"
+
+	# A child of fork locks again in its mode (locks are not inherited).
+	probe RTALLOC_POOL_SIZE=$POOL RTALLOC_MLOCK=pool -- fork
+	check '[ $RC -eq 0 ] && [ "$(kv child_vmlck_kb)" -ge 8192 ] && [ "$(kv child_vmlck_kb)" -le $((8192 + 64)) ]' \
+		"RTALLOC_MLOCK=pool: a child of fork has VmLck $(kv child_vmlck_kb) kB, want the pool's"
+	probe RTALLOC_POOL_SIZE=$POOL RTALLOC_MLOCK=onfault -- fork
+	check '[ $RC -eq 0 ] && [ "$(kv child_vmlck_kb)" -ge $((8192 + 1024)) ]' \
+		"RTALLOC_MLOCK=onfault: a child of fork has VmLck $(kv child_vmlck_kb) kB, want the pool and more"
 fi
 
 # off: nothing locked, madvise works.

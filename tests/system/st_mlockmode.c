@@ -19,6 +19,9 @@
  *     ctl_kb       the same of 4 MiB the program maps itself with
  *                  MADV_HUGEPAGE and touches: 0 when the kernel has no huge
  *                  page to give now (the check is then skipped)
+ *   st_mlockmode fork
+ *     child_vmlck_kb  VmLck of a child of fork after its first slow path
+ *                     (locks are not inherited: the child locks again)
  *   st_mlockmode trim POOL   (RTALLOC_ON_EXHAUST=fail)
  *     usable       malloc_usable_size of a block of POOL/4 + 4 KiB
  *     got1         64 KiB blocks the pool still gives beside it
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "st_util.h"
@@ -166,6 +170,25 @@ int main(int argc, char **argv)
 		info(strtoull(argv[2], NULL, 0));
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "fork") == 0) {
+		int fd[2];
+		CHECK(pipe(fd) == 0, "pipe");
+		pid_t pid = fork();
+		CHECK(pid >= 0, "fork: %s", strerror(errno));
+		if (pid == 0) {
+			free(malloc(100000)); /* a slow path: the child locks again there */
+			long kb = st_status_kb("VmLck");
+			CHECK(write(fd[1], &kb, sizeof(kb)) == (ssize_t)sizeof(kb), "write");
+			_exit(0);
+		}
+		long kb = -1;
+		CHECK(read(fd[0], &kb, sizeof(kb)) == (ssize_t)sizeof(kb), "read");
+		int status;
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+		printf("child_vmlck_kb=%ld\n", kb);
+		return 0;
+	}
 	if (argc == 3 && strcmp(argv[1], "trim") == 0) {
 		trim(strtoull(argv[2], NULL, 0));
 		return 0;
@@ -183,6 +206,6 @@ int main(int argc, char **argv)
 		free(p);
 		return 0;
 	}
-	fprintf(stderr, "usage: st_mlockmode info POOL | huge | trim POOL\n");
+	fprintf(stderr, "usage: st_mlockmode info POOL | huge | fork | trim POOL\n");
 	return 2;
 }
