@@ -152,9 +152,11 @@ int rt_pool_lock_memory(int mode)
 		munlockall();
 		rt_g.locked = false;
 	}
+	if (mode == RTALLOC_MLOCK_POOL && rt_g.user_memory)
+		return 0; /* the caller's memory: no system call on it, it stays as the caller keeps it */
 	int e;
 	if (mode == RTALLOC_MLOCK_POOL)
-		e = rt_g.user_memory ? 0 : lock_pool(); /* the caller's memory: no system call on it */
+		e = lock_pool();
 	else if (mode == RTALLOC_MLOCK_ONFAULT)
 		e = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0 ? 0 : errno;
 	else
