@@ -50,6 +50,8 @@ enum rtalloc_mlock {
 	RTALLOC_MLOCK_OFF,     /* RTALLOC_MLOCK=0: never lock memory */
 	RTALLOC_MLOCK_TRY,     /* RTALLOC_MLOCK=1 (default): lock, warn once on failure */
 	RTALLOC_MLOCK_REQUIRE, /* RTALLOC_MLOCK=require: failure is fatal */
+	RTALLOC_MLOCK_ONFAULT, /* RTALLOC_MLOCK=onfault: the pool locked, the rest when touched */
+	RTALLOC_MLOCK_POOL,    /* RTALLOC_MLOCK=pool: the pool only, no other mapping */
 };
 
 enum rtalloc_exhaust {

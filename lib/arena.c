@@ -322,12 +322,14 @@ void rt_arena_flush(unsigned c, void *head, unsigned n)
 	}
 }
 
-void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
+void *rt_arena_huge_alloc(struct rt_arena *a, uint32_t pages, bool may_grow)
 {
 	bool grown = !may_grow;
+	unsigned order = pages <= 1 ? 0 : 64 - (unsigned)__builtin_clzll((uint64_t)pages - 1);
 	rt_arena_lock(a);
 	uint32_t idx = buddy_get(a, order, &grown);
 	if (idx != RT_NIL) {
+		rt_buddy_trim(&a->buddy, idx, pages); /* the rest of the block back to the buddy */
 		rt_store(&rt_g.pages[idx].cls, (uint8_t)RT_CLS_HUGE);
 		rt_store(&rt_g.pages[idx].carved, (uint16_t)RT_PAGE_SIZE);
 		a->huge_allocs++;
@@ -350,7 +352,10 @@ void rt_arena_huge_free(void *p, struct rt_page *pg)
 		rt_arena_unlock(a);
 		rt_fatal("free", "invalid pointer or double free", p);
 	}
-	rt_buddy_free(&a->buddy, idx);
+	if (rt_unlikely(!rt_buddy_free_pages(&a->buddy, idx))) {
+		rt_arena_unlock(a);
+		rt_fatal("free", "heap corruption (a large block's pieces)", p);
+	}
 	a->huge_frees++;
 	a->steps++;
 	a->class_units[rt_stats_class(RT_CLS_HUGE)]--;
@@ -395,6 +400,12 @@ static const char *check_locked(struct rt_arena *a)
 				return "arena: a cached block's order does not match its class (B3)";
 		} else if (pg->state == RT_PS_USED && c != RT_CLS_HUGE) {
 			return "arena: an allocated block has no class (B3)";
+		} else if (pg->state == RT_PS_USED) { /* huge: its pieces are passed with it */
+			uint32_t n = rt_buddy_pages(bd, bd->first + r - bd->skew);
+			if (!n)
+				return "arena: a large block's pieces do not match its size (B3)";
+			r += n;
+			continue;
 		}
 		r += 1u << pg->order;
 	}

@@ -40,8 +40,8 @@ static inline size_t rt_pool_desc_bytes(size_t span)
 
 /* ---- pool.c: the layout, for mlock.c and fork.c --------------------------- */
 
-/* A part of the reservation that is reserved but not committed (see
- * rt_pool_tails), with the protection it is mapped with. */
+/* A part of the reservation: reserved but not committed (rt_pool_tails), or
+ * committed (rt_pool_parts), with the protection it is mapped with. */
 struct rt_pool_tail {
 	char *p;
 	size_t len;
@@ -52,6 +52,9 @@ struct rt_pool_tail {
 /* The tails (at most RT_POOL_TAILS) of an OS pool, in t; their number.
  * mlock.c leaves them out of the locking. */
 RT_HIDDEN unsigned rt_pool_tails(struct rt_pool_tail *t);
+/* The committed parts (pages and descriptors, at most RT_POOL_TAILS) of an
+ * OS pool, in t; their number.  mlock.c locks them (RTALLOC_MLOCK=pool). */
+RT_HIDDEN unsigned rt_pool_parts(struct rt_pool_tail *t);
 /* Another mapping took part of the tails while they were unmapped (mlock.c):
  * no arena grows beyond what it has committed, no later rtalloc_init beyond
  * the reservation. */

@@ -188,6 +188,27 @@ static inline unsigned rt_order_of(size_t n)
 	return pages <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(pages - 1);
 }
 
+/* Pages a huge block of n bytes keeps (n > RT_CACHE_MAX, order <=
+ * RT_ORDER_MAX).  Below RT_TRIM_ORDER: its whole 2^k-page buddy block.  From
+ * there on (blocks of 16 MiB, requests above 8 MiB): its pages rounded up to
+ * an eighth of that block, and rt_buddy_trim gives the rest back (at most 3
+ * blocks of at least 2^(k-3) pages, 2 MiB): at most 1/8 of it is unused
+ * instead of up to 1/2.  Not below: a tail given back is taken by smaller
+ * blocks, and the block no longer merges whole when freed.  With blocks of up
+ * to 1 MiB trimmed, the buddy splinters: tests/fuzz/difftest (3.2 MiB live in
+ * a 16 MiB pool) then fails a 1 MiB request for 9 seeds of 12, and
+ * tests/unit/test_arena.c's random mix (a 7 MiB pool half full) a 256 KiB
+ * one.  Where it matters (a program's arrays of hundreds of MiB) the blocks
+ * are large. */
+#define RT_TRIM_ORDER 12
+static inline uint32_t rt_huge_pages(size_t n)
+{
+	unsigned k = rt_order_of(n);
+	size_t q = (size_t)1 << (k >= RT_TRIM_ORDER ? k - 3 : k);
+	size_t pages = (n + RT_PAGE_SIZE - 1) >> RT_PAGE_SHIFT;
+	return (uint32_t)((pages + q - 1) & ~(q - 1));
+}
+
 /* ---- page descriptors ------------------------------------------------------
  *
  * One per page of the space, zero-initialised (= a tail page, no class).
@@ -199,7 +220,9 @@ static inline unsigned rt_order_of(size_t n)
  *       coalescable: its buddy is not a FREE head of order k;
  *   B3  a USED head with cls = c in 1..RT_NSMALL is a small page (order 0);
  *       with cls in RT_NSMALL+1..RT_NCLASS a cached block of order
- *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block;
+ *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block of next pages,
+ *       whose pieces after the head (rt_buddy_trim) are USED heads with
+ *       cls 0, reached only through it;
  *   S1  small page: carved = blocks handed out at least once * size,
  *       nfree = blocks on its free list + (blocks per page - carved/size),
  *       0 <= nfree <= blocks per page; every block not handed out (free
@@ -223,7 +246,7 @@ struct rt_page {
 	uint16_t carved; /* small: bytes of the page handed out at least once; read without lock */
 	uint16_t nfree;  /* small: blocks the arena holds of this page */
 	void *free;      /* small: free blocks of this page held by the arena */
-	uint32_t next;   /* buddy free list, or partial-page list (page indices) */
+	uint32_t next;   /* buddy free list, or partial-page list (page indices); a huge head: its pages */
 	uint32_t prev;
 };
 _Static_assert(sizeof(struct rt_page) == 24, "descriptor layout");
@@ -352,7 +375,9 @@ struct rt_options {
 	int on_exhaust; /* enum rtalloc_exhaust */
 	int numa;       /* enum rtalloc_numa */
 	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
+	int hugepages;  /* RTALLOC_HUGEPAGES: the pool in transparent huge pages (1) or not (0) */
 };
+#define RT_MLOCK_LAST RTALLOC_MLOCK_POOL /* the largest valid enum rtalloc_mlock */
 
 enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };
 
@@ -369,7 +394,7 @@ struct rt_global {
 	struct rt_options opt;
 	int init_state;        /* RT_INIT_*, atomic */
 	bool user_memory;      /* the pool is caller memory: no OS calls on it */
-	bool locked;           /* mlockall succeeded */
+	bool locked;           /* memory locked per RTALLOC_MLOCK (mlock.c) */
 	bool relock_child;     /* forked child: mlockall again at the next slow path */
 	unsigned nnodes;       /* NUMA nodes online (0: unknown) */
 	unsigned long node_mask;
@@ -549,6 +574,17 @@ RT_HIDDEN void rt_buddy_init(struct rt_buddy *b, struct rt_page *pages, uint32_t
 RT_HIDDEN void rt_buddy_add(struct rt_buddy *b, uint32_t pages);
 RT_HIDDEN uint32_t rt_buddy_alloc(struct rt_buddy *b, unsigned order);
 RT_HIDDEN void rt_buddy_free(struct rt_buddy *b, uint32_t idx);
+/* A block of exactly n pages (n >= 1, rounded up to 2^k for the search, the
+ * tail beyond n given back at once); its head's next field holds n. */
+RT_HIDDEN uint32_t rt_buddy_alloc_pages(struct rt_buddy *b, uint32_t n);
+/* The same for a block just taken with rt_buddy_alloc(b, order of n). */
+RT_HIDDEN void rt_buddy_trim(struct rt_buddy *b, uint32_t idx, uint32_t n);
+/* Pages of the block of rt_buddy_alloc_pages at idx, its pieces checked: 0
+ * when the descriptors do not describe one. */
+RT_HIDDEN uint32_t rt_buddy_pages(const struct rt_buddy *b, uint32_t idx);
+/* Free a block of rt_buddy_alloc_pages, piece by piece; false (nothing
+ * freed) when idx heads no such block. */
+RT_HIDDEN bool rt_buddy_free_pages(struct rt_buddy *b, uint32_t idx);
 RT_HIDDEN const char *rt_buddy_check(const struct rt_buddy *b);
 
 /* ---- arena.c ------------------------------------------------------------ */
@@ -557,7 +593,7 @@ RT_HIDDEN int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32
 RT_HIDDEN unsigned rt_arena_refill(struct rt_arena *a, unsigned c, unsigned want,
 				    void **head, bool may_grow);
 RT_HIDDEN void rt_arena_flush(unsigned c, void *head, unsigned n);
-RT_HIDDEN void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow);
+RT_HIDDEN void *rt_arena_huge_alloc(struct rt_arena *a, uint32_t pages, bool may_grow);
 RT_HIDDEN void rt_arena_huge_free(void *p, struct rt_page *pg);
 RT_HIDDEN const char *rt_arena_check(struct rt_arena *a);
 RT_HIDDEN void rt_arena_lock(struct rt_arena *a);

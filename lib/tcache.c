@@ -352,16 +352,16 @@ static unsigned refill(struct rt_tcache *tc, unsigned c, unsigned want, void **h
 	return n ? n : rt_arena_refill(a, c, want, head, true);
 }
 
-static void *huge_alloc(struct rt_tcache *tc, unsigned order)
+static void *huge_alloc(struct rt_tcache *tc, uint32_t pages)
 {
 	struct rt_arena *a = home(tc);
 	if (rt_g.narenas == 1)
-		return rt_arena_huge_alloc(a, order, true);
-	void *p = rt_arena_huge_alloc(a, order, false);
+		return rt_arena_huge_alloc(a, pages, true);
+	void *p = rt_arena_huge_alloc(a, pages, false);
 	for (unsigned i = 0; !p && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
 		if (&rt_g.arenas[i] != a)
-			p = rt_arena_huge_alloc(&rt_g.arenas[i], order, false);
-	return p ? p : rt_arena_huge_alloc(a, order, true);
+			p = rt_arena_huge_alloc(&rt_g.arenas[i], pages, false);
+	return p ? p : rt_arena_huge_alloc(a, pages, true);
 }
 
 /* Before an allocation fails: the memory this thread's own lists hold and
@@ -439,14 +439,15 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		/* huge, or a large class this thread does not cache (its share of
 		 * the budget, a dead thread): a buddy block of its own */
 		unsigned order = rt_order_of(n);
-		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
+		uint32_t pages = order <= RT_ORDER_MAX ? rt_huge_pages(n) : 0;
+		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, pages) : NULL;
 		if (!p && order <= RT_ORDER_MAX && reclaim(tc))
-			p = huge_alloc(tc, order);
+			p = huge_alloc(tc, pages);
 		if (!p)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
 		tc->st.mallocs++;
-		tc->st.bytes_allocated += (uint64_t)RT_PAGE_SIZE << order;
+		tc->st.bytes_allocated += (uint64_t)pages << RT_PAGE_SHIFT;
 		return p;
 	}
 	struct rt_bin *bin = &tc->bin[c];
@@ -496,7 +497,8 @@ static size_t live_block_size(const void *p, const struct rt_page *pg, const cha
 	if (rt_unlikely(why != NULL))
 		rt_fatal(call, why, p);
 	unsigned c = rt_load(&pg->cls);
-	return c == RT_CLS_HUGE ? RT_PAGE_SIZE << pg->order : rt_class_size(c);
+	/* a huge block: its pages (rt_buddy_alloc_pages), in its head */
+	return c == RT_CLS_HUGE ? (size_t)pg->next << RT_PAGE_SHIFT : rt_class_size(c);
 }
 
 size_t rt_block_size(const void *p, const char *call)
