@@ -317,6 +317,7 @@ struct rt_options {
 	int on_exhaust; /* enum rtalloc_exhaust */
 	int numa;       /* enum rtalloc_numa */
 	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
+	int faults;     /* RTALLOC_FAULTS: locate faults in real-time sections (1) or not (0) */
 };
 
 enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };

@@ -19,6 +19,7 @@
 #include <sys/vfs.h>
 
 #include "glue.h"
+#include "faults.h"
 
 struct rt_stats_region *rt_stats;
 static char region_path[256];
@@ -168,6 +169,7 @@ void rt_stats_init(void)
 	r->flags = flags | (rt_g.user_memory ? RT_STATS_F_USER_MEMORY : 0);
 	r->pool_size = rt_g.opt.pool_size;
 	r->pool_max = rt_g.opt.pool_max;
+	rt_faults_init(r);
 	rt_stats = r;
 	for (unsigned i = 0; i < rt_g.narenas; i++) {
 		rt_arena_lock(&rt_g.arenas[i]);
@@ -281,6 +283,7 @@ void rt_stats_fork_child(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	pi_mutex_init(&exit_lock);
+	rt_faults_fork_child();
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
 	if (!old || !r) {
 		records_init(tc->state == RT_TC_LIVE ? tc : NULL);
@@ -398,6 +401,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
 	struct rt_tcounters c;
+	rt_faults_thread_exit();
 	rt_tcache_counters(tc, &c);
 	pthread_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
@@ -684,14 +688,14 @@ void rt_stats_report(void)
 		return;
 	struct rtalloc_stats s = {.size = sizeof(s)};
 	rtalloc_stats(&s);
-	char line[768];
+	char line[768 + 2560]; /* the figures, then up to 8 located places */
 	size_t n = 0;
 	fmt(line, sizeof(line),
 	    "{\"rtalloc\":\"%s\",\"pid\":%d,\"mallocs\":%llu,\"frees\":%llu,\"slow_mallocs\":%llu,"
 	    "\"slow_frees\":%llu,\"refills\":%llu,\"flushes\":%llu,\"failed\":%llu,\"grows\":%llu,"
 	    "\"pool_bytes\":%llu,\"high_water_bytes\":%llu,\"in_use_bytes\":%llu,\"locked\":%u,"
 	    "\"minflt_since_init\":%llu,\"majflt_since_init\":%llu,\"rt_minflt\":%llu,\"rt_slow\":%llu,"
-	    "\"foreign_frees\":%llu}\n",
+	    "\"foreign_frees\":%llu",
 	    RTALLOC_VERSION_STRING, (int)getpid(), (unsigned long long)s.mallocs,
 	    (unsigned long long)s.frees, (unsigned long long)s.slow_mallocs,
 	    (unsigned long long)s.slow_frees, (unsigned long long)s.refills,
@@ -702,6 +706,9 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
+	n += rt_faults_report_json(line + n, sizeof(line) - n - 2);
+	line[n++] = '}';
+	line[n++] = '\n';
 	int fd = report_open();
 	if (fd < 0)
 		return;
@@ -729,9 +736,11 @@ RT_EXPORT void rtalloc_rt_begin(void)
 	struct rt_tcache *tc = &rt_tc;
 	if (rt_tcache_setup() != 0 || tc->in_rt)
 		return;
+	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
 	thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->in_rt = 1;
 	rt_stats_publish_thread(tc, 0);
+	rt_faults_section_begin();
 }
 
 RT_EXPORT void rtalloc_rt_end(void)
@@ -741,6 +750,7 @@ RT_EXPORT void rtalloc_rt_end(void)
 		return;
 	uint64_t minflt, majflt;
 	thread_faults(&minflt, &majflt);
+	rt_faults_section_end(minflt - tc->rt_minflt + majflt - tc->rt_majflt);
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;

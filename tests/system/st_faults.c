@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * st_faults.c - a real-time loop that faults on known pages in known
+ * functions, for RTALLOC_FAULTS=locate (faults.sh):
+ *   touch_new_stack_page   a stack page below everything pre-faulted (stack)
+ *   touch_fresh_map_page   a page of an anonymous mapping never touched
+ *   touch_file_page        a page of a file mapping never touched (FILE)
+ * Each of ROUNDS sections takes a fresh page of each.  The loop runs in a
+ * thread of its own ("thread") or in the main thread ("main").
+ * Usage: st_faults thread|main FILE
+ */
+#include <alloca.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "rtalloc.h"
+
+#define ROUNDS 4
+#define PAGE 4096
+/* Below the stack rtalloc_thread_prepare pre-faults (128 KiB by default). */
+#define DEPTH ((size_t)512 << 10)
+
+static volatile char sink;
+static char *anon, *file;
+
+__attribute__((noinline)) static void touch_new_stack_page(unsigned round)
+{
+	/* every round one page deeper: a fresh page each time */
+	volatile char *p = alloca(DEPTH + (size_t)round * 4 * PAGE);
+	p[0] = (char)round;
+	sink = p[0];
+}
+
+__attribute__((noinline)) static void touch_fresh_map_page(unsigned round)
+{
+	/* 2 MiB apart: a transparent huge page never covers the next one */
+	((volatile char *)anon)[(size_t)round << 21] = 1;
+}
+
+__attribute__((noinline)) static void touch_file_page(unsigned round)
+{
+	/* 1 MiB apart: beyond the kernel's fault-around */
+	sink = ((volatile const char *)file)[(size_t)round << 20];
+}
+
+static void *loop(void *arg)
+{
+	(void)arg;
+	if (rtalloc_thread_prepare() != 0) {
+		fprintf(stderr, "st_faults: rtalloc_thread_prepare failed\n");
+		exit(1);
+	}
+	for (unsigned r = 0; r < ROUNDS; r++) {
+		rtalloc_rt_begin();
+		touch_new_stack_page(r);
+		touch_fresh_map_page(r);
+		touch_file_page(r);
+		rtalloc_rt_end();
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3 || (strcmp(argv[1], "thread") && strcmp(argv[1], "main"))) {
+		fprintf(stderr, "usage: st_faults thread|main FILE\n");
+		return 2;
+	}
+	size_t len = (size_t)ROUNDS << 21, flen = (size_t)ROUNDS << 20;
+	anon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (anon == MAP_FAILED || fd < 0 || ftruncate(fd, (off_t)flen) != 0) {
+		perror("st_faults");
+		return 1;
+	}
+	file = mmap(NULL, flen, PROT_READ, MAP_SHARED, fd, 0);
+	if (file == MAP_FAILED) {
+		perror("st_faults: mmap");
+		return 1;
+	}
+	close(fd);
+	if (strcmp(argv[1], "main") == 0) {
+		loop(NULL);
+	} else {
+		pthread_t t;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setstacksize(&at, (size_t)2 << 20);
+		if (pthread_create(&t, &at, loop, NULL) != 0) {
+			fprintf(stderr, "st_faults: pthread_create failed\n");
+			return 1;
+		}
+		pthread_join(t, NULL);
+	}
+	/* the mappings stay until exit: the report looks their kind up */
+	return 0;
+}
