@@ -333,8 +333,8 @@ unsigned rt_fault_rows(pid_t pid, const struct rt_fault_place *places, unsigned 
 		for (; j < nrows; j++) /* bound: RT_FAULT_ROWS */
 			if (strcmp(rows[j].function, r.function) == 0 && strcmp(rows[j].kind, r.kind) == 0)
 				break;
-		if (j < nrows)
-			rows[j].count += r.count;
+		if (j < nrows) /* saturating: the counts may come from another process */
+			rows[j].count = rows[j].count + r.count < r.count ? UINT64_MAX : rows[j].count + r.count;
 		else
 			rows[nrows++] = r;
 	}

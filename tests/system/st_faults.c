@@ -6,8 +6,12 @@
  *   touch_fresh_map_page   a page of an anonymous mapping never touched
  *   touch_file_page        a page of a file mapping never touched (FILE)
  * Each of ROUNDS sections takes a fresh page of each.  The loop runs in a
- * thread of its own ("thread") or in the main thread ("main").
- * Usage: st_faults thread|main FILE
+ * thread of its own ("thread") or in the main thread ("main"); "fork": in
+ * the main thread, then again in a child of fork (whose parent's event and
+ * ring are not its own), which must exit 0.
+ * With STAT, after the loop: STAT [ARG] PID runs (rtalloc-stat on this process,
+ * the mappings still there).
+ * Usage: st_faults thread|main|fork FILE [STAT [ARG]]
  */
 #include <alloca.h>
 #include <fcntl.h>
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rtalloc.h"
@@ -67,8 +72,8 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "thread") && strcmp(argv[1], "main"))) {
-		fprintf(stderr, "usage: st_faults thread|main FILE\n");
+	if (argc < 3 || argc > 5 || (strcmp(argv[1], "thread") && strcmp(argv[1], "main") && strcmp(argv[1], "fork"))) {
+		fprintf(stderr, "usage: st_faults thread|main|fork FILE [STAT [ARG]]\n");
 		return 2;
 	}
 	size_t len = (size_t)ROUNDS << 21, flen = (size_t)ROUNDS << 20;
@@ -86,6 +91,24 @@ int main(int argc, char **argv)
 	close(fd);
 	if (strcmp(argv[1], "main") == 0) {
 		loop(NULL);
+	} else if (strcmp(argv[1], "fork") == 0) {
+		loop(NULL);
+		pid_t pid = fork();
+		if (pid == 0) {
+			/* fresh pages again: the child's own copy of the mappings */
+			munmap(anon, len);
+			anon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				    -1, 0);
+			if (anon == MAP_FAILED)
+				_exit(1);
+			loop(NULL);
+			_exit(0);
+		}
+		int st;
+		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "st_faults: the child of fork failed (status %#x)\n", pid < 0 ? -1 : st);
+			return 1;
+		}
 	} else {
 		pthread_t t;
 		pthread_attr_t at;
@@ -96,6 +119,24 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		pthread_join(t, NULL);
+	}
+	if (argc >= 4) {
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		fflush(stdout);
+		pid_t c = fork();
+		if (c == 0) {
+			if (argc == 5)
+				execl(argv[3], argv[3], argv[4], pid, (char *)NULL);
+			else
+				execl(argv[3], argv[3], pid, (char *)NULL);
+			_exit(127);
+		}
+		int st;
+		if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "st_faults: %s failed\n", argv[3]);
+			return 1;
+		}
 	}
 	/* the mappings stay until exit: the report looks their kind up */
 	return 0;

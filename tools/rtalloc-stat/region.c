@@ -137,7 +137,9 @@ enum region_status region_map(struct region *r)
 		return RG_IO;
 	if ((uint64_t)st.st_size < REGION_V1_LEN)
 		return RG_SHORT;
-	size_t len = (uint64_t)st.st_size < REGION_LEN ? REGION_V1_LEN : REGION_LEN;
+	size_t len = (uint64_t)st.st_size >= REGION_LEN      ? REGION_LEN
+		     : (uint64_t)st.st_size >= REGION_V2_LEN ? REGION_V2_LEN
+							     : REGION_V1_LEN;
 	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, r->fd, 0);
 	if (p == MAP_FAILED)
 		return RG_IO;
@@ -155,7 +157,7 @@ enum region_status region_header(const struct region *r)
 	uint64_t magic = __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE);
 	if (magic == 0)
 		s = RG_INIT;
-	else if (magic != RT_STATS_MAGIC || m->version != RT_STATS_VERSION || (m->size != REGION_LEN && m->size != REGION_V1_LEN) || m->size > r->len ||
+	else if (magic != RT_STATS_MAGIC || m->version != RT_STATS_VERSION || (m->size != REGION_LEN && m->size != REGION_V2_LEN && m->size != REGION_V1_LEN) || m->size > r->len ||
 		 m->pid != r->pid || m->nslots != RT_STATS_SLOTS || m->narenas < 1 ||
 		 m->narenas > RT_STATS_ARENAS)
 		s = RG_BAD;

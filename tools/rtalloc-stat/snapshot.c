@@ -140,7 +140,7 @@ enum region_status snap_read(const struct region *r, struct snap *s)
 			s->class_units[c] = sat_add(s->class_units[c], a->class_units[c]);
 	}
 	read_threads(m, s);
-	s->have_heaps = __atomic_load_n(&m->size, __ATOMIC_RELAXED) >= REGION_LEN && r->len >= REGION_LEN;
+	s->have_heaps = __atomic_load_n(&m->size, __ATOMIC_RELAXED) >= REGION_V2_LEN && r->len >= REGION_V2_LEN;
 	for (unsigned i = 0; s->have_heaps && i < RT_STATS_HEAPS; i++) {
 		struct rt_stats_heap *hp = &s->heaps[s->nheaps];
 		if (rt_seq_read(&m->heaps[i].seq, hp, &m->heaps[i], sizeof(*hp)) != 0)
@@ -148,6 +148,11 @@ enum region_status snap_read(const struct region *r, struct snap *s)
 		if (hp->flags & RT_STATS_HEAP_USED)
 			s->nheaps++;
 	}
+	s->have_faults = __atomic_load_n(&m->size, __ATOMIC_RELAXED) >= REGION_LEN && r->len >= REGION_LEN;
+	if (s->have_faults) /* whole words, no seqlock (stats.h) */
+		for (size_t i = 0; i < sizeof(s->faults) / 8; i++) /* bound: the part's words */
+			((uint64_t *)&s->faults)[i] = __atomic_load_n((const uint64_t *)&m->faults + i,
+								      __ATOMIC_RELAXED);
 	BUS_UNGUARD();
 	/* Each object is read under a guard of its own (guards do not nest). */
 	for (unsigned i = 0; snap_shared_heaps && i < s->nheaps; i++) /* bound: RT_STATS_HEAPS */
