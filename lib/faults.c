@@ -23,7 +23,7 @@
  * thread (a ring full between sections drops them: nothing is lost that
  * counts); in a section, nothing but the kernel's sample write per fault
  * (which is taken anyway); at rtalloc_rt_end, the reading above, bounded by
- * the ring's capacity (RING_SAMPLES).  Faults of the section that left no
+ * the ring's capacity (RING_PAGES pages).  Faults of the section that left no
  * sample (taken in the kernel on behalf of a system call, the ring full, the
  * table full) are counted as unlocated: the section's getrusage count
  * minus the samples read.
@@ -49,10 +49,14 @@
 #include "glue.h"
 #include "faults.h"
 
-#define RING_PAGES 8 /* data pages per thread: a power of two (the kernel's rule) */
-#define RING_BYTES (RING_PAGES * RT_PAGE_SIZE)
+/* Data pages per thread: a power of two (the kernel's rule), of the system's
+ * page size.  With 4 KiB pages a ring holds 512 samples (32 bytes each): the
+ * faults of one section beyond that are counted as unlocated.  Small, as
+ * the kernel charges every ring to kernel.perf_event_mlock_kb (516 KiB per
+ * user by default, then RLIMIT_MEMLOCK): 20 KiB a thread. */
+#define RING_PAGES 4
 #define SAMPLE_BYTES 32 /* header, ip, pid+tid, addr */
-#define RING_SAMPLES (RING_BYTES / SAMPLE_BYTES) /* 1024 faults per section */
+#define RING_MAX ((size_t)16 << 20) /* no ring larger: a page size beyond reason */
 #define PROBES 16 /* places tried per sample before it counts as unlocated */
 
 enum { FT_NEW = 0, FT_OPEN, FT_NONE };
@@ -62,13 +66,15 @@ struct fthread {
 	uint8_t state;  /* FT_* */
 	int fd;
 	struct perf_event_mmap_page *meta; /* the ring's first page */
-	const unsigned char *data;         /* RING_BYTES */
+	const unsigned char *data;         /* size bytes */
+	size_t page, size;                 /* the system's page, the data's size (RING_PAGES pages) */
 	uintptr_t stack_lo, stack_hi;      /* this thread's stack; 0, 0: the main thread's ([stack]) */
 	int32_t tid;
 };
 static __thread struct fthread ft __attribute__((tls_model("initial-exec")));
 
 static bool unavailable; /* perf_event_open was refused once: not tried again */
+static bool said_no_ring; /* a ring could not be mapped (said once) */
 
 static struct rt_stats_faults *table(void) { return rt_stats ? &rt_stats->faults : NULL; }
 
@@ -117,26 +123,36 @@ void rt_faults_thread_open(void)
 	a.exclude_kernel = 1;
 	a.exclude_hv = 1;
 	a.watermark = 1; /* nobody polls: wake nobody */
-	a.wakeup_watermark = RING_BYTES;
+	long ps = sysconf(_SC_PAGESIZE);
+	ft.page = ps > 0 && rt_pow2((size_t)ps) ? (size_t)ps : RT_PAGE_SIZE;
+	ft.size = RING_PAGES * ft.page;
+	if (ft.size > RING_MAX)
+		return;
+	a.wakeup_watermark = (uint32_t)ft.size;
 	int fd = (int)syscall(SYS_perf_event_open, &a, 0 /* this thread */, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0) {
 		refused(errno);
 		return;
 	}
-	size_t len = RT_PAGE_SIZE + RING_BYTES;
+	size_t len = ft.page + ft.size;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
+	if (p == MAP_FAILED) { /* the locked-memory budget of perf rings, most likely */
 		int e = errno;
 		close(fd);
-		refused(e);
+		__atomic_fetch_add(&table()->no_ring, 1, __ATOMIC_RELAXED);
+		if (!__atomic_exchange_n(&said_no_ring, true, __ATOMIC_RELAXED))
+			rt_say("RTALLOC_FAULTS=locate: a thread's perf ring (%zu KiB) cannot be mapped "
+			       "(mmap: %s; a user's rings share kernel.perf_event_mlock_kb per CPU, "
+			       "then RLIMIT_MEMLOCK): the faults of such threads are counted, not located",
+			       len >> 10, strerrorname_np(e) ? strerrorname_np(e) : "error");
 		return;
 	}
 	ft.meta = p;
-	ft.data = (const unsigned char *)p + RT_PAGE_SIZE;
+	ft.data = (const unsigned char *)p + ft.page;
 	/* Every page in now: the meta page written (data_tail), the data read. */
 	__atomic_store_n(&ft.meta->data_tail, __atomic_load_n(&ft.meta->data_head, __ATOMIC_ACQUIRE),
 			 __ATOMIC_RELEASE);
-	for (size_t off = 0; off < RING_BYTES; off += RT_PAGE_SIZE) /* bound: RING_PAGES */
+	for (size_t off = 0; off < ft.size; off += ft.page) /* bound: RING_PAGES */
 		(void)*(volatile const unsigned char *)(ft.data + off);
 	ft.tid = (int32_t)syscall(SYS_gettid);
 	ft.stack_lo = ft.stack_hi = 0;
@@ -175,7 +191,7 @@ static void ring_copy(uint64_t pos, void *to, size_t n)
 {
 	unsigned char *d = to;
 	for (size_t i = 0; i < n; i++) /* bound: SAMPLE_BYTES */
-		d[i] = ft.data[(pos + i) & (RING_BYTES - 1)];
+		d[i] = ft.data[(pos + i) & (ft.size - 1)];
 }
 
 static unsigned place_hash(uint64_t key)
@@ -220,16 +236,21 @@ static bool count_place(struct rt_stats_faults *t, uint64_t ip, uint64_t addr)
 void rt_faults_section_end(uint64_t faults)
 {
 	struct rt_stats_faults *t = table();
-	if (ft.state != FT_OPEN || !t)
+	if (!t || !rt_g.opt.faults)
 		return;
+	if (ft.state != FT_OPEN) { /* no event or no ring for this thread */
+		if (faults)
+			__atomic_fetch_add(&t->unlocated, faults, __ATOMIC_RELAXED);
+		return;
+	}
 	struct perf_event_mmap_page *m = ft.meta;
 	uint64_t head = __atomic_load_n(&m->data_head, __ATOMIC_ACQUIRE);
 	uint64_t tail = m->data_tail;
 	uint64_t located = 0, unplaced = 0;
-	if (head - tail > RING_BYTES) /* not what the kernel writes: read nothing */
+	if (head - tail > ft.size) /* not what the kernel writes: read nothing */
 		tail = head;
-	for (unsigned n = 0; n < RING_BYTES / 8 && head - tail >= sizeof(struct perf_event_header);
-	     n++) { /* bound: RING_BYTES / 8 records (a record has 8 bytes at least) */
+	for (size_t n = 0; n < ft.size / 8 && head - tail >= sizeof(struct perf_event_header);
+	     n++) { /* bound: the ring's size / 8 records (a record has 8 bytes at least) */
 		struct perf_event_header h;
 		ring_copy(tail, &h, sizeof(h));
 		if (h.size < sizeof(h) || h.size > head - tail)
@@ -258,7 +279,7 @@ void rt_faults_section_end(uint64_t faults)
 void rt_faults_thread_exit(void)
 {
 	if (ft.state == FT_OPEN) {
-		munmap(ft.meta, RT_PAGE_SIZE + RING_BYTES);
+		munmap(ft.meta, ft.page + ft.size);
 		close(ft.fd);
 	}
 	ft.state = FT_NONE;

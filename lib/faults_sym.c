@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "faults.h"
 
@@ -195,12 +196,12 @@ static bool symbol_in(int fd, const Elf64_Ehdr *eh, const Elf64_Shdr *sh, uint64
 	bool found = false;
 	if (nsym > (1u << 24))
 		nsym = 1u << 24;
-	Elf64_Sym syms[64];
-	for (uint64_t i = 0; i < nsym; i += 64) { /* bound: 2^24 symbols */
-		uint64_t k = nsym - i < 64 ? nsym - i : 64;
+	Elf64_Sym syms[128];
+	for (uint64_t i = 0; i < nsym; i += 128) { /* bound: 2^24 symbols */
+		uint64_t k = nsym - i < 128 ? nsym - i : 128;
 		if (!pread_all(fd, syms, (size_t)k * sizeof(Elf64_Sym), sh->sh_offset + i * sizeof(Elf64_Sym)))
 			return false;
-		for (uint64_t j = 0; j < k; j++) { /* bound: 64 */
+		for (uint64_t j = 0; j < k; j++) { /* bound: 128 */
 			const Elf64_Sym *s = &syms[j];
 			unsigned t = ELF64_ST_TYPE(s->st_info);
 			uint64_t size = s->st_size ? s->st_size : 1;
@@ -232,12 +233,14 @@ static bool elf_function(const struct mapping *m, uint64_t ip, char *name, size_
 {
 	if (m->path[0] != '/')
 		return false;
-	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return false;
 	Elf64_Ehdr eh;
+	struct stat st;
 	uint64_t v;
-	bool ok = pread_all(fd, &eh, sizeof(eh), 0) && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+	/* only a regular file is read (a name in the maps may be anything now) */
+	bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pread_all(fd, &eh, sizeof(eh), 0) && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
 		  eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_shentsize == sizeof(Elf64_Shdr) &&
 		  offset_to_vaddr(fd, &eh, ip - m->start + m->offset, &v);
 	bool found = false;

@@ -161,7 +161,8 @@ struct rt_stats_faults {
 	uint32_t threads; /* threads that opened their event, only grows */
 	uint64_t located; /* faults counted in places */
 	uint64_t unlocated; /* in sections but not in a place: taken in the kernel, the ring full, the table full */
-	uint64_t reserved[5];
+	uint64_t no_ring;   /* threads whose ring could not be mapped (the perf locked-memory budget) */
+	uint64_t reserved[4];
 	struct rt_fault_place places[RT_FAULTS_PLACES];
 };
 

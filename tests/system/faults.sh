@@ -111,6 +111,22 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	if [ "$paranoid" -le 2 ]; then
 		check '[ $RC -eq 0 ] && [ -z "$ERR" ]' "unprivileged: exit $RC, stderr: $ERR"
 		located unprivileged "$(places "$REPORT" report)" "$st_tmp/u/map"
+		# More rings than the user may lock (RLIMIT_MEMLOCK 0: only
+		# kernel.perf_event_mlock_kb per CPU, 20 KiB a ring): one line, the
+		# threads without a ring counted as unlocated.
+		LAST="unprivileged, ulimit -l 0: $ufaults threads"
+		OUT=$(ulimit -l 0 && timeout 60 "${nobody[@]}" env "${clean_env[@]}" XDG_RUNTIME_DIR="$st_tmp/u" \
+			RTALLOC_POOL_SIZE=2M RTALLOC_MLOCK=0 RTALLOC_REPORT="$st_tmp/u/report" RTALLOC_FAULTS=locate \
+			LD_LIBRARY_PATH="$st_tmp/u" "$ufaults" threads "$st_tmp/u/map" 2>"$st_tmp/err")
+		RC=$?
+		ERR=$(cat "$st_tmp/err")
+		REPORT=$(tail -n 1 "$st_tmp/u/report")
+		check '[ $RC -eq 0 ] && [ "$(lines "$ERR")" -le 1 ]' "many rings: exit $RC, stderr: $ERR"
+		check '[ -z "$ERR" ] || printf "%s" "$ERR" | grep -q "^rtalloc: RTALLOC_FAULTS=locate: a thread.s perf ring (20 KiB) cannot be mapped (mmap: EPERM"' \
+			"many rings: the message: $ERR"
+		check 'has "$(places "$REPORT" report)" touch_new_stack_page stack' "many rings: nothing located: $REPORT"
+		check '[ $(( $(key "$REPORT" rt_faults_located) + $(key "$REPORT" rt_faults_unlocated) )) -ge "$(key "$REPORT" rt_minflt)" ]' \
+			"many rings: located + unlocated < rt_minflt: $REPORT"
 	else
 		check '[ $RC -eq 0 ] && printf "%s" "$ERR" | grep -q "perf events are unavailable"' \
 			"unprivileged, perf_event_paranoid $paranoid: want the unavailable line, got: $ERR"

@@ -8,7 +8,8 @@
  * Each of ROUNDS sections takes a fresh page of each.  The loop runs in a
  * thread of its own ("thread") or in the main thread ("main"); "fork": in
  * the main thread, then again in a child of fork (whose parent's event and
- * ring are not its own), which must exit 0.
+ * ring are not its own), which must exit 0; "threads": in THREADS threads at
+ * once (more rings than an unprivileged user may map).
  * With STAT, after the loop: STAT [ARG] PID runs (rtalloc-stat on this process,
  * the mappings still there).
  * Usage: st_faults thread|main|fork FILE [STAT [ARG]]
@@ -26,12 +27,15 @@
 #include "rtalloc.h"
 
 #define ROUNDS 4
+#define THREADS 64
 #define PAGE 4096
 /* Below the stack rtalloc_thread_prepare pre-faults (128 KiB by default). */
 #define DEPTH ((size_t)512 << 10)
 
 static volatile char sink;
 static char *anon, *file;
+static pthread_barrier_t all_prepared; /* "threads": every ring open at once */
+static int barrier;
 
 __attribute__((noinline)) static void touch_new_stack_page(unsigned round)
 {
@@ -60,6 +64,8 @@ static void *loop(void *arg)
 		fprintf(stderr, "st_faults: rtalloc_thread_prepare failed\n");
 		exit(1);
 	}
+	if (barrier)
+		pthread_barrier_wait(&all_prepared);
 	for (unsigned r = 0; r < ROUNDS; r++) {
 		rtalloc_rt_begin();
 		touch_new_stack_page(r);
@@ -72,8 +78,10 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3 || argc > 5 || (strcmp(argv[1], "thread") && strcmp(argv[1], "main") && strcmp(argv[1], "fork"))) {
-		fprintf(stderr, "usage: st_faults thread|main|fork FILE [STAT [ARG]]\n");
+	if (argc < 3 || argc > 5 ||
+	    (strcmp(argv[1], "thread") && strcmp(argv[1], "main") && strcmp(argv[1], "fork") &&
+	     strcmp(argv[1], "threads"))) {
+		fprintf(stderr, "usage: st_faults thread|main|fork|threads FILE [STAT [ARG]]\n");
 		return 2;
 	}
 	size_t len = (size_t)ROUNDS << 21, flen = (size_t)ROUNDS << 20;
@@ -110,15 +118,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	} else {
-		pthread_t t;
+		pthread_t t[THREADS];
 		pthread_attr_t at;
+		unsigned n = strcmp(argv[1], "threads") == 0 ? THREADS : 1;
 		pthread_attr_init(&at);
 		pthread_attr_setstacksize(&at, (size_t)2 << 20);
-		if (pthread_create(&t, &at, loop, NULL) != 0) {
-			fprintf(stderr, "st_faults: pthread_create failed\n");
-			return 1;
-		}
-		pthread_join(t, NULL);
+		barrier = n > 1;
+		if (barrier)
+			pthread_barrier_init(&all_prepared, NULL, n);
+		for (unsigned i = 0; i < n; i++)
+			if (pthread_create(&t[i], &at, loop, NULL) != 0) {
+				fprintf(stderr, "st_faults: pthread_create failed\n");
+				return 1;
+			}
+		for (unsigned i = 0; i < n; i++)
+			pthread_join(t[i], NULL);
 	}
 	if (argc >= 4) {
 		char pid[24];

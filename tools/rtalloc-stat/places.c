@@ -31,9 +31,13 @@ void text_fault_places(pid_t pid, const struct snap *s)
 		return;
 	}
 	unsigned n = rt_fault_rows(pid, s->faults.places, RT_FAULTS_PLACES, rows);
-	printf("  located (RTALLOC_FAULTS=locate): %llu in %u place%s, %llu not located\n",
+	printf("  located (RTALLOC_FAULTS=locate): %llu in %u place%s, %llu not located",
 	       (unsigned long long)s->faults.located, n, n == 1 ? "" : "s",
 	       (unsigned long long)s->faults.unlocated);
+	if (s->faults.no_ring)
+		printf(", %llu thread%s without a perf ring", (unsigned long long)s->faults.no_ring,
+		       s->faults.no_ring == 1 ? "" : "s");
+	printf("\n");
 	if (n)
 		printf("    %10s  %-32s %s\n", "FAULTS", "FUNCTION", "MEMORY");
 	for (unsigned i = 0; i < n && i < TEXT_ROWS; i++) /* bound: TEXT_ROWS */
@@ -58,6 +62,7 @@ void j_fault_places(pid_t pid, const struct snap *s)
 	}
 	j_u64("located", s->faults.located);
 	j_u64("unlocated", s->faults.unlocated);
+	j_u64("threads_without_ring", s->faults.no_ring);
 	unsigned n = rt_fault_rows(pid, s->faults.places, RT_FAULTS_PLACES, rows);
 	j_open("places", '[');
 	for (unsigned i = 0; i < n; i++) { /* bound: RT_FAULT_ROWS */
