@@ -299,9 +299,6 @@ void rt_faults_fork_child(void)
 
 /* ---- the exit report ---- */
 
-static struct rt_fault_place copy[RT_FAULTS_PLACES];
-static struct rt_fault_row rows[RT_FAULT_ROWS];
-
 #define REPORT_ROWS 8 /* places in the report line */
 
 /* Append to buf (len bytes, at used) only what fits whole, keeping `keep`
@@ -332,6 +329,16 @@ size_t rt_faults_report_json(char *buf, size_t len)
 		       strerrorname_np(e) ? strerrorname_np(e) : "error");
 		return at;
 	}
+	/* Mapped for the report only: the library's static data stay small
+	 * (RLIMIT_DATA counts them in every process that loads it). */
+	struct scratch {
+		struct rt_fault_place copy[RT_FAULTS_PLACES];
+		struct rt_fault_row rows[RT_FAULT_ROWS];
+	} *w = rt_os_map(sizeof(struct scratch));
+	if (!w)
+		return 0;
+	struct rt_fault_place *copy = w->copy;
+	struct rt_fault_row *rows = w->rows;
 	for (unsigned i = 0; i < RT_FAULTS_PLACES; i++) { /* bound: RT_FAULTS_PLACES */
 		copy[i].key = __atomic_load_n(&t->places[i].key, __ATOMIC_ACQUIRE);
 		copy[i].addr = __atomic_load_n(&t->places[i].addr, __ATOMIC_RELAXED);
@@ -342,11 +349,11 @@ size_t rt_faults_report_json(char *buf, size_t len)
 	append(buf, len, &at, 2, ",\"rt_faults_located\":%llu,\"rt_faults_unlocated\":%llu,\"rt_fault_places\":[",
 	       (unsigned long long)__atomic_load_n(&t->located, __ATOMIC_RELAXED),
 	       (unsigned long long)__atomic_load_n(&t->unlocated, __ATOMIC_RELAXED));
-	if (!at)
-		return 0;
-	for (unsigned i = 0; i < n && i < REPORT_ROWS; i++) /* bound: REPORT_ROWS */
+	for (unsigned i = 0; at && i < n && i < REPORT_ROWS; i++) /* bound: REPORT_ROWS */
 		append(buf, len, &at, 2, "%s{\"function\":\"%s\",\"kind\":\"%s\",\"count\":%llu}",
 		       i ? "," : "", rows[i].function, rows[i].kind, (unsigned long long)rows[i].count);
-	append(buf, len, &at, 0, "]");
+	if (at)
+		append(buf, len, &at, 0, "]");
+	rt_os_unmap(w, sizeof(*w));
 	return at;
 }
