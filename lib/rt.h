@@ -48,6 +48,8 @@
  *   fork.c               the pool's fork handlers
  *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
  *   stats.c              statistics: the region, the thread registry, reports
+ *   faults.c             RTALLOC_FAULTS=locate: per-thread perf events, read at
+ *                        rtalloc_rt_end (faults_sym.c names the places; faults.h)
  *   options.c            RTALLOC_* (read from environ, no getenv)
  *   lock.c               every mutex: PI set-up, the arena lock, fork's tests
  *   glue.h, glue.c       the OS and libc: system calls, messages, fatal errors

@@ -706,7 +706,7 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
-	n += rt_faults_report_json(line + n, sizeof(line) - n - 2);
+	n += rt_faults_report_json(line + n, sizeof(line) - n > 2 ? sizeof(line) - n - 2 : 0);
 	line[n++] = '}';
 	line[n++] = '\n';
 	int fd = report_open();
