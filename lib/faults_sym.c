@@ -134,26 +134,22 @@ static bool maps_find(pid_t pid, uint64_t addr, struct mapping *m)
 	if (fd < 0)
 		return false;
 	size_t ll = 0;
-	bool found = false, overlong = false;
+	bool found = false;
 	for (int chunk = 0; chunk < (1 << 16) && !found; chunk++) { /* bound: 256 MiB of maps */
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n && !found; i++) { /* bound: the chunk */
 			if (buf[i] != '\n') {
-				if (ll + 1 < sizeof(line))
+				if (ll + 1 < sizeof(line)) /* beyond: the path is cut, the numbers are whole */
 					line[ll++] = buf[i];
-				else
-					overlong = true; /* the path is cut, the numbers are whole */
 				continue;
 			}
 			line[ll] = '\0';
 			found = parse_line(line, addr, m);
 			ll = 0;
-			overlong = false;
 		}
 	}
-	(void)overlong;
 	close(fd);
 	return found;
 }
