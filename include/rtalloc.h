@@ -103,7 +103,8 @@ int rtalloc_init(const struct rtalloc_config *config);
 /*
  * Prepare the calling thread for its real-time loop: fill its caches so that
  * its first allocations take no slow path, and pre-fault stack_prefault bytes
- * of its stack.  Call it from the thread, before the loop.  Returns 0 or ENOMEM.
+ * of its stack (and, with RTALLOC_FAULTS=locate, open the thread's perf
+ * event).  Call it from the thread, before the loop.  Returns 0 or ENOMEM.
  */
 int rtalloc_thread_prepare(void);
 
@@ -186,7 +187,10 @@ void rtalloc_stats_print(FILE *f);
  * Mark the calling thread's real-time section (a cycle of its loop, or the
  * whole loop): page faults and slow-path entries between begin and end are
  * counted apart, in this process's statistics and in rtalloc-stat.  Each
- * call reads the thread's fault counters (one getrusage system call).
+ * call reads the thread's fault counters (one getrusage system call).  With
+ * RTALLOC_FAULTS=locate, end also reads where the section's faults were (no
+ * system call), and a thread's first begin opens its perf event unless
+ * rtalloc_thread_prepare() did.
  */
 void rtalloc_rt_begin(void);
 void rtalloc_rt_end(void);

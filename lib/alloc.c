@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fastpath.h"
+#include "faults.h"
 #include "os.h"
 #include "heap.h"
 
@@ -194,8 +195,10 @@ RT_EXPORT int rtalloc_init(const struct rtalloc_config *config) { return rt_init
 RT_EXPORT int rtalloc_thread_prepare(void)
 {
 	int e = rt_tcache_prepare();
-	if (!e)
+	if (!e) {
 		rt_pool_stack_prefault(rt_g.opt.stack_prefault);
+		rt_faults_thread_open(); /* RTALLOC_FAULTS=locate (faults.h) */
+	}
 	return e;
 }
 

@@ -43,6 +43,10 @@ static const struct choice bool_words[] = {
 	{"0", 0}, {"off", 0}, {"no", 0}, {"1", 1}, {"on", 1}, {"yes", 1}, {NULL, 0},
 };
 
+static const struct choice faults_words[] = {
+	{"0", 0}, {"off", 0}, {"no", 0}, {"locate", 1}, {NULL, 0},
+};
+
 #define MIN_POOL ((size_t)256 << 10)
 
 static const struct option {
@@ -69,6 +73,8 @@ static const struct option {
 	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, 0, "0 (or off, no) or 1 (or on, yes)"},
 	{"RTALLOC_HUGEPAGES", K_CHOICE, offsetof(struct rt_options, hugepages), bool_words, 0, 0,
 	 "0 (or off, no) or 1 (or on, yes)"},
+	{"RTALLOC_FAULTS", K_CHOICE, offsetof(struct rt_options, faults), faults_words, 0, 0,
+	 "0 (or off, no) or locate"},
 };
 
 #define DEFAULT_POOL ((size_t)64 << 20)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/perf_event.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <stdio.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -173,6 +175,26 @@ int rt_os_write_all(int fd, const void *buf, size_t len)
 	return rc;
 }
 
+long rt_os_read(int fd, void *buf, size_t len)
+{
+	for (;;) { /* bound: repeats only while signals keep interrupting it */
+		long r = syscall(SYS_read, fd, buf, len);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
+long rt_os_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	if (off > (uint64_t)INT64_MAX)
+		return -1;
+	for (;;) { /* bound: repeats only while signals keep interrupting it */
+		long r = syscall(SYS_pread64, fd, buf, len, (off_t)off);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
 int rt_os_fstat(int fd, struct stat *st) { return fstat(fd, st); }
 
 long long rt_os_fd_size(int fd)
@@ -318,6 +340,32 @@ int rt_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void
 {
 	return pthread_atfork(prepare, parent, child);
 }
+
+int rt_os_thread_stack(void **lo, size_t *len)
+{
+	pthread_attr_t at;
+	int e = pthread_getattr_np(pthread_self(), &at);
+	if (e)
+		return e;
+	e = pthread_attr_getstack(&at, lo, len);
+	pthread_attr_destroy(&at);
+	return e;
+}
+
+size_t rt_os_page_size(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	return ps > 0 ? (size_t)ps : RT_PAGE_SIZE;
+}
+
+/* ---- perf events ---- */
+
+int rt_os_perf_open(void *attr)
+{
+	return (int)syscall(SYS_perf_event_open, attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+int rt_os_perf_enable(int fd) { return ioctl(fd, PERF_EVENT_IOC_ENABLE, 0); }
 
 /* ---- randomness ---- */
 

@@ -95,6 +95,10 @@ RT_HIDDEN long rt_os_read_file(const char *path, char *buf, size_t len);
 /* Write all of buf to fd, retrying after EINTR and short writes: 0, or -1
  * at the first failure.  errno preserved. */
 RT_HIDDEN int rt_os_write_all(int fd, const void *buf, size_t len);
+/* read(2) and pread(2), retried after EINTR: the bytes read, 0 at the end,
+ * or -1. */
+RT_HIDDEN long rt_os_read(int fd, void *buf, size_t len);
+RT_HIDDEN long rt_os_pread(int fd, void *buf, size_t len, uint64_t off);
 RT_HIDDEN int rt_os_fstat(int fd, struct stat *st);
 RT_HIDDEN long long rt_os_fd_size(int fd); /* st_size, or -1 */
 RT_HIDDEN int rt_os_ftruncate(int fd, size_t len);
@@ -180,6 +184,23 @@ RT_HIDDEN void rt_os_key_delete(pthread_key_t key);
  * creates its key at initialisation, before a program can create many. */
 RT_HIDDEN void rt_os_key_set(pthread_key_t key, const void *value);
 RT_HIDDEN int rt_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/* [thread library] The calling thread's stack, [*lo, *lo + *len): 0 or an
+ * errno value.  Not for the main thread (glibc reads /proc/self/maps for
+ * it, with stdio and malloc): callers ask only in other threads; for those,
+ * glibc's pthread_getattr_np allocates nothing but the attribute's CPU set,
+ * which stays unset. */
+RT_HIDDEN int rt_os_thread_stack(void **lo, size_t *len);
+/* The kernel's page size (sysconf(_SC_PAGESIZE): from the auxiliary vector). */
+RT_HIDDEN size_t rt_os_page_size(void);
+
+/* ---- perf events (RTALLOC_FAULTS=locate, faults.c) ---------------------------- */
+
+/* perf_event_open(attr, the calling thread, any CPU, no group, CLOEXEC): a
+ * descriptor or -1. */
+RT_HIDDEN int rt_os_perf_open(void *attr);
+/* ioctl(fd, PERF_EVENT_IOC_ENABLE): 0 or -1. */
+RT_HIDDEN int rt_os_perf_enable(int fd);
 
 /* ---- randomness ------------------------------------------------------------------ */
 

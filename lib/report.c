@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "os.h"
 #include "stats.h"
 #include "statread.h"
@@ -242,14 +243,14 @@ void rt_stats_report(void)
 		return;
 	struct rtalloc_stats s = {.size = sizeof(s)};
 	rtalloc_stats(&s);
-	char line[768];
+	char line[768 + 2560]; /* the figures, then up to 8 located places */
 	size_t n = 0;
 	rt_fmt(line, sizeof(line),
 	    "{\"rtalloc\":\"%s\",\"pid\":%d,\"mallocs\":%llu,\"frees\":%llu,\"slow_mallocs\":%llu,"
 	    "\"slow_frees\":%llu,\"refills\":%llu,\"flushes\":%llu,\"failed\":%llu,\"grows\":%llu,"
 	    "\"pool_bytes\":%llu,\"high_water_bytes\":%llu,\"in_use_bytes\":%llu,\"locked\":%u,"
 	    "\"minflt_since_init\":%llu,\"majflt_since_init\":%llu,\"rt_minflt\":%llu,\"rt_slow\":%llu,"
-	    "\"foreign_frees\":%llu}\n",
+	    "\"foreign_frees\":%llu",
 	    RTALLOC_VERSION_STRING, rt_os_getpid(), (unsigned long long)s.mallocs,
 	    (unsigned long long)s.frees, (unsigned long long)s.slow_mallocs,
 	    (unsigned long long)s.slow_frees, (unsigned long long)s.refills,
@@ -260,6 +261,9 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
+	n += rt_faults_report_json(line + n, sizeof(line) - n > 2 ? sizeof(line) - n - 2 : 0);
+	line[n++] = '}';
+	line[n++] = '\n';
 	int fd = report_open();
 	if (fd < 0)
 		return;

@@ -58,6 +58,8 @@
  *                        rtalloc-stat (linked into it); the data flow
  *   procfs.h             the one parser of /proc text (also in the tools,
  *                        tests and bench)
+ *   faults.c             RTALLOC_FAULTS=locate: per-thread perf events, read at
+ *                        rtalloc_rt_end (faults_sym.c names the places; faults.h)
  *   options.c            RTALLOC_* (read from environ, no getenv)
  *   lock.c               every mutex: PI set-up, lock and unlock, the arena
  *                        lock, fork's tests
@@ -376,6 +378,7 @@ struct rt_options {
 	int numa;       /* enum rtalloc_numa */
 	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
 	int hugepages;  /* RTALLOC_HUGEPAGES: the pool in transparent huge pages (1) or not (0) */
+	int faults;     /* RTALLOC_FAULTS: locate faults in real-time sections (1) or not (0) */
 };
 #define RT_MLOCK_LAST RTALLOC_MLOCK_POOL /* the largest valid enum rtalloc_mlock */
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "os.h"
+#include "faults.h"
 #include "stats.h"
 
 /* The export format (stats.h) and the core (rt.h) agree: */
@@ -160,6 +161,7 @@ void rt_stats_init(void)
 	r->flags = flags | (rt_g.user_memory ? RT_STATS_F_USER_MEMORY : 0);
 	r->pool_size = rt_g.opt.pool_size;
 	r->pool_max = rt_g.opt.pool_max;
+	rt_faults_init(r);
 	rt_stats = r;
 	for (unsigned i = 0; i < rt_g.narenas; i++) {
 		rt_arena_lock(&rt_g.arenas[i]);
@@ -259,6 +261,7 @@ bool rt_stats_file_owner(uid_t uid)
 void rt_stats_fork_child(struct rt_tcache *tc)
 {
 	pi_mutex_init(&exit_lock);
+	rt_faults_fork_child();
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
 	if (!old || !r) {
 		records_init(tc->state == RT_TC_LIVE ? tc : NULL);
@@ -376,6 +379,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
 	const struct rt_tcounters c = *last;
+	rt_faults_thread_exit();
 	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);

@@ -58,6 +58,7 @@
 #include <stdlib.h>
 
 #include "fastpath.h"
+#include "faults.h"
 #include "os.h"
 #include "heap.h"
 
@@ -657,9 +658,11 @@ RT_EXPORT void rtalloc_rt_begin(void)
 	struct rt_tcache *tc = &rt_tc;
 	if (rt_tcache_setup() != 0 || tc->in_rt)
 		return;
+	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
 	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->in_rt = 1;
 	rt_tcache_publish(tc, 0);
+	rt_faults_section_begin();
 }
 
 RT_EXPORT void rtalloc_rt_end(void)
@@ -669,6 +672,7 @@ RT_EXPORT void rtalloc_rt_end(void)
 		return;
 	uint64_t minflt, majflt;
 	rt_stats_thread_faults(&minflt, &majflt);
+	rt_faults_section_end(minflt - tc->rt_minflt + majflt - tc->rt_majflt);
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;

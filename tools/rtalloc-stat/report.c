@@ -211,6 +211,7 @@ void report_text(const struct target *t, const struct report *rep)
 	       "entries)\n",
 	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
 	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
+	text_fault_places(t->pid, s);
 
 	unsigned with_slot = 0;
 	for (unsigned i = 0; i < rep->nrows; i++)
@@ -395,6 +396,7 @@ void report_json(const struct target *t, const struct report *rep)
 		j_null("since_init");
 	}
 	j_rt_faults(s);
+	j_fault_places(t->pid, s);
 	j_close('}');
 	j_open("threads", '[');
 	for (unsigned i = 0; i < rep->nrows; i++) {
