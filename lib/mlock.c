@@ -58,23 +58,18 @@ static int lock_without_tails(int mode)
 	unsigned n = rt_pool_tails(t);
 	for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
 		rt_os_unmap(t[i].p, t[i].len);
-	int e = mlockall(MCL_CURRENT | fault_flag(mode)) == 0 ? 0 : errno;
+	int e = rt_os_mlockall(MCL_CURRENT | fault_flag(mode)) == 0 ? 0 : errno;
 	bool lost = false;
 	for (unsigned i = 0; i < n; i++) { /* bound: RT_POOL_TAILS */
-		void *q = mmap(t[i].p, t[i].len, t[i].prot,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-		if (q != t[i].p) {
-			if (q != MAP_FAILED)
-				munmap(q, t[i].len);
+		if (!rt_os_reserve_at_prot(t[i].p, t[i].len, t[i].prot))
 			lost = true;
-		}
 	}
 	if (lost) {
 		rt_pool_stop_growth();
 		rt_say("while memory was being locked, another mapping took the pool's reserved address space: "
 		       "the pool will not grow");
 	}
-	if (!e && mlockall(MCL_FUTURE | fault_flag(mode)) != 0) /* future mappings only: the tails stay unlocked */
+	if (!e && rt_os_mlockall(MCL_FUTURE | fault_flag(mode)) != 0) /* future mappings only: the tails stay unlocked */
 		e = errno;
 	return e;
 }
@@ -103,7 +98,7 @@ static bool lock_warned_before(void)
 static void check_lock_room(void)
 {
 	struct rlimit rl;
-	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (rt_os_euid() == 0 || rt_os_getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		return;
 	char buf[4096];
 	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
@@ -175,7 +170,7 @@ int rt_pool_lock_memory(int mode)
 		return 0;
 	}
 	struct rlimit rl = {0, 0};
-	getrlimit(RLIMIT_MEMLOCK, &rl);
+	rt_os_getrlimit(RLIMIT_MEMLOCK, &rl);
 	/* What the limit must allow: the pool (pool), or the process without
 	 * the reserved tails and 16 MiB for what it maps later (thread stacks),
 	 * in whole MiB. */
@@ -216,13 +211,13 @@ static bool future_dropped;
 bool rt_pool_lose_lock_right(uid_t new_euid)
 {
 	struct rlimit rl;
-	if (!rt_g.locked || lock_mode == RTALLOC_MLOCK_POOL || future_dropped || new_euid == 0 || geteuid() != 0 ||
-	    getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (!rt_g.locked || lock_mode == RTALLOC_MLOCK_POOL || future_dropped || new_euid == 0 || rt_os_euid() != 0 ||
+	    rt_os_getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		return false;
 	size_t locked = rt_pool_status_kib("VmLck:"), limit = (size_t)(rl.rlim_cur >> 10);
 	if (locked + 16384 <= limit)
 		return false;
-	if (mlockall(MCL_CURRENT | fault_flag(lock_mode)) != 0)
+	if (rt_os_mlockall(MCL_CURRENT | fault_flag(lock_mode)) != 0)
 		return false;
 	if (!rt_g.user_memory)
 		unlock_reserve();
@@ -241,7 +236,7 @@ bool rt_pool_lose_lock_right(uid_t new_euid)
  * only: what is mapped now stays as it is). */
 void rt_pool_regain_lock_right(void)
 {
-	if (future_dropped && geteuid() == 0 && mlockall(MCL_FUTURE | fault_flag(lock_mode)) == 0)
+	if (future_dropped && rt_os_euid() == 0 && rt_os_mlockall(MCL_FUTURE | fault_flag(lock_mode)) == 0)
 		future_dropped = false;
 }
 
@@ -254,20 +249,17 @@ RT_NOINLINE void rt_pool_stack_prefault(size_t bytes)
 	if (!bytes)
 		return;
 	size_t room;
-	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+	if (rt_os_getpid() == rt_os_gettid()) {
 		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
-		getrlimit(RLIMIT_STACK, &rl);
+		rt_os_getrlimit(RLIMIT_STACK, &rl);
 		room = rl.rlim_cur == RLIM_INFINITY ? ((size_t)64 << 20) : (size_t)rl.rlim_cur;
 	} else {
-		/* Another thread: its stack's bounds (pthread_getattr_np may allocate:
-		 * never called during initialisation, which runs on the main thread). */
-		pthread_attr_t at;
+		/* Another thread: its stack's bounds (never asked during
+		 * initialisation, which runs on the main thread: os.h). */
 		void *lo = NULL;
 		size_t sz = 0;
-		if (pthread_getattr_np(pthread_self(), &at) != 0)
+		if (rt_os_thread_stack(&lo, &sz) != 0)
 			return;
-		pthread_attr_getstack(&at, &lo, &sz);
-		pthread_attr_destroy(&at);
 		room = (size_t)((char *)__builtin_frame_address(0) - (char *)lo);
 	}
 	if (bytes > room / 2)

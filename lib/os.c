@@ -39,10 +39,11 @@ void *rt_os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void *rt_os_reserve_at(void *p, size_t len)
+void *rt_os_reserve_at(void *p, size_t len) { return rt_os_reserve_at_prot(p, len, PROT_NONE); }
+
+void *rt_os_reserve_at_prot(void *p, size_t len, int prot)
 {
-	void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-		       -1, 0);
+	void *q = mmap(p, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
 	if (q == MAP_FAILED)
 		return NULL;
 	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
@@ -104,6 +105,11 @@ int rt_os_populate(void *p, size_t len)
 	for (size_t off = 0; off < len; off += RT_PAGE_SIZE) /* bound: len / page */
 		c[off] = 0;
 	return 0;
+}
+
+int rt_os_hugepages(void *p, size_t len, bool on)
+{
+	return madvise(p, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 int rt_os_move_over(void *from, void *to, size_t len)

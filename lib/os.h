@@ -47,6 +47,8 @@ RT_HIDDEN void *rt_os_reserve(size_t len);
 /* The same at exactly p, if [p, p+len) is free; NULL otherwise (also on a
  * kernel before 4.17, which takes the address as a hint: unmapped again). */
 RT_HIDDEN void *rt_os_reserve_at(void *p, size_t len);
+/* The same with protection prot (PROT_*): what a reservation's tail had. */
+RT_HIDDEN void *rt_os_reserve_at_prot(void *p, size_t len, int prot);
 /* Fresh private read-write zeroed memory.  NULL on failure. */
 RT_HIDDEN void *rt_os_map(size_t len);
 /* len bytes read-write at an address where p + skew_off is a multiple of
@@ -67,6 +69,9 @@ RT_HIDDEN int rt_os_guard(void *p, size_t len);
  * a write to one byte of every page (the memory must be writable and its
  * content not yet in use).  0 or an errno value. */
 RT_HIDDEN int rt_os_populate(void *p, size_t len);
+/* Transparent huge pages for [p, p+len) (MADV_HUGEPAGE) or never
+ * (MADV_NOHUGEPAGE): 0 or -1 (EINVAL: a kernel without them). */
+RT_HIDDEN int rt_os_hugepages(void *p, size_t len, bool on);
 /* Move the mapping [from, from+len) to `to`, replacing what was mapped
  * there (mremap MREMAP_FIXED).  0 or -1. */
 RT_HIDDEN int rt_os_move_over(void *from, void *to, size_t len);

@@ -2,26 +2,21 @@
 /*
  * pool_int.h - what the pool's files share, and only they include: the
  * arithmetic of the layout, the reserved tails, and the functions each file
- * offers the others.  The layout of an OS pool and the order of
- * initialisation are at the top of pool.c; what the rest of the library
- * calls is in rt.h's pool.c section (and its privilege-change hooks).
+ * offers the others (init.c among them).  The layout of an OS pool is at
+ * the top of pool.c, the order of initialisation at the top of init.c; what
+ * the rest of the library calls is in rt.h's pool.c section (and its
+ * privilege-change hooks).
  */
 #ifndef RT_POOL_INT_H
 #define RT_POOL_INT_H
 
 #include <errno.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <sys/mman.h> /* PROT_*, MCL_* */
 
 #include "glue.h"
 #include "os.h"
 #include "stats.h" /* pool.c sets the region's pool_max */
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
 
 /* The slot of an arena (pages, a power of two) for a maximum of max bytes
  * over n arenas.  pool.c (setting the pool up), limits.c (what fits). */
@@ -78,7 +73,13 @@ RT_HIDDEN size_t rt_pool_status_kib(const char *key);
 /* ---- mlock.c: locking the process, for pool.c and fork.c ------------------ */
 
 /* mlockall per policy (RTALLOC_MLOCK_*): 0, or EPERM when it is required and
- * failed.  pool.c (rt_init, reconfigure), fork.c (the child's relock). */
+ * failed.  init.c (rt_init, reconfigure), fork.c (the child's relock). */
 RT_HIDDEN int rt_pool_lock_memory(int mode);
+
+/* pool.c, for init.c: the pool's part of initialisation and of a later
+ * rtalloc_init(). */
+RT_HIDDEN int rt_pool_setup(const struct rtalloc_config *cfg, bool *retry);
+RT_HIDDEN void rt_pool_setup_done(void);
+RT_HIDDEN int rt_pool_grow_to(size_t size);
 
 #endif
