@@ -17,8 +17,8 @@
  *   exhausted     tcache.c, malloc -> ENOMEM  bytes asked
  *   lock_wait     lock.c, an arena's or a heap's lock taken after
  *                 waiting                     lock address, ns waited
- *   rt_begin      stats.c, rtalloc_rt_begin   section number
- *   rt_end        stats.c, rtalloc_rt_end     section number, slow paths in it
+ *   rt_begin      tcache.c, rtalloc_rt_begin  section number
+ *   rt_end        tcache.c, rtalloc_rt_end    section number, slow paths in it
  *   heap_wait     heap_wait.c, a wait begins  heap, bytes, deadline (ns of
  *                                             CLOCK_MONOTONIC; 0: none)
  *   heap_wake     heap_wait.c, the wait ends  heap, 0 (a block) or the errno

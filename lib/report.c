@@ -52,7 +52,7 @@ void rt_stats_totals(struct rt_totals *t)
 		t->huge_allocs += a->huge_allocs;
 		rt_arena_unlock(a);
 	}
-	t->foreign_frees = rt_tcache_foreign_frees();
+	t->foreign_frees = rt_foreign_frees();
 }
 
 /* rt_sr_read's source of live threads' counters in the process: read live
@@ -118,7 +118,7 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.bytes_allocated = t->bytes_allocated;
 		st.bytes_freed = t->bytes_freed;
 		st.last_failure_ns = f.last_failure_ns;
-		st.foreign_frees = rt_tcache_foreign_frees();
+		st.foreign_frees = rt_foreign_frees();
 		struct rusage ru;
 		if (rt_os_getrusage_self(&ru) == 0) {
 			/* the baseline moves at each rtalloc_init(): read once (by

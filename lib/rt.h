@@ -603,9 +603,17 @@ RT_HIDDEN void rt_arena_lock(struct rt_arena *a);
 RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
 
 /* ---- tcache.c ------------------------------------------------------------ */
-RT_HIDDEN void *rt_malloc_slow(size_t n);
-RT_HIDDEN void rt_free_slow(void *p, const char *call);
-RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
+/* The slow paths of a set-up library (alloc.c's entries run them under the
+ * re-entry guard): a thread's malloc, its free of a block on page pg of the
+ * pool, and a live block's size (aborts naming call if p is not one). */
+RT_HIDDEN void *rt_tcache_malloc(struct rt_tcache *tc, size_t n);
+RT_HIDDEN void rt_tcache_free(struct rt_tcache *tc, void *p, struct rt_page *pg, const char *call);
+RT_HIDDEN size_t rt_tcache_block_size(const void *p, const struct rt_page *pg, const char *call);
+/* The cache limits again, once a forked child locked its memory. */
+RT_HIDDEN void rt_tcache_relocked(struct rt_tcache *tc);
+/* rtalloc_rt_begin/end's work (alloc.c exports them). */
+RT_HIDDEN void rt_tcache_section_begin(void);
+RT_HIDDEN void rt_tcache_section_end(void);
 /* Aborts; declared to return so that the fast path tail-calls it. */
 RT_HIDDEN RT_COLD void *rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
@@ -615,7 +623,6 @@ RT_HIDDEN int rt_tcache_setup(void); /* set the calling thread up: 0 or ENOMEM *
 RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
 RT_HIDDEN void rt_tcache_thread_exit(void *arg);
 RT_HIDDEN void rt_tcache_fork_child(void); /* in the child of fork: see tcache.c */
-RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
 /* A thread's counters as of now: its slow paths' plus its bins' (allocations,
  * frees and their bytes).  Any thread may call it on any live tcache; the
  * owner's fast paths keep counting meanwhile (reads are relaxed, per word). */
@@ -685,7 +692,11 @@ RT_HIDDEN const char *rt_options_env(const char *name); /* environ without geten
 RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX unset */
 
 /* ---- alloc.c: the malloc family, hidden, for the files that export it under
- * other names (interpose.c, cxx.c) ------------------------------------------ */
+ * other names (interpose.c, cxx.c), and the slow paths' entry --------------- */
+RT_HIDDEN void *rt_malloc_slow(size_t n);
+RT_HIDDEN void rt_free_slow(void *p, const char *call);
+RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
+RT_HIDDEN uint64_t rt_foreign_frees(void); /* frees of pointers not ours, counted */
 RT_HIDDEN void *rt_calloc(size_t nmemb, size_t size);
 RT_HIDDEN void *rt_realloc(void *p, size_t n);
 RT_HIDDEN void *rt_reallocarray(void *p, size_t nmemb, size_t size);

@@ -226,7 +226,7 @@ static void big_take(struct rt_tcache *tc)
 		return;
 	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift);
 	tc->big_taken = 1;
-	if (!rt_g.relock_child) /* else relock_after_fork sets them */
+	if (!rt_g.relock_child) /* else rt_tcache_relocked sets them */
 		for (unsigned c = RT_NMED + 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS - RT_NMED */
 			tc->bin[c].limit = limit_of(tc, c);
 }
@@ -303,9 +303,8 @@ void rt_tcache_fork_child(void)
 			tc->bin[c].limit = 0;
 }
 
-static RT_COLD void relock_after_fork(struct rt_tcache *tc)
+void rt_tcache_relocked(struct rt_tcache *tc)
 {
-	rt_pool_relock_child();
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = limit_of(tc, c); /* its share of the budget */
@@ -314,13 +313,12 @@ static RT_COLD void relock_after_fork(struct rt_tcache *tc)
 /* The arena a thread refills from: its node's, chosen once. */
 static inline struct rt_arena *home(const struct rt_tcache *tc) { return &rt_g.arenas[tc->arena]; }
 
-/* Set the calling thread up: 0, or ENOMEM when the allocator cannot start. */
+/* Set the calling thread up: 0, or ENOMEM before the allocator is
+ * initialised (alloc.c's entries initialise it first). */
 static int thread_setup(struct rt_tcache *tc)
 {
-	if (rt_unlikely(!rt_ready()) && rt_init_lazy() != 0)
+	if (rt_unlikely(!rt_ready()))
 		return ENOMEM;
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
 	if (tc->state != RT_TC_NEW)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
@@ -396,33 +394,8 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
  * (or an asynchronous callback) that interrupted malloc or free calls them
  * again.  Going on would deadlock on the arena lock the interrupted call
  * holds, or corrupt the list it is changing: say why, and abort. */
-static RT_NORETURN RT_COLD void reentered(const char *call)
+void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 {
-	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
-	       "handler? malloc is not async-signal-safe); aborting", call);
-	rt_die();
-}
-
-static inline void slow_enter(struct rt_tcache *tc, const char *call)
-{
-	if (rt_unlikely(tc->in_slow))
-		reentered(call);
-	tc->in_slow = 1;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* set before anything changes */
-}
-
-static inline void slow_leave(struct rt_tcache *tc)
-{
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	tc->in_slow = 0;
-}
-
-static void *malloc_slow(struct rt_tcache *tc, size_t n)
-{
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
-	if (rt_unlikely(tc->heap))
-		return rt_heap_thread_alloc(tc->heap, n);
 	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
 		errno = ENOMEM;
 		return NULL;
@@ -478,21 +451,12 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		bin->head = head;
 		bin->count = got;
 	}
-	return rt_malloc_fast(n);
+	return rt_cache_pop(bin, c, bin->count); /* not empty now */
 }
 
-void *rt_malloc_slow(size_t n)
-{
-	struct rt_tcache *tc = &rt_tc;
-	slow_enter(tc, "malloc");
-	void *p = malloc_slow(tc, n);
-	slow_leave(tc);
-	return p;
-}
-
-/* Validate p as a live block and return its size; abort naming call if it
- * is not one.  p must be inside the space. */
-static size_t live_block_size(const void *p, const struct rt_page *pg, const char *call)
+/* Validate p, inside the space on page pg, as a live block and return its
+ * size; abort naming call if it is not one. */
+size_t rt_tcache_block_size(const void *p, const struct rt_page *pg, const char *call)
 {
 	const char *why = rt_block_why(pg, p, 0, RT_BLOCK_LIVE);
 	if (rt_unlikely(why != NULL))
@@ -502,28 +466,9 @@ static size_t live_block_size(const void *p, const struct rt_page *pg, const cha
 	return c == RT_CLS_HUGE ? (size_t)pg->next << RT_PAGE_SHIFT : rt_class_size(c);
 }
 
-size_t rt_block_size(const void *p, const char *call)
+void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const char *call)
 {
-	const struct rt_page *pg = rt_page_of(p);
-	return pg ? live_block_size(p, pg, call) : rt_heap_block_size(p, call);
-}
-
-/* A pointer librtalloc did not hand out (ld.so's early allocator, memory from
- * before interposition): never taken into a free list, only counted. */
-static uint64_t foreign_frees;
-
-static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
-{
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
-	struct rt_page *pg = rt_page_of(ptr);
-	if (!pg) {
-		if (rt_heap_free_foreign(ptr, call))
-			return;
-		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	size_t size = live_block_size(ptr, pg, call);
+	size_t size = rt_tcache_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
 	tc->st.frees++;
 	tc->st.bytes_freed += size;
@@ -570,18 +515,6 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	rt_stamp_set(p, RT_STAMP_CACHED);
 	bin->head = p;
 	bin->count++;
-}
-
-void rt_free_slow(void *ptr, const char *call)
-{
-	if (!ptr)
-		return;
-	int saved = errno; /* free preserves errno */
-	struct rt_tcache *tc = &rt_tc;
-	slow_enter(tc, call);
-	free_slow(tc, ptr, call);
-	slow_leave(tc);
-	errno = saved;
 }
 
 /* Another thread's fast paths increment these counters with plain adds while
@@ -653,7 +586,7 @@ void rt_tcache_publish(struct rt_tcache *tc, unsigned c)
 /* ---- real-time sections: counted here, with the thread's other counters;
  * the fault counts come from stats.c (tcache.c makes no system call). ---- */
 
-RT_EXPORT void rtalloc_rt_begin(void)
+void rt_tcache_section_begin(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	if (rt_tcache_setup() != 0 || tc->in_rt)
@@ -665,7 +598,7 @@ RT_EXPORT void rtalloc_rt_begin(void)
 	rt_faults_section_begin();
 }
 
-RT_EXPORT void rtalloc_rt_end(void)
+void rt_tcache_section_end(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	if (!tc->in_rt)
@@ -701,7 +634,6 @@ const char *rt_tcache_check(void)
 	return NULL;
 }
 
-uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
 
 int rt_tcache_prepare(void)
 {
