@@ -36,38 +36,47 @@
  *             flushed, underflow refilled, in bounded batches, to/from the
  *             arena of the block's page.
  *
- * Layers, each calling only the ones below it (one file each):
- *   interpose.c, cxx.c   the exported libc names and C++ new/delete
- *   fastpath.h, alloc.c  the inline fast paths; the malloc family's semantics
- *   tcache.c             per-thread caches, the slow paths, the cache budget;
- *                        the thread's counters (their list: tcounters.h),
- *                        their folding, real-time sections
- *   arena.c              McKusick-Karels classes in an arena, huge blocks
- *   buddy.c              pages: binary buddy blocks
- * beside them:
- *   pool.c               the pool: reservation, NUMA, commit + pre-fault,
- *                        growth (the arena's grow hook: the one call upwards),
- *                        initialisation (shared with the next three: pool_int.h)
- *   limits.c             what the machine can give: memory, RLIMIT_*, the fit
- *   mlock.c              mlockall, the reserved tails left out, stack pre-fault
- *   fork.c               the pool's fork handlers
- *   heap.c, heap_*.c     heaps: own pools, caller regions, shared, timed
- *   stats.c              statistics: the region (its format: stats.h), its
- *                        writers, the thread registry, rtalloc_stats, reports
- *   statread.h, .c       the one reader of a region: rtalloc_stats and
- *                        rtalloc-stat (linked into it); the data flow
- *   procfs.h             the one parser of /proc text (also in the tools,
- *                        tests and bench)
- *   faults.c             RTALLOC_FAULTS=locate: per-thread perf events, read at
- *                        rtalloc_rt_end (faults_sym.c names the places; faults.h)
- *   options.c            RTALLOC_* (read from environ, no getenv)
- *   lock.c               every mutex: PI set-up, lock and unlock, the arena
- *                        lock, fork's tests
- *   os.h, os.c           the operating system: every system call, one
- *                        function each, with its contract
- *   glue.h, glue.c       the ties to glibc's internals (its mallopt, environ,
- *                        AT_SECURE, fork's stdio lock)
- *   say.c                messages on stderr and the end of fatal paths
+ * Layers, top first.  A file calls only files of its own layer or below
+ * (tests/system/check_layers.sh reads the objects and checks it); the one
+ * call upwards is the arenas' growth hook (a->grow, set by pool.c), and
+ * every layer reads rt_g, the allocator's state (below).
+ *   6  interpose.c, cxx.c  the exported libc names; C++ new/delete
+ *   5  alloc.c, fastpath.h the malloc family's semantics; the inline fast
+ *                          paths; the slow paths' entry (first use, a
+ *                          forked child, heap-bound threads, pointers not
+ *                          ours, the re-entry guard)
+ *      init.c              the initialisation sequence, reconfiguration
+ *      fork.c              the fork handlers
+ *      report.c            rtalloc_stats(), rtalloc_stats_print(), the exit
+ *                          report (reads the region and live caches)
+ *      heap.c, heap_*.c    heaps: own pools, caller regions, shared, timed
+ *   4  tcache.c            per-thread caches and their slow paths, the cache
+ *                          budget, transfer slots; the thread's counters
+ *                          (their list: tcounters.h), folding, real-time
+ *                          sections
+ *   3  pool.c              the pool: reservation, NUMA, commit + pre-fault,
+ *                          growth (shared with the next two: pool_int.h)
+ *      limits.c            what the machine can give: memory, RLIMIT_*, the fit
+ *      mlock.c             locking per RTALLOC_MLOCK, the reserved tails left
+ *                          out, the stack pre-fault
+ *   2  arena.c             McKusick-Karels classes in an arena, huge blocks
+ *   1  buddy.c             pages: binary buddy blocks
+ *      stats.c             the statistics region (its format: stats.h), its
+ *                          file, writers and the thread registry
+ *      statread.c          the one reader of a region: report.c and
+ *                          rtalloc-stat (linked into it); the data flow
+ *      faults.c            RTALLOC_FAULTS=locate: per-thread perf events, read
+ *                          at rtalloc_rt_end (faults_sym.c names the places)
+ *   0  options.c           RTALLOC_* (read from environ, no getenv)
+ *      lock.c              every mutex: PI set-up, lock and unlock, the arena
+ *                          lock, lock waits counted, fork's repair
+ *      os.h, os.c          the operating system: every system call, one
+ *                          function each, with its contract
+ *      glue.h, glue.c      the ties to glibc's internals (its mallopt,
+ *                          environ, AT_SECURE, fork's stdio lock)
+ *      say.c               messages on stderr and the end of fatal paths
+ *   headers: procfs.h (the one parser of /proc text, also in the tools,
+ *   tests and bench), probes.h (USDT probes), tcounters.h, heap.h, faults.h.
  * buddy.c and arena.c reference nothing but rt_* functions (no OS call, no
  * libc); no object but os.c, lock.c and glue.c references libc beyond its
  * string functions (tests/system/check_core.sh).  The unit tests run the

@@ -25,11 +25,11 @@
 
 #include "rtalloc.h"
 #include "rt.h"
-#include "glue.h" /* RT_POOL_CEIL */
+#include "os.h" /* RT_POOL_CEIL */
 
 extern char **environ;
 
-#ifdef RT_POOL_CEIL /* the largest pool the library takes (lib/glue.h) */
+#ifdef RT_POOL_CEIL /* the largest pool the library takes (lib/os.h) */
 #define POOL_CEIL RT_POOL_CEIL
 #else
 #define POOL_CEIL SIZE_MAX
