@@ -87,6 +87,24 @@ static void partial_unlink(struct rtalloc_heap *h, unsigned c, uint32_t idx)
 	rt_plist_unlink(h->desc, h->npages, &h->hdr->partial[c], idx);
 }
 
+/* A free small block's identity: its page in the heap and its offset in the
+ * page, the same in every process; its stamp (word 1) and the mask of its
+ * link (word 0, the next free block's offset in the page + 1, or 0) are
+ * bound to it (rt.h, "links and stamps"): a stamp copied to another block is
+ * no stamp, and a link rewritten by an overflow decodes to an offset the
+ * checks refuse or to a block whose stamp does not match. */
+static inline uintptr_t block_id(uint32_t idx, uintptr_t in_page) { return ((uintptr_t)idx << RT_PAGE_SHIFT) + in_page; }
+
+static inline uint64_t block_stamp(const struct rt_heap_hdr *H, uint32_t idx, uintptr_t in_page)
+{
+	return rt_stamp_key(H->key, block_id(idx, in_page), RT_STAMP_HELD);
+}
+
+static inline uintptr_t block_next(const struct rt_heap_hdr *H, uint32_t idx, uintptr_t in_page, const uint64_t *w)
+{
+	return (uintptr_t)w[0] ^ rt_link_mask_key(H->link_key, block_id(idx, in_page));
+}
+
 /* Walk a small page's free list: its length, or -1 if it is broken. */
 static int small_list_len(const struct rtalloc_heap *h, uint32_t idx)
 {
@@ -101,9 +119,9 @@ static int small_list_len(const struct rtalloc_heap *h, uint32_t idx)
 		if (off >= pg->carved || (off & (sz - 1)) || ++n > (int)bpp)
 			return -1;
 		const uint64_t *w = (const uint64_t *)(const void *)(page + off);
-		if (w[1] != h->hdr->key)
+		if (w[1] != block_stamp(h->hdr, idx, off))
 			return -1;
-		f = (uintptr_t)w[0];
+		f = block_next(h->hdr, idx, off, w);
 	}
 	return n;
 }
@@ -367,8 +385,9 @@ static void *small_alloc(struct rtalloc_heap *h, unsigned c)
 		rt_heap_corrupt("heap corruption (a small page's descriptor)", pg);
 	if (f) {
 		w = (uint64_t *)(void *)(page + f - 1);
-		uintptr_t next = (uintptr_t)w[0];
-		if (rt_unlikely(w[1] != H->key || (next && (next - 1 >= pg->carved || ((next - 1) & (sz - 1))))))
+		uintptr_t next = block_next(H, idx, f - 1, w);
+		if (rt_unlikely(w[1] != block_stamp(H, idx, f - 1) ||
+				(next && (next - 1 >= pg->carved || ((next - 1) & (sz - 1))))))
 			rt_fatal("rtalloc_heap_alloc", "heap corruption (use after free or overflow?) in block", w);
 		pg->free = (void *)next;
 	} else {
@@ -451,7 +470,7 @@ struct rt_page *rt_heap_block_live(struct rtalloc_heap *h, const void *p, const 
 	size_t sz = rt_class_size(pg->cls);
 	if ((in_page & (sz - 1)) || in_page >= pg->carved)
 		rt_fatal(call, "invalid pointer (not the start of a heap block)", p);
-	if (((const uint64_t *)p)[1] == h->hdr->key)
+	if (((const uint64_t *)p)[1] == block_stamp(h->hdr, idx, in_page))
 		rt_fatal(call, "double free (heap block already freed)", p);
 	*size = sz;
 	return pg;
@@ -470,9 +489,10 @@ void rt_heap_block_free(struct rtalloc_heap *h, void *p, const char *call)
 	} else {
 		unsigned c = pg->cls, bpp = (unsigned)(RT_PAGE_SIZE / sz);
 		uint64_t *w = p;
-		w[0] = (uint64_t)(uintptr_t)pg->free;
-		w[1] = H->key;
-		pg->free = (void *)(((uintptr_t)p & (RT_PAGE_SIZE - 1)) + 1);
+		uintptr_t in_page = (uintptr_t)p & (RT_PAGE_SIZE - 1);
+		w[0] = (uint64_t)((uintptr_t)pg->free ^ rt_link_mask_key(H->link_key, block_id(idx, in_page)));
+		w[1] = block_stamp(H, idx, in_page);
+		pg->free = (void *)(in_page + 1);
 		H->small_free += sz;
 		if (++pg->nfree == 1)
 			partial_push(h, c, idx);
@@ -583,6 +603,7 @@ int rt_heap_format(struct rtalloc_heap *h, const char *name, unsigned flags, uin
 	if (name)
 		memcpy(H->name, name, strlen(name));
 	H->key = rt_os_random() | 1;
+	H->link_key = rt_os_random();
 	H->desc_off = desc_at - base[0];
 	H->nregions = n;
 	for (unsigned c = 0; c <= RT_NSMALL; c++)

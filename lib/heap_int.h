@@ -17,7 +17,7 @@
 #include "stats.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 4 /* 2: fig; 3: waiter records' alive locks, guard page; 4: RT_CLS_HUGE is 18 (classes to 1 MiB) */
+#define HEAP_VERSION 4 /* 2: fig; 3: waiter records' alive locks, guard page; 4: RT_CLS_HUGE is 18 (classes to 1 MiB); free blocks' stamps and links bound to their place */
 #define NREG RTALLOC_HEAP_REGIONS
 #define NWAIT RTALLOC_HEAP_WAITERS
 #define NPROC RTALLOC_HEAP_PROCS
@@ -53,7 +53,8 @@ struct rt_heap_hdr {
 	uint32_t version, flags;
 	struct rt_stats_heap fig; /* shared: the figures for rtalloc-stat (RT_HEAP_FIG_OFFSET) */
 	char name[RTALLOC_HEAP_NAME_MAX + 8];
-	uint64_t key;       /* stamp in word 1 of a free small block */
+	uint64_t key;       /* free small blocks: the stamp in word 1 (rt_stamp_key) */
+	uint64_t link_key;  /* and the mask of the link in word 0 (rt_link_mask_key) */
 	uint64_t desc_off;  /* descriptors: offset from region 0's base */
 	uint64_t map_bytes; /* shared: bytes of the object */
 	uint64_t map_align; /* shared: data start aligned to this in every process */

@@ -441,9 +441,16 @@ extern struct rt_global rt_g RT_HIDDEN;
  * another class never passes. */
 enum { RT_STAMP_CACHED = 0, RT_STAMP_HELD = 1 };
 
+/* The stamp and the link mask of the block identified by id, under keys:
+ * the pool identifies a block by its address (rt_g's keys, below); a heap by
+ * its place in the heap, page index and offset, the same in every process
+ * that maps it (its header's keys, heap_block.c).  One encoding for both. */
+static inline uintptr_t rt_stamp_key(uintptr_t key, uintptr_t id, unsigned holder) { return key ^ id ^ holder; }
+static inline uintptr_t rt_link_mask_key(uintptr_t key, uintptr_t id) { return (id >> RT_PAGE_SHIFT) ^ key; }
+
 static inline uintptr_t rt_stamp(const void *b, unsigned holder)
 {
-	return rt_g.key ^ (uintptr_t)b ^ holder;
+	return rt_stamp_key(rt_g.key, (uintptr_t)b, holder);
 }
 
 /* Does block b carry a free stamp, of either holder? */
@@ -459,10 +466,7 @@ static inline bool rt_stamped_by(const void *b, unsigned holder)
 
 static inline void rt_stamp_set(void *b, unsigned holder) { ((uintptr_t *)b)[1] = rt_stamp(b, holder); }
 
-static inline uintptr_t rt_link_mask(const void *b)
-{
-	return ((uintptr_t)b >> RT_PAGE_SHIFT) ^ rt_g.link_key;
-}
+static inline uintptr_t rt_link_mask(const void *b) { return rt_link_mask_key(rt_g.link_key, (uintptr_t)b); }
 
 static inline void *rt_link_get(const void *b)
 {

@@ -257,6 +257,68 @@ static void invalid_free_aborts(void **state)
 	assert_int_equal(rtalloc_heap_destroy(h), 0);
 }
 
+/* Run fn in a child with stderr closed; its end: exit status, or 128 + signal. */
+static int in_child(void (*fn)(rtalloc_heap_t *), rtalloc_heap_t *h)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 2);
+		fn(h);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+/* A program copies bytes that once were a freed heap block (a stale buffer)
+ * into a live one: the copy carries the free block's stamp, which is bound
+ * to the block it was written for, so freeing the live block is no double
+ * free (the stamp was the heap's one key before: it aborted). */
+static void copy_stale_then_free(rtalloc_heap_t *h)
+{
+	uint64_t *a = rtalloc_heap_alloc(h, 64), *b = rtalloc_heap_alloc(h, 64);
+	if (!a || !b)
+		_exit(2);
+	rtalloc_heap_free(h, a);
+	uint64_t stale[2];
+	memcpy(stale, a, sizeof(stale)); /* what a freed block holds */
+	memcpy(b, stale, sizeof(stale));
+	rtalloc_heap_free(h, b);
+	_exit(rt_heap_check(h) == NULL ? 0 : 3);
+}
+
+/* A use after free rewrites a free block's link to a live block and copies
+ * a free block's stamp into it: the heap must abort, never hand the live
+ * block out a second time (it did while links were plain offsets and the
+ * stamp one key). */
+static void poison_link(rtalloc_heap_t *h)
+{
+	uint64_t *a = rtalloc_heap_alloc(h, 64), *b = rtalloc_heap_alloc(h, 64), *c = rtalloc_heap_alloc(h, 64);
+	if (!a || !b || !c || (uintptr_t)a >> 12 != (uintptr_t)c >> 12)
+		_exit(2);
+	rtalloc_heap_free(h, a);
+	rtalloc_heap_free(h, b); /* the page's list: b, then a */
+	b[0] = ((uintptr_t)c & 4095) + 1; /* the link: c's offset in its page, + 1 */
+	c[1] = a[1];                      /* a free block's stamp */
+	void *x = rtalloc_heap_alloc(h, 64), *y = rtalloc_heap_alloc(h, 64);
+	_exit(x == (void *)c || y == (void *)c ? 4 : 0);
+}
+
+static void stamps_bound_to_blocks(void **state)
+{
+	(void)state;
+	rtalloc_heap_t *h = rtalloc_heap_create(NULL, 65536, 0);
+	assert_non_null(h);
+	assert_int_equal(in_child(copy_stale_then_free, h), 0);
+	int e = in_child(poison_link, h);
+	if (e != 128 + SIGABRT)
+		fail_msg("a poisoned link: the child ended with %d (4: the live block was handed out again)", e);
+	assert_int_equal(rtalloc_heap_destroy(h), 0);
+}
+
 /* Random sizes and frees over a heap of three regions; contents and every
  * invariant checked along the way. */
 static void random_mix(void **state)
@@ -389,6 +451,7 @@ int main(void)
 		cmocka_unit_test(exhaustion_and_recovery),
 		cmocka_unit_test(bad_arguments),
 		cmocka_unit_test(invalid_free_aborts),
+		cmocka_unit_test(stamps_bound_to_blocks),
 		cmocka_unit_test(random_mix),
 		cmocka_unit_test(grows_when_created_to),
 	};
