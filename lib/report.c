@@ -111,10 +111,10 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.refills = t->refills;
 		st.flushes = t->flushes;
 		st.failed_allocs = t->failed;
-		st.rt_sections = t->rt_sections;
-		st.rt_minflt = t->rt_minflt;
-		st.rt_majflt = t->rt_majflt;
-		st.rt_slow = t->rt_slow;
+		st.rt_sections = t->sections;
+		st.rt_minflt = t->sect_minflt;
+		st.rt_majflt = t->sect_majflt;
+		st.rt_slow = t->sect_slow;
 		st.bytes_allocated = t->bytes_allocated;
 		st.bytes_freed = t->bytes_freed;
 		st.last_failure_ns = f.last_failure_ns;

@@ -361,10 +361,10 @@ struct rt_tcache {
 	 * bytes_allocated, bytes_freed; the other fields stay 0. */
 	struct rt_tcounters fold;
 	uint8_t fold_next; /* the class the next partial fold takes besides its own */
-	uint64_t rt_minflt, rt_majflt; /* the thread's faults when its real-time section began */
+	uint64_t sect_minflt_at, sect_majflt_at; /* the thread's faults when its real-time section began */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
-	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
+	uint8_t in_section; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
 	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
 	uint8_t big_shift; /* the same for the large classes, once big_taken */
@@ -683,7 +683,7 @@ RT_HIDDEN void rt_stats_init_done(uint64_t started_ns);
 RT_HIDDEN void rt_stats_publish_arena(struct rt_arena *a); /* arena lock held */
 RT_HIDDEN void rt_stats_thread_start(struct rt_tcache *tc);
 /* Write the thread's counters, as its owner folded them (rt_tcache_publish),
- * to its slot: st + fold, and in_rt.  Changes no counter. */
+ * to its slot: st + fold, and in_section.  Changes no counter. */
 RT_HIDDEN void rt_stats_publish_thread(const struct rt_tcache *tc);
 /* The exiting thread's last counters (rt_tcache_counters) to the exited totals. */
 RT_HIDDEN void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last);

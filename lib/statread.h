@@ -94,7 +94,7 @@ static inline uint64_t rt_sr_sub0(uint64_t a, uint64_t b) { return a > b ? a - b
 /* Counters come from another process: sums saturate, never wrap. */
 static inline void rt_sr_add_counters(struct rt_tcounters *sum, const struct rt_tcounters *c)
 {
-#define RT_SR_X_ADD(name, text) sum->name = rt_sr_sat_add(sum->name, c->name);
+#define RT_SR_X_ADD(name, key, text) sum->name = rt_sr_sat_add(sum->name, c->name);
 	RT_TCOUNTERS(RT_SR_X_ADD)
 #undef RT_SR_X_ADD
 }

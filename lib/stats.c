@@ -361,8 +361,8 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 	if (!s)
 		return;
 	rt_seq_write_begin(&s->seq);
-	RT_SEQ_PUT(s->in_rt, tc->in_rt);
-#define RT_X_PUT(name, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
+	RT_SEQ_PUT(s->in_section, tc->in_section);
+#define RT_X_PUT(name, key, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
 #undef RT_X_PUT
 	rt_seq_write_end(&s->seq);
@@ -382,7 +382,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 	rt_faults_thread_exit();
 	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
-#define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
+#define RT_X_ADD(name, key, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
 	RT_TCOUNTERS(RT_X_ADD)
 #undef RT_X_ADD
 	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
@@ -394,8 +394,8 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 		rt_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
-		RT_SEQ_PUT(s->in_rt, 0);
-#define RT_X_ZERO(name, text) RT_SEQ_PUT(s->c.name, 0);
+		RT_SEQ_PUT(s->in_section, 0);
+#define RT_X_ZERO(name, key, text) RT_SEQ_PUT(s->c.name, 0);
 		RT_TCOUNTERS(RT_X_ZERO)
 #undef RT_X_ZERO
 		rt_seq_write_end(&s->seq);

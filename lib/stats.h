@@ -73,7 +73,7 @@
 struct rt_stats_slot { /* 128 bytes */
 	uint32_t seq;  /* odd while its thread writes */
 	int32_t tid;   /* 0: free */
-	uint32_t in_rt; /* inside a real-time section */
+	uint32_t in_section; /* inside a real-time section */
 	uint32_t pad0;
 	struct rt_tcounters c;
 	uint64_t pad[16 - 2 - sizeof(struct rt_tcounters) / 8];

@@ -401,7 +401,7 @@ void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 		return NULL;
 	}
 	tc->st.slow_mallocs++;
-	tc->st.rt_slow += tc->in_rt;
+	tc->st.sect_slow += tc->in_section;
 	if (n == 0)
 		n = 1; /* malloc(0) returns a unique pointer */
 	if (rt_unlikely(n > PTRDIFF_MAX))
@@ -472,7 +472,7 @@ void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const c
 	tc->st.slow_frees++;
 	tc->st.frees++;
 	tc->st.bytes_freed += size;
-	tc->st.rt_slow += tc->in_rt;
+	tc->st.sect_slow += tc->in_section;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_arena_huge_free(ptr, pg);
 		return;
@@ -528,7 +528,7 @@ void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const c
 
 RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounters *out)
 {
-#define RT_X_LOAD(name, text) out->name = RT_READ_ONCE(tc->st.name);
+#define RT_X_LOAD(name, key, text) out->name = RT_READ_ONCE(tc->st.name);
 	RT_TCOUNTERS(RT_X_LOAD)
 #undef RT_X_LOAD
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS bins */
@@ -589,11 +589,11 @@ void rt_tcache_publish(struct rt_tcache *tc, unsigned c)
 void rt_tcache_section_begin(void)
 {
 	struct rt_tcache *tc = &rt_tc;
-	if (rt_tcache_setup() != 0 || tc->in_rt)
+	if (rt_tcache_setup() != 0 || tc->in_section)
 		return;
 	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
-	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
-	tc->in_rt = 1;
+	rt_stats_thread_faults(&tc->sect_minflt_at, &tc->sect_majflt_at);
+	tc->in_section = 1;
 	rt_tcache_publish(tc, 0);
 	rt_faults_section_begin();
 }
@@ -601,15 +601,15 @@ void rt_tcache_section_begin(void)
 void rt_tcache_section_end(void)
 {
 	struct rt_tcache *tc = &rt_tc;
-	if (!tc->in_rt)
+	if (!tc->in_section)
 		return;
 	uint64_t minflt, majflt;
 	rt_stats_thread_faults(&minflt, &majflt);
-	rt_faults_section_end(minflt - tc->rt_minflt + majflt - tc->rt_majflt);
-	tc->st.rt_minflt += minflt - tc->rt_minflt;
-	tc->st.rt_majflt += majflt - tc->rt_majflt;
-	tc->st.rt_sections++;
-	tc->in_rt = 0;
+	rt_faults_section_end(minflt - tc->sect_minflt_at + majflt - tc->sect_majflt_at);
+	tc->st.sect_minflt += minflt - tc->sect_minflt_at;
+	tc->st.sect_majflt += majflt - tc->sect_majflt_at;
+	tc->st.sections++;
+	tc->in_section = 0;
 	rt_tcache_publish(tc, 0);
 }
 

@@ -11,24 +11,26 @@
 #include <stdint.h>
 
 /* Per-thread counters, in the order of struct rt_tcounters: the X-macro keeps
- * the struct, publishing, summing and printing in step. */
-#define RT_TCOUNTERS(X)                                                           \
-	X(mallocs, "allocations")                                                 \
-	X(frees, "frees")                                                         \
-	X(slow_mallocs, "allocations on the slow path")                           \
-	X(slow_frees, "frees on the slow path")                                   \
-	X(refills, "refills of a thread cache")                                   \
-	X(flushes, "flushes of a thread cache")                                   \
-	X(failed, "failed allocations")                                           \
-	X(rt_sections, "real-time sections ended")                                \
-	X(rt_minflt, "minor faults in real-time sections")                        \
-	X(rt_majflt, "major faults in real-time sections")                        \
-	X(rt_slow, "slow-path entries in real-time sections")                     \
-	X(bytes_allocated, "bytes allocated (the blocks' usable sizes)")          \
-	X(bytes_freed, "bytes freed (the blocks' usable sizes)")
+ * the struct, publishing, summing and printing in step.  X(field, key, text):
+ * key is the name rtalloc-stat's JSON gives it (the real-time section
+ * counters keep their "rt_" keys; in the code "rt_" is only the prefix). */
+#define RT_TCOUNTERS(X)                                                                      \
+	X(mallocs, "mallocs", "allocations")                                                 \
+	X(frees, "frees", "frees")                                                           \
+	X(slow_mallocs, "slow_mallocs", "allocations on the slow path")                      \
+	X(slow_frees, "slow_frees", "frees on the slow path")                                \
+	X(refills, "refills", "refills of a thread cache")                                   \
+	X(flushes, "flushes", "flushes of a thread cache")                                   \
+	X(failed, "failed", "failed allocations")                                            \
+	X(sections, "rt_sections", "real-time sections ended")                               \
+	X(sect_minflt, "rt_minflt", "minor faults in real-time sections")                    \
+	X(sect_majflt, "rt_majflt", "major faults in real-time sections")                    \
+	X(sect_slow, "rt_slow", "slow-path entries in real-time sections")                   \
+	X(bytes_allocated, "bytes_allocated", "bytes allocated (the blocks' usable sizes)")  \
+	X(bytes_freed, "bytes_freed", "bytes freed (the blocks' usable sizes)")
 
 struct rt_tcounters {
-#define RT_X_FIELD(name, text) uint64_t name;
+#define RT_X_FIELD(name, key, text) uint64_t name;
 	RT_TCOUNTERS(RT_X_FIELD)
 #undef RT_X_FIELD
 };

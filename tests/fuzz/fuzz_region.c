@@ -54,8 +54,8 @@ static void render(const struct target *t, struct snap *s, bool have_proc, long 
 		struct thread_row *row = &rep.rows[rep.nrows++];
 		row->tid = s->live[i].tid;
 		row->have_proc = have_proc;
-		row->minflt = s->live[i].c.rt_minflt;
-		row->majflt = s->live[i].c.rt_majflt;
+		row->minflt = s->live[i].c.sect_minflt;
+		row->majflt = s->live[i].c.sect_majflt;
 		memcpy(row->name, &s->live[i].c, sizeof(row->name) - 1); /* bytes from the region */
 		row->slot = &s->live[i];
 	}

@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	const int32_t tids[] = {getpid(), named_tid, INT32_MAX, INT32_MIN, -1};
 	for (unsigned i = 0; i < sizeof(tids) / sizeof(tids[0]); i++) {
 		r->slots[i].tid = tids[i];
-		r->slots[i].in_rt = UINT32_MAX;
+		r->slots[i].in_section = UINT32_MAX;
 		all_ones(&r->slots[i].c);
 		if (i == 1) /* the sums must saturate, not wrap, whatever the order */
 			memset(&r->slots[i].c, 0x80, sizeof(r->slots[i].c));

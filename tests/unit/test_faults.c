@@ -71,7 +71,7 @@ static void ring_overflow(void **state)
 	rtalloc_rt_end();
 	struct rt_tcounters c1 = my_counts();
 	uint64_t loc = rt_stats->faults.located - loc0, unloc = rt_stats->faults.unlocated - unloc0;
-	uint64_t faults = c1.rt_minflt - c0.rt_minflt + c1.rt_majflt - c0.rt_majflt;
+	uint64_t faults = c1.sect_minflt - c0.sect_minflt + c1.sect_majflt - c0.sect_majflt;
 	assert_true(faults >= PAGES);
 	assert_true(loc > 0 && loc <= 512); /* the ring: 4 pages of 32-byte samples */
 	if (loc + unloc < faults)

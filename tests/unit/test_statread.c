@@ -76,7 +76,7 @@ static void reader_matches_rtalloc_stats(void **state)
 	assert_int_equal(f.total.slow_mallocs, s.slow_mallocs);
 	assert_int_equal(f.total.refills, s.refills);
 	assert_int_equal(f.total.flushes, s.flushes);
-	assert_int_equal(f.total.rt_sections, s.rt_sections);
+	assert_int_equal(f.total.sections, s.rt_sections);
 	assert_int_equal(f.total.bytes_allocated, s.bytes_allocated);
 	assert_int_equal(f.total.bytes_freed, s.bytes_freed);
 	assert_true(s.mallocs >= ARRAY_LEN(p) && s.rt_sections >= 1);

@@ -98,8 +98,8 @@ int cmd_list(bool json, bool clean)
 				j_u64("pool_bytes", s.f.pool_bytes);
 				j_u64("in_use_bytes", rt_sr_in_use(&s.f));
 				j_u64("high_water_bytes", rt_sr_high_water(&s.f));
-				j_u64("rt_minflt", s.f.total.rt_minflt);
-				j_u64("rt_majflt", s.f.total.rt_majflt);
+				j_u64("rt_minflt", s.f.total.sect_minflt);
+				j_u64("rt_majflt", s.f.total.sect_majflt);
 				j_u64("grows", s.f.grows);
 				j_u64("failed_allocs", s.f.total.failed);
 				j_dbl("since_init_s", ns_to_s(up));
@@ -109,7 +109,7 @@ int cmd_list(bool json, bool clean)
 				printf("%7d %-16s %7u %10llu %10llu %10llu %9llu %9llu %9.1f %6s  %s\n", (int)pid, esc(comm),
 				       s.f.nlive, (unsigned long long)s.f.pool_bytes >> 10,
 				       (unsigned long long)rt_sr_in_use(&s.f) >> 10, (unsigned long long)rt_sr_high_water(&s.f) >> 10,
-				       (unsigned long long)s.f.total.rt_minflt, (unsigned long long)s.f.total.rt_majflt,
+				       (unsigned long long)s.f.total.sect_minflt, (unsigned long long)s.f.total.sect_majflt,
 				       ns_to_s(up), (s.f.flags & RT_STATS_F_LOCKED) ? "yes" : "no", esc(path));
 			}
 			any = true;

@@ -209,8 +209,8 @@ void report_text(const struct target *t, const struct report *rep)
 		       (unsigned long long)rt_sr_sub0(rep->proc.majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
-	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
-	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
+	       (unsigned long long)s->f.total.sect_minflt, (unsigned long long)s->f.total.sect_majflt,
+	       (unsigned long long)s->f.total.sections, (unsigned long long)s->f.total.sect_slow);
 	text_fault_places(t->pid, s);
 
 	unsigned with_slot = 0;
@@ -234,9 +234,9 @@ void report_text(const struct target *t, const struct report *rep)
 		if (row->slot) {
 			const struct rt_tcounters *c = &row->slot->c;
 			printf(" %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n",
-			       (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
-			       (unsigned long long)c->rt_slow, (unsigned long long)c->rt_sections,
-			       row->slot->in_rt ? "yes" : "no", (unsigned long long)c->mallocs,
+			       (unsigned long long)c->sect_minflt, (unsigned long long)c->sect_majflt,
+			       (unsigned long long)c->sect_slow, (unsigned long long)c->sections,
+			       row->slot->in_section ? "yes" : "no", (unsigned long long)c->mallocs,
 			       (unsigned long long)c->frees, (unsigned long long)c->bytes_allocated >> 10,
 			       (unsigned long long)c->bytes_freed >> 10);
 		} else {
@@ -247,8 +247,8 @@ void report_text(const struct target *t, const struct report *rep)
 	if (s->f.threads_exited) {
 		const struct rt_tcounters *c = &s->f.exited;
 		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n", "-",
-		       "(exited)", "-", "-", (unsigned long long)c->rt_minflt, (unsigned long long)c->rt_majflt,
-		       (unsigned long long)c->rt_slow, (unsigned long long)c->rt_sections, "-",
+		       "(exited)", "-", "-", (unsigned long long)c->sect_minflt, (unsigned long long)c->sect_majflt,
+		       (unsigned long long)c->sect_slow, (unsigned long long)c->sections, "-",
 		       (unsigned long long)c->mallocs, (unsigned long long)c->frees,
 		       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10);
 	}
@@ -338,10 +338,10 @@ void j_pool(const struct snap *s)
 void j_rt_faults(const struct snap *s)
 {
 	j_open("rt", '{');
-	j_u64("minor", s->f.total.rt_minflt);
-	j_u64("major", s->f.total.rt_majflt);
-	j_u64("slow", s->f.total.rt_slow);
-	j_u64("sections", s->f.total.rt_sections);
+	j_u64("minor", s->f.total.sect_minflt);
+	j_u64("major", s->f.total.sect_majflt);
+	j_u64("slow", s->f.total.sect_slow);
+	j_u64("sections", s->f.total.sections);
 	j_close('}');
 }
 
@@ -412,7 +412,7 @@ void report_json(const struct target *t, const struct report *rep)
 			j_null("majflt");
 		}
 		if (row->slot) {
-			j_bool("in_rt", row->slot->in_rt);
+			j_bool("in_rt", row->slot->in_section);
 			j_counters("counters", &row->slot->c);
 		} else {
 			j_null("in_rt");

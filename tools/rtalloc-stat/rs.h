@@ -161,7 +161,7 @@ int find_target(pid_t pid, struct target *t);
 /* ---- snapshot.c ---- */
 struct tslot {
 	int32_t tid;
-	uint32_t in_rt;
+	uint32_t in_section;
 	struct rt_tcounters c;
 };
 

@@ -168,8 +168,8 @@ static void run_report_text(char **argv, int status, const struct rusage *ru, do
 	       (unsigned long long)rt_sr_sub0((uint64_t)ru->ru_majflt, s->f.init_majflt));
 	printf("  in real-time sections           %10llu %10llu   (%llu sections ended, %llu slow-path "
 	       "entries)\n",
-	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
-	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
+	       (unsigned long long)s->f.total.sect_minflt, (unsigned long long)s->f.total.sect_majflt,
+	       (unsigned long long)s->f.total.sections, (unsigned long long)s->f.total.sect_slow);
 	printf("\nAllocator (pid %d, %s; initialised in %.3f ms; memory %s)\n", (int)st->region.pid,
 	       esc(st->region.path), (double)s->f.init_duration_ns / 1e6,
 	       (s->f.flags & RT_STATS_F_LOCKED) ? "locked" : "NOT locked");

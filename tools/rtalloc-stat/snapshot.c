@@ -66,7 +66,7 @@ static unsigned from_slot(void *ctx, unsigned i, unsigned nth, struct rt_tcounte
 	if ((got & RT_SR_LIVE) && nth < RT_STATS_SLOTS) {
 		struct tslot *t = &x->s->live[nth];
 		t->tid = slot.tid;
-		t->in_rt = slot.in_rt;
+		t->in_section = slot.in_section;
 		t->c = slot.c;
 	}
 	*c = slot.c;

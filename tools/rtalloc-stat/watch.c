@@ -38,8 +38,8 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 	const struct snap *p = a->s, *q = b->s;
 	bool faults = a->have_proc && b->have_proc;
 	uint64_t minf = faults ? rt_sr_sub0(b->minflt, a->minflt) : 0, majf = faults ? rt_sr_sub0(b->majflt, a->majflt) : 0;
-	uint64_t rtmin = rt_sr_sub0(q->f.total.rt_minflt, p->f.total.rt_minflt);
-	uint64_t rtmaj = rt_sr_sub0(q->f.total.rt_majflt, p->f.total.rt_majflt);
+	uint64_t rtmin = rt_sr_sub0(q->f.total.sect_minflt, p->f.total.sect_minflt);
+	uint64_t rtmaj = rt_sr_sub0(q->f.total.sect_majflt, p->f.total.sect_majflt);
 	uint64_t allocs = rt_sr_sub0(q->f.total.mallocs, p->f.total.mallocs), frees = rt_sr_sub0(q->f.total.frees, p->f.total.frees);
 	uint64_t slow = rt_sr_sub0(rt_sr_sat_add(q->f.total.slow_mallocs, q->f.total.slow_frees),
 			     rt_sr_sat_add(p->f.total.slow_mallocs, p->f.total.slow_frees));
@@ -60,8 +60,8 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 		}
 		j_u64("rt_minflt", rtmin);
 		j_u64("rt_majflt", rtmaj);
-		j_u64("rt_slow", rt_sr_sub0(q->f.total.rt_slow, p->f.total.rt_slow));
-		j_u64("rt_sections", rt_sr_sub0(q->f.total.rt_sections, p->f.total.rt_sections));
+		j_u64("rt_slow", rt_sr_sub0(q->f.total.sect_slow, p->f.total.sect_slow));
+		j_u64("rt_sections", rt_sr_sub0(q->f.total.sections, p->f.total.sections));
 		j_u64("mallocs", allocs);
 		j_u64("frees", frees);
 		j_u64("slow", slow);
