@@ -52,6 +52,7 @@
 #include "fastpath.h"
 #include "os.h"
 #include "heap.h"
+#include "probes.h"
 
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
@@ -324,6 +325,7 @@ static bool reclaim(struct rt_tcache *tc)
 static void *out_of_memory(struct rt_tcache *tc, size_t n)
 {
 	tc->st.failed++;
+	rt_probe1(exhausted, n);
 	rt_stats_failure();
 	rt_tcache_publish(tc, 0);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
@@ -384,6 +386,7 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		if (!p)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
+		rt_probe2(large_alloc, (uint64_t)RT_PAGE_SIZE << order, 1ULL << order);
 		tc->st.mallocs++;
 		tc->st.bytes_allocated += (uint64_t)RT_PAGE_SIZE << order;
 		return p;
@@ -405,6 +408,7 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
+		rt_probe2(refill, c, got);
 		rt_tcache_publish(tc, c);
 		if (single) {
 			((void **)head)[1] = NULL;
@@ -465,6 +469,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	tc->st.bytes_freed += size;
 	tc->st.rt_slow += tc->in_rt;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
+		rt_probe1(large_free, size);
 		rt_arena_huge_free(ptr, pg);
 		return;
 	}
@@ -498,6 +503,7 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 			rt_arena_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
+		rt_probe2(flush, c, n);
 		rt_tcache_publish(tc, c);
 	}
 	rt_link_set(p, bin->head);
@@ -594,6 +600,7 @@ RT_EXPORT void rtalloc_rt_begin(void)
 		return;
 	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->in_rt = 1;
+	rt_probe1(rt_begin, tc->st.rt_sections + 1);
 	rt_tcache_publish(tc, 0);
 }
 
@@ -607,6 +614,7 @@ RT_EXPORT void rtalloc_rt_end(void)
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
+	rt_probe2(rt_end, tc->st.rt_sections, minflt - tc->rt_minflt);
 	tc->in_rt = 0;
 	rt_tcache_publish(tc, 0);
 }
