@@ -53,6 +53,7 @@ static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_s
 struct rt_thread_rec {
 	pthread_mutex_t lock;
 	struct rt_tcache *tc; /* under lock; NULL: no live thread here */
+	const struct rt_lock_waits *lw; /* under lock: the same thread's lock waits (lock.c) */
 };
 static struct rt_thread_rec records[RT_STATS_SLOTS];
 
@@ -68,6 +69,7 @@ static void records_init(const struct rt_tcache *keep)
 					keep->slot == &rt_stats->slots[i]
 				? (struct rt_tcache *)keep
 				: NULL;
+		records[i].lw = records[i].tc ? &rt_lock_waits : NULL; /* keep is the caller's */
 	}
 }
 
@@ -342,6 +344,7 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	struct rt_thread_rec *rec = &records[s - r->slots];
 	rt_mutex_lock(&rec->lock);
 	rec->tc = tc;
+	rec->lw = &rt_lock_waits; /* the calling thread's: tc's */
 	rt_mutex_unlock(&rec->lock);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->tid, (int32_t)rt_os_gettid());
@@ -349,19 +352,33 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	rt_stats_publish_thread(tc); /* nothing to fold yet: the bins cache nothing before setup */
 }
 
+/* The lock waits of the thread whose record w is (lock.c counts them in
+ * its own TLS) into its counters c. */
+static void lock_waits_in(const struct rt_lock_waits *w, struct rt_tcounters *c)
+{
+	c->lock_waits = rt_load(&w->waits);
+	c->lock_wait_max_ns = rt_load(&w->max_ns);
+}
+
 /* The calling thread's counters to its slot, as its owner hands them over
  * (rt_tcache_publish, tcache.c): the slow paths' exactly, the fast paths' as
- * folded there.  Only writes the slot: nothing here changes a counter. */
+ * folded there, its lock waits as lock.c counted them.  Only writes the
+ * slot: nothing here changes a counter. */
 void rt_stats_publish_thread(const struct rt_tcache *tc)
 {
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
+	struct rt_tcounters lw;
+	lock_waits_in(&rt_lock_waits, &lw);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->in_rt, tc->in_rt);
 #define RT_X_PUT(name, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
+	RT_TMAXIMA(RT_X_PUT)
 #undef RT_X_PUT
+	RT_SEQ_PUT(s->c.lock_waits, lw.lock_waits);
+	RT_SEQ_PUT(s->c.lock_wait_max_ns, lw.lock_wait_max_ns);
 	rt_seq_write_end(&s->seq);
 }
 
@@ -375,11 +392,15 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
-	const struct rt_tcounters c = *last;
+	struct rt_tcounters c = *last;
+	lock_waits_in(&rt_lock_waits, &c); /* the exiting thread's own */
 	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
+#define RT_X_MAX(name, text) RT_SEQ_PUT(r->exited.name, c.name > r->exited.name ? c.name : r->exited.name);
 	RT_TCOUNTERS(RT_X_ADD)
+	RT_TMAXIMA(RT_X_MAX) /* the longest waits outlive their threads */
+#undef RT_X_MAX
 #undef RT_X_ADD
 	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
 	struct rt_stats_slot *s = tc->slot;
@@ -387,12 +408,14 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 		struct rt_thread_rec *rec = &records[s - r->slots];
 		rt_mutex_lock(&rec->lock);
 		rec->tc = NULL;
+		rec->lw = NULL;
 		rt_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
 		RT_SEQ_PUT(s->in_rt, 0);
 #define RT_X_ZERO(name, text) RT_SEQ_PUT(s->c.name, 0);
 		RT_TCOUNTERS(RT_X_ZERO)
+		RT_TMAXIMA(RT_X_ZERO)
 #undef RT_X_ZERO
 		rt_seq_write_end(&s->seq);
 	}
@@ -405,9 +428,10 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 	}
 }
 
-/* Read the counters of the live thread in slot i with read(), under its
- * record's lock (held for that one read: see the registry above); false
- * when no live thread holds the slot.  report.c's rtalloc_stats(). */
+/* Read the counters of the live thread in slot i with read(), and its lock
+ * waits, under its record's lock (held for that one read: see the registry
+ * above); false when no live thread holds the slot.  report.c's
+ * rtalloc_stats(). */
 bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, struct rt_tcounters *),
 			  struct rt_tcounters *c)
 {
@@ -416,8 +440,10 @@ bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, str
 	struct rt_thread_rec *rec = &records[i];
 	rt_mutex_lock(&rec->lock);
 	bool live = rec->tc != NULL;
-	if (live)
+	if (live) {
 		read(rec->tc, c);
+		lock_waits_in(rec->lw, c);
+	}
 	rt_mutex_unlock(&rec->lock);
 	return live;
 }

@@ -537,6 +537,7 @@ RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounte
 {
 #define RT_X_LOAD(name, text) out->name = RT_READ_ONCE(tc->st.name);
 	RT_TCOUNTERS(RT_X_LOAD)
+	RT_TMAXIMA(RT_X_LOAD)
 #undef RT_X_LOAD
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS bins */
 		uint64_t allocs = RT_READ_ONCE(tc->bin[c].allocs);
@@ -599,6 +600,8 @@ RT_EXPORT void rtalloc_rt_begin(void)
 	if (rt_tcache_setup() != 0 || tc->in_rt)
 		return;
 	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
+	tc->rt_lock_waits = rt_lock_waits.waits; /* lock.c's: its longest since now */
+	rt_lock_waits.recent_max_ns = 0;
 	tc->in_rt = 1;
 	rt_probe1(rt_begin, tc->st.rt_sections + 1);
 	rt_tcache_publish(tc, 0);
@@ -614,6 +617,9 @@ RT_EXPORT void rtalloc_rt_end(void)
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
+	tc->st.rt_lock_waits += rt_lock_waits.waits - tc->rt_lock_waits;
+	if (rt_lock_waits.recent_max_ns > tc->st.rt_lock_wait_max_ns)
+		tc->st.rt_lock_wait_max_ns = rt_lock_waits.recent_max_ns;
 	rt_probe2(rt_end, tc->st.rt_sections, minflt - tc->rt_minflt);
 	tc->in_rt = 0;
 	rt_tcache_publish(tc, 0);
