@@ -207,6 +207,7 @@ void report_text(const struct target *t, const struct report *rep);
 void report_json(const struct target *t, const struct report *rep);
 void j_pool(const struct snap *s);
 void j_rt_faults(const struct snap *s);
+void j_lock_waits(const struct snap *s);
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail);
 int cmd_snapshot(pid_t pid, bool json);
 
