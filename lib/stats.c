@@ -148,12 +148,12 @@ void rt_stats_init(void)
 	uint32_t flags = r ? RT_STATS_F_EXPORTED : 0;
 	if (!r)
 		r = rt_os_map(region_bytes());
-	if (!r) { /* no memory even for statistics: keep a static one */
-		static struct rt_stats_region fallback;
-		r = &fallback;
-	} else {
-		rt_os_populate(r, region_bytes());
-	}
+	/* No memory even for statistics (a tight RLIMIT_DATA): none, and
+	 * rtalloc_stats() reports zeros.  Not a static copy: its 200 KiB of
+	 * .bss would count against that same limit in every process. */
+	if (!r)
+		return;
+	rt_os_populate(r, region_bytes());
 	r->version = RT_STATS_VERSION;
 	r->size = sizeof(*r);
 	r->pid = rt_os_getpid();
@@ -186,6 +186,8 @@ void rt_stats_fault_baseline(void)
 void rt_stats_init_done(uint64_t started_ns)
 {
 	struct rt_stats_region *r = rt_stats;
+	if (!r)
+		return;
 	rt_stats_fault_baseline();
 	r->init_ns = rt_g.init_ns;
 	r->init_duration_ns = rt_g.init_ns - started_ns;
@@ -325,6 +327,8 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
 	tc->slot = NULL;
+	if (!r)
+		return;
 	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
 		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
 		for (int tries = 0; m != ~0ULL && tries < 64; tries++) { /* bound: 64 CAS attempts */
@@ -392,6 +396,8 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
+	if (!r)
+		return;
 	struct rt_tcounters c = *last;
 	lock_waits_in(&rt_lock_waits, &c); /* the exiting thread's own */
 	rt_mutex_lock(&exit_lock);
