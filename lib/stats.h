@@ -34,7 +34,10 @@
  * refill and flush (the slow paths; rt_tcache_publish folds the bins of that
  * class and of one more, in turn, into rt_tcache.fold: constant cost, then
  * stats.c writes st + fold to the slot), and in full at
- * rtalloc_rt_begin/end() and thread exit.  Arenas' counters are counted
+ * rtalloc_rt_begin/end() and thread exit; its lock waits, which lock.c
+ * counts in the thread's own record (rt_lock_waits), stats.c copies in at
+ * each publish, at exit and for a reader (the registry names the record
+ * too).  Arenas' counters are counted
  * under their lock and written to their record by the lock's holder.  Every
  * reader (rtalloc_stats(), rtalloc-stat) goes through statread.c, which
  * checks the header, sums the arenas and threads and keeps the exit_seq
