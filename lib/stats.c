@@ -357,12 +357,14 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 }
 
 /* The lock waits of the thread whose record w is (lock.c counts them in
- * its own TLS) into its counters c. */
-static void lock_waits_in(const struct rt_lock_waits *w, struct rt_tcounters *c)
-{
-	c->lock_waits = rt_load(&w->waits);
-	c->lock_wait_max_ns = rt_load(&w->max_ns);
-}
+ * its own TLS) into its counters c.  A macro: c, a local, never has its
+ * address taken (an exiting thread's frame after pthread_cancel's unwinding
+ * is where ASan's shadow of the unwound frames may still lie). */
+#define LOCK_WAITS_IN(w, c)                                    \
+	do {                                                   \
+		(c).lock_waits = rt_load(&(w)->waits);         \
+		(c).lock_wait_max_ns = rt_load(&(w)->max_ns);  \
+	} while (0)
 
 /* The calling thread's counters to its slot, as its owner hands them over
  * (rt_tcache_publish, tcache.c): the slow paths' exactly, the fast paths' as
@@ -373,16 +375,15 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
-	struct rt_tcounters lw;
-	lock_waits_in(&rt_lock_waits, &lw);
+	uint64_t waits = rt_load(&rt_lock_waits.waits), max_ns = rt_load(&rt_lock_waits.max_ns);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->in_rt, tc->in_rt);
 #define RT_X_PUT(name, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
 	RT_TMAXIMA(RT_X_PUT)
 #undef RT_X_PUT
-	RT_SEQ_PUT(s->c.lock_waits, lw.lock_waits);
-	RT_SEQ_PUT(s->c.lock_wait_max_ns, lw.lock_wait_max_ns);
+	RT_SEQ_PUT(s->c.lock_waits, waits);
+	RT_SEQ_PUT(s->c.lock_wait_max_ns, max_ns);
 	rt_seq_write_end(&s->seq);
 }
 
@@ -399,7 +400,7 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 	if (!r)
 		return;
 	struct rt_tcounters c = *last;
-	lock_waits_in(&rt_lock_waits, &c); /* the exiting thread's own */
+	LOCK_WAITS_IN(&rt_lock_waits, c); /* the exiting thread's own */
 	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
@@ -448,7 +449,7 @@ bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, str
 	bool live = rec->tc != NULL;
 	if (live) {
 		read(rec->tc, c);
-		lock_waits_in(rec->lw, c);
+		LOCK_WAITS_IN(rec->lw, *c);
 	}
 	rt_mutex_unlock(&rec->lock);
 	return live;
