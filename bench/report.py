@@ -616,6 +616,30 @@ def memory_table(d):
                   "peak RSS (VmHWM), MiB", "VmHWM / requested"], rows)
 
 
+MLOCK_MODES = [("1", "all (default)"), ("onfault", "onfault"), ("pool", "pool"), ("0", "off")]
+
+
+def mlock_modes_table(d):
+    rows = []
+    for mode, label in MLOCK_MODES:
+        cond = f"mlock-{mode}"
+        cells = []
+        for w in ("larson", "large"):
+            cells += [num(mib(d.max(RT, f"classic.{w}", "hwm_kib", cond)), 1),
+                      num(d.max(RT, f"classic.{w}", "faults", cond))]
+        if any(c != "—" for c in cells):
+            rows.append([f"`RTALLOC_MLOCK={mode}`: {label}"] + cells)
+    if not rows:
+        return ""
+    base = []
+    for w in ("larson", "large"):
+        base += [num(mib(d.med(BASELINE, f"classic.{w}", "hwm_kib")), 1),
+                 num(d.max(BASELINE, f"classic.{w}", "faults"))]
+    rows.append([f"{BASELINE} (for reference)"] + base)
+    return table(["librtalloc", "larson peak RSS, MiB", "larson faults", "large peak RSS, MiB",
+                  "large faults"], rows)
+
+
 def mib(kib):
     return None if kib is None else kib / 1024
 
@@ -953,6 +977,13 @@ def cmd_report(directory, md_path):
     w("One thread, mixed sizes, live set of up to 4096 blocks. A pre-faulted pool is "
       "resident from the start: that is the price of having no page fault later.\n\n")
     w(memory_table(d))
+    mt = mlock_modes_table(d)
+    if mt:
+        w("\n### librtalloc per RTALLOC_MLOCK mode (classic larson and large, one run each)\n\n"
+          "`all` locks every mapping now and later (each new thread's whole stack resident); "
+          "`onfault` locks each page when first touched; `pool` locks the pool alone. The pool "
+          "is pre-faulted in every mode.\n\n")
+        w(mt)
 
     w("\n## Instructions per malloc+free pair (callgrind, exact)\n")
     w("Fast: `malloc(32)`+`free` repeated, harness loop subtracted. Mixed: one pair (free a "

@@ -50,6 +50,8 @@ enum rtalloc_mlock {
 	RTALLOC_MLOCK_OFF,     /* RTALLOC_MLOCK=0: never lock memory */
 	RTALLOC_MLOCK_TRY,     /* RTALLOC_MLOCK=1 (default): lock, warn once on failure */
 	RTALLOC_MLOCK_REQUIRE, /* RTALLOC_MLOCK=require: failure is fatal */
+	RTALLOC_MLOCK_ONFAULT, /* RTALLOC_MLOCK=onfault: the pool locked, the rest when touched */
+	RTALLOC_MLOCK_POOL,    /* RTALLOC_MLOCK=pool: the pool only, no other mapping */
 };
 
 enum rtalloc_exhaust {
@@ -101,7 +103,8 @@ int rtalloc_init(const struct rtalloc_config *config);
 /*
  * Prepare the calling thread for its real-time loop: fill its caches so that
  * its first allocations take no slow path, and pre-fault stack_prefault bytes
- * of its stack.  Call it from the thread, before the loop.  Returns 0 or ENOMEM.
+ * of its stack (and, with RTALLOC_FAULTS=locate, open the thread's perf
+ * event).  Call it from the thread, before the loop.  Returns 0 or ENOMEM.
  */
 int rtalloc_thread_prepare(void);
 
@@ -136,7 +139,7 @@ void rtalloc_free_aligned_sized(void *ptr, size_t alignment, size_t size);
  * ------------------------------------------------------------------------ */
 
 #define RTALLOC_STATS_VERSION 3 /* 2: bytes_allocated, bytes_freed; 3: lock waits */
-#define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] huge */
+#define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] above 32 KiB */
 #define RTALLOC_STATS_ARENAS 8
 
 struct rtalloc_stats {
@@ -190,7 +193,10 @@ void rtalloc_stats_print(FILE *f);
  * Mark the calling thread's real-time section (a cycle of its loop, or the
  * whole loop): page faults and slow-path entries between begin and end are
  * counted apart, in this process's statistics and in rtalloc-stat.  Each
- * call reads the thread's fault counters (one getrusage system call).
+ * call reads the thread's fault counters (one getrusage system call).  With
+ * RTALLOC_FAULTS=locate, end also reads where the section's faults were (no
+ * system call), and a thread's first begin opens its perf event unless
+ * rtalloc_thread_prepare() did.
  */
 void rtalloc_rt_begin(void);
 void rtalloc_rt_end(void);

@@ -8,15 +8,111 @@
  * Alignment is a rounding: every block is aligned to its size (power-of-two
  * classes and buddy blocks), so a block of at least `alignment` bytes is
  * aligned to it.  Nothing is wasted beyond that rounding.
+ *
+ * Also the entry of the slow paths (what fastpath.h's misses call): what is
+ * not the thread cache's business is decided here, above the cache and the
+ * heaps, so that tcache.c never calls up: the first call initialises the
+ * library; a forked child locks its memory again; a thread bound to a heap
+ * allocates from it; a pointer outside the pool goes to the heaps or is
+ * counted as foreign; the whole slow path runs under the re-entry guard.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "fastpath.h"
+#include "faults.h"
 #include "os.h"
 #include "heap.h"
 
 #define EXPORT_AS(name, impl) extern __typeof(impl) name __attribute__((alias(#impl), visibility("default")))
+
+/* ---- the slow paths' entry ------------------------------------------------------- */
+
+/* A signal handler that calls malloc or free while its thread was inside a
+ * slow path would find the thread's cache, or a lock it holds, half-way:
+ * stopped with a message instead of corrupting or hanging.  The flag is set
+ * only on slow paths (the fast paths cost nothing for it). */
+static RT_NORETURN RT_COLD void reentered(const char *call)
+{
+	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
+	       "handler? malloc is not async-signal-safe); aborting", call);
+	rt_die();
+}
+
+static inline void slow_enter(struct rt_tcache *tc, const char *call)
+{
+	if (rt_unlikely(tc->in_slow))
+		reentered(call);
+	tc->in_slow = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* set before anything changes */
+}
+
+static inline void slow_leave(struct rt_tcache *tc)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tc->in_slow = 0;
+}
+
+/* The child of fork locks its memory at its first slow path (fork.c). */
+static RT_COLD void relock_child(struct rt_tcache *tc)
+{
+	rt_pool_relock_child();
+	rt_tcache_relocked(tc);
+}
+
+void *rt_malloc_slow(size_t n)
+{
+	if (rt_unlikely(!rt_ready()) && rt_init_lazy() != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, "malloc");
+	if (rt_unlikely(rt_g.relock_child))
+		relock_child(tc);
+	void *p = rt_unlikely(tc->heap != NULL) ? rt_heap_thread_alloc(tc->heap, n) : rt_tcache_malloc(tc, n);
+	slow_leave(tc);
+	return p;
+}
+
+/* A pointer librtalloc did not hand out (ld.so's early allocator, memory from
+ * before interposition): never taken into a free list, only counted. */
+static uint64_t foreign_frees;
+
+uint64_t rt_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
+
+void rt_free_slow(void *ptr, const char *call)
+{
+	if (!ptr)
+		return;
+	int saved = errno; /* free preserves errno */
+	struct rt_tcache *tc = &rt_tc;
+	slow_enter(tc, call);
+	if (rt_unlikely(rt_g.relock_child))
+		relock_child(tc);
+	struct rt_page *pg = rt_page_of(ptr);
+	if (pg)
+		rt_tcache_free(tc, ptr, pg, call);
+	else if (!rt_heap_free_foreign(ptr, call))
+		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
+	slow_leave(tc);
+	errno = saved;
+}
+
+size_t rt_block_size(const void *p, const char *call)
+{
+	const struct rt_page *pg = rt_page_of(p);
+	return pg ? rt_tcache_block_size(p, pg, call) : rt_heap_block_size(p, call);
+}
+
+/* Real-time sections (tcache.c counts them): the first may initialise. */
+RT_EXPORT void rtalloc_rt_begin(void)
+{
+	if (rt_likely(rt_ready()) || rt_init_lazy() == 0)
+		rt_tcache_section_begin();
+}
+
+RT_EXPORT void rtalloc_rt_end(void) { rt_tcache_section_end(); }
 
 
 /* A block of at least size bytes aligned to align (a power of two). */
@@ -193,9 +289,13 @@ RT_EXPORT int rtalloc_init(const struct rtalloc_config *config) { return rt_init
 
 RT_EXPORT int rtalloc_thread_prepare(void)
 {
+	if (!rt_ready() && rt_init_lazy() != 0)
+		return ENOMEM;
 	int e = rt_tcache_prepare();
-	if (!e)
+	if (!e) {
 		rt_pool_stack_prefault(rt_g.opt.stack_prefault);
+		rt_faults_thread_open(); /* RTALLOC_FAULTS=locate (faults.h) */
+	}
 	return e;
 }
 

@@ -7,8 +7,8 @@
  * stamp RT_STAMP_HELD in word 1: rt.h, "links and stamps") and counted in its
  * descriptor; pages with free blocks sit on their class's partial list.  A
  * page is carved lazily: `carved` bytes have been handed out at least once,
- * the rest is untouched.  Cached classes (4 .. 32 KiB) are buddy blocks of
- * their own.  Huge blocks are buddy blocks not cached.  Every block that
+ * the rest is untouched.  Cached classes (4 KiB .. 1 MiB) are buddy blocks
+ * of their own.  Huge blocks are buddy blocks not cached.  Every block that
  * crosses between a thread and the arena is checked (its page, class and
  * stamp) and re-stamped for its new holder.
  *
@@ -165,7 +165,7 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 			if (idx != RT_NIL && rt_g.pages[idx].cls == c) {
 				/* idle page of this very class: as it was, all free */
 				partial_push(a, c, idx);
-				a->class_units[c]++;
+				a->class_units[rt_stats_class(c)]++;
 			} else {
 				if (idx == RT_NIL)
 					idx = buddy_get(a, 0, &grown);
@@ -178,7 +178,7 @@ static unsigned refill_small(struct rt_arena *a, unsigned c, unsigned want, void
 				np->free = NULL;
 				rt_store(&np->cls, (uint8_t)c);
 				partial_push(a, c, idx);
-				a->class_units[c]++;
+				a->class_units[rt_stats_class(c)]++;
 			}
 		}
 		struct rt_page *pg = &rt_g.pages[idx];
@@ -234,7 +234,7 @@ static unsigned refill_cached(struct rt_arena *a, unsigned c, unsigned want, voi
 		struct rt_page *pg = &rt_g.pages[idx];
 		rt_store(&pg->carved, (uint16_t)RT_PAGE_SIZE);
 		rt_store(&pg->cls, (uint8_t)c);
-		a->class_units[c]++;
+		a->class_units[rt_stats_class(c)]++;
 		void **b = rt_page_addr(idx);
 		rt_link_set(b, chain);
 		rt_stamp_set(b, RT_STAMP_CACHED);
@@ -270,7 +270,7 @@ static void flush_small(struct rt_arena *a, struct rt_page *pg, void **b, unsign
 		partial_push(a, c, idx);
 	if (pg->nfree == blocks_per_page(c)) {
 		partial_unlink(a, c, idx);
-		a->class_units[c]--;
+		a->class_units[rt_stats_class(c)]--;
 		empty_push(a, idx);
 		a->steps++;
 		if (a->nempty > RT_EMPTY_KEEP)
@@ -310,7 +310,7 @@ void rt_arena_flush(unsigned c, void *head, unsigned n)
 		} else {
 			b[1] = NULL; /* back to the buddy: no stamp stays behind */
 			rt_buddy_free(&a->buddy, (uint32_t)(pg - rt_g.pages));
-			a->class_units[c]--;
+			a->class_units[rt_stats_class(c)]--;
 			a->steps++;
 		}
 		b = next;
@@ -322,16 +322,19 @@ void rt_arena_flush(unsigned c, void *head, unsigned n)
 	}
 }
 
-void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow)
+void *rt_arena_huge_alloc(struct rt_arena *a, uint32_t pages, bool may_grow)
 {
 	bool grown = !may_grow;
+	unsigned order = pages <= 1 ? 0 : 64 - (unsigned)__builtin_clzll((uint64_t)pages - 1);
 	rt_arena_lock(a);
 	uint32_t idx = buddy_get(a, order, &grown);
 	if (idx != RT_NIL) {
+		rt_buddy_trim(&a->buddy, idx, pages); /* the rest of the block back to the buddy */
 		rt_store(&rt_g.pages[idx].cls, (uint8_t)RT_CLS_HUGE);
 		rt_store(&rt_g.pages[idx].carved, (uint16_t)RT_PAGE_SIZE);
 		a->huge_allocs++;
-		a->class_units[RT_CLS_HUGE]++;
+		a->class_units[rt_stats_class(RT_CLS_HUGE)]++;
+		a->steps++;
 	}
 	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
@@ -349,9 +352,13 @@ void rt_arena_huge_free(void *p, struct rt_page *pg)
 		rt_arena_unlock(a);
 		rt_fatal("free", "invalid pointer or double free", p);
 	}
-	rt_buddy_free(&a->buddy, idx);
+	if (rt_unlikely(!rt_buddy_free_pages(&a->buddy, idx))) {
+		rt_arena_unlock(a);
+		rt_fatal("free", "heap corruption (a large block's pieces)", p);
+	}
 	a->huge_frees++;
-	a->class_units[RT_CLS_HUGE]--;
+	a->steps++;
+	a->class_units[rt_stats_class(RT_CLS_HUGE)]--;
 	rt_stats_publish_arena(a);
 	rt_arena_unlock(a);
 }
@@ -393,6 +400,12 @@ static const char *check_locked(struct rt_arena *a)
 				return "arena: a cached block's order does not match its class (B3)";
 		} else if (pg->state == RT_PS_USED && c != RT_CLS_HUGE) {
 			return "arena: an allocated block has no class (B3)";
+		} else if (pg->state == RT_PS_USED) { /* huge: its pieces are passed with it */
+			uint32_t n = rt_buddy_pages(bd, bd->first + r - bd->skew);
+			if (!n)
+				return "arena: a large block's pieces do not match its size (B3)";
+			r += n;
+			continue;
 		}
 		r += 1u << pg->order;
 	}

@@ -15,10 +15,20 @@
  * block of order k is always aligned to 2^k pages in absolute terms, and
  * usable pages are v in [skew, committed).
  *
+ * A block of n pages that is not a power of two (rt_buddy_alloc_pages: the
+ * arena's huge blocks) keeps only its n pages: the block of 2^k >= n pages
+ * is split into the pieces of n's binary digits, largest first from its
+ * start (each aligned to its size: a buddy block of its own, USED; the
+ * first is the head and holds n in its descriptor's next field, the others
+ * have no class), and the rest is given back as free blocks.  It is freed
+ * piece by piece (rt_buddy_free_pages), which merges it back whole.
+ *
  * Bounds (top = b->top_order, at most RT_ORDER_MAX; 14 for a 64 MiB arena):
  *   alloc   one bit scan + at most top splits
  *   free    at most top merges
  *   add     at most 2 * top blocks, each freed as above
+ *   alloc_pages  alloc + at most top pieces kept + at most top given back
+ *   free_pages   at most top + 1 pieces, each freed as above
  */
 #include "rt.h"
 
@@ -149,6 +159,82 @@ void rt_buddy_free(struct rt_buddy *b, uint32_t idx)
 	unsigned k = pg->order;
 	b->free_pages += (size_t)1 << k;
 	free_block(b, idx, k);
+}
+
+/* The block's order k is the order of n: the low-water mark keeps the 2^k
+ * pages taken (the buddy needed that block free), free_pages the n kept. */
+void rt_buddy_trim(struct rt_buddy *b, uint32_t idx, uint32_t n)
+{
+	unsigned k = n <= 1 ? 0 : 64 - (unsigned)__builtin_clzll((uint64_t)n - 1);
+	rt_assert(n && b->pages[idx].state == RT_PS_USED && b->pages[idx].order == k);
+	/* Kept: the pieces of n's bits, largest first (each aligned to its size,
+	 * since the pieces before it are larger powers of two). */
+	uint32_t at = 0;
+	for (unsigned j = k + 1; j-- > 0;) { /* bound: k + 1 <= top_order + 1 pieces */
+		if (!(n & (1u << j)))
+			continue;
+		struct rt_page *pg = &b->pages[idx + at];
+		pg->state = RT_PS_USED;
+		pg->order = (uint8_t)j;
+		pg->arena = b->arena;
+		if (at)
+			rt_store(&pg->cls, 0); /* not a block: free and the validator refuse it */
+		at += 1u << j;
+	}
+	/* Given back: [n, 2^k) as aligned free blocks; the buddy of each is
+	 * partly kept, so none merges (free_block finds no free buddy). */
+	for (uint32_t r = n; r < (1u << k);) { /* bound: k blocks (one per zero bit of n below k) */
+		unsigned j = (unsigned)__builtin_ctz(r);
+		b->free_pages += (size_t)1 << j;
+		free_block(b, idx + r, j);
+		r += 1u << j;
+	}
+	b->pages[idx].next = n;
+}
+
+uint32_t rt_buddy_alloc_pages(struct rt_buddy *b, uint32_t n)
+{
+	unsigned k = n <= 1 ? 0 : 64 - (unsigned)__builtin_clzll((uint64_t)n - 1);
+	uint32_t idx = n ? rt_buddy_alloc(b, k) : RT_NIL;
+	if (idx != RT_NIL)
+		rt_buddy_trim(b, idx, n);
+	return idx;
+}
+
+uint32_t rt_buddy_pages(const struct rt_buddy *b, uint32_t idx)
+{
+	const struct rt_page *pg = &b->pages[idx];
+	uint32_t n = pg->next;
+	if (pg->state != RT_PS_USED || n == 0 || n == RT_NIL || 31 - __builtin_clz(n) != pg->order ||
+	    vpos(b, idx) + (uint64_t)n > b->committed)
+		return 0;
+	uint32_t at = 1u << pg->order;
+	for (unsigned j = pg->order; j-- > 0;) { /* bound: order <= top_order pieces */
+		if (!(n & (1u << j)))
+			continue;
+		const struct rt_page *q = &b->pages[idx + at];
+		if (q->state != RT_PS_USED || q->order != j || q->cls != 0)
+			return 0;
+		at += 1u << j;
+	}
+	return n;
+}
+
+bool rt_buddy_free_pages(struct rt_buddy *b, uint32_t idx)
+{
+	uint32_t n = rt_buddy_pages(b, idx);
+	if (!n)
+		return false;
+	uint32_t at = 0;
+	for (unsigned j = 32; j-- > 0;) { /* bound: 32 bits, at most top_order + 1 pieces */
+		if (!(n & (1u << j)))
+			continue;
+		b->pages[idx + at].next = RT_NIL;
+		b->free_pages += (size_t)1 << j;
+		free_block(b, idx + at, j);
+		at += 1u << j;
+	}
+	return true;
 }
 
 /* Walk every page; return NULL when B1/B2 and the counters hold, else what broke. */

@@ -15,35 +15,41 @@
 
 #include "rt.h"
 
+/* Pop a block of class c from the calling thread's list bin, which holds
+ * count > 0 blocks, validated before it is handed out.  Also the last step
+ * of a refill (tcache.c). */
+static inline void *rt_cache_pop(struct rt_bin *bin, unsigned c, uint32_t count)
+{
+	void **p = bin->head;
+	/* Validate the block before it is handed out (rt.h, "links and
+	 * stamps"); the head came from a decoded link, so until here it is
+	 * untrusted.  In order: inside the space and aligned to the class; of a
+	 * page of this class (the descriptor: never-committed parts read as
+	 * zero, so p itself is not touched before this holds); stamped as on a
+	 * thread list.  count says where a list ends (in NULL, which fails the
+	 * first test). */
+	uintptr_t off = (uintptr_t)p - rt_g.base;
+	if (rt_unlikely((off >= rt_g.span) | ((off & bin->mask) != 0)))
+		return rt_list_corrupt(p);
+	if (rt_unlikely(rt_load(&rt_g.pages[off >> RT_PAGE_SHIFT].cls) != c))
+		return rt_list_corrupt(p);
+	if (rt_unlikely(!rt_stamped_by(p, RT_STAMP_CACHED)))
+		return rt_list_corrupt(p);
+	bin->head = rt_link_get(p);
+	bin->count = count - 1;
+	p[1] = NULL; /* a live block never carries its free stamp */
+	bin->allocs++;
+	return p;
+}
+
 static inline void *rt_malloc_fast(size_t n)
 {
 	unsigned c = rt_class_of(n); /* > RT_NCLASS for 0 and huge sizes */
 	if (rt_likely(c <= RT_NCLASS)) {
 		struct rt_bin *bin = &rt_tc.bin[c];
 		uint32_t count = bin->count;
-		if (rt_likely(count != 0)) {
-			void **p = bin->head;
-			/* Validate the block before it is handed out (rt.h, "links
-			 * and stamps"); the head came from a decoded link, so until
-			 * here it is untrusted.  In order: inside the space and
-			 * aligned to the class; of a page of this class (the
-			 * descriptor: never-committed parts read as zero, so p itself
-			 * is not touched before this holds); stamped as on a thread
-			 * list.  count says where a list ends (in NULL, which fails
-			 * the first test). */
-			uintptr_t off = (uintptr_t)p - rt_g.base;
-			if (rt_unlikely((off >= rt_g.span) | ((off & bin->mask) != 0)))
-				return rt_list_corrupt(p);
-			if (rt_unlikely(rt_load(&rt_g.pages[off >> RT_PAGE_SHIFT].cls) != c))
-				return rt_list_corrupt(p);
-			if (rt_unlikely(!rt_stamped_by(p, RT_STAMP_CACHED)))
-				return rt_list_corrupt(p);
-			bin->head = rt_link_get(p);
-			bin->count = count - 1;
-			p[1] = NULL; /* a live block never carries its free stamp */
-			bin->allocs++;
-			return p;
-		}
+		if (rt_likely(count != 0))
+			return rt_cache_pop(bin, c, count);
 	}
 	return rt_malloc_slow(n);
 }

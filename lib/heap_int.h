@@ -17,7 +17,7 @@
 #include "stats.h"
 
 #define HEAP_MAGIC 0x3150414548545228ULL /* "(RTHEAP1" */
-#define HEAP_VERSION 3 /* 2: fig; 3: waiter records' alive locks, guard page */
+#define HEAP_VERSION 4 /* 2: fig; 3: waiter records' alive locks, guard page; 4: RT_CLS_HUGE is 18 (classes to 1 MiB) */
 #define NREG RTALLOC_HEAP_REGIONS
 #define NWAIT RTALLOC_HEAP_WAITERS
 #define NPROC RTALLOC_HEAP_PROCS

@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mlock.c - keeping the process resident: mlockall per RTALLOC_MLOCK, with
+ * mlock.c - keeping the process resident per RTALLOC_MLOCK: mlockall of
+ * every mapping now and later (all: 1, try, require), the same locking each
+ * page when it is first touched (onfault: the pool is pre-faulted, so it is
+ * locked whole; a thread's stack is locked as far as rtalloc_thread_prepare
+ * pre-faults it, the rest of the process as it runs), or mlock of the pool
+ * alone (pool: no other mapping is locked, so a program may
+ * madvise(MADV_DONTNEED) its own mappings, which fails on locked ones); with
  * what is only reserved (the reservation's tails: pool.c, rt_pool_tails)
  * unlocked afterwards, or, when RLIMIT_MEMLOCK refuses the whole address
  * space, left out of the locking altogether (unmapped while MCL_CURRENT
@@ -16,6 +22,15 @@
 #include "pool_int.h"
 
 /* ---- locking ---------------------------------------------------------------- */
+
+/* The mode the process is locked in (valid while rt_g.locked). */
+static int lock_mode;
+
+/* mlockall's extra flag for a mode: lock on fault, or none. */
+static int fault_flag(int mode) { return mode == RTALLOC_MLOCK_ONFAULT ? MCL_ONFAULT : 0; }
+
+/* TRY and REQUIRE lock the same; the others differ from them and each other. */
+static int scope(int mode) { return mode == RTALLOC_MLOCK_REQUIRE ? RTALLOC_MLOCK_TRY : mode; }
 
 /* After mlockall: unlock what is only reserved, so VmLck is the real pool. */
 static void unlock_reserve(void)
@@ -37,29 +52,24 @@ static void unlock_reserve(void)
  * meanwhile (a later rtalloc_init only) takes that address space: growth
  * stops at what is committed; one growing the pool meanwhile fails (its
  * mprotect finds nothing: ENOMEM for that request).  Returns 0 or errno. */
-static int lock_without_tails(void)
+static int lock_without_tails(int mode)
 {
 	struct rt_pool_tail t[RT_POOL_TAILS];
 	unsigned n = rt_pool_tails(t);
 	for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
 		rt_os_unmap(t[i].p, t[i].len);
-	int e = mlockall(MCL_CURRENT) == 0 ? 0 : errno;
+	int e = rt_os_mlockall(MCL_CURRENT | fault_flag(mode)) == 0 ? 0 : errno;
 	bool lost = false;
 	for (unsigned i = 0; i < n; i++) { /* bound: RT_POOL_TAILS */
-		void *q = mmap(t[i].p, t[i].len, t[i].prot,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-		if (q != t[i].p) {
-			if (q != MAP_FAILED)
-				munmap(q, t[i].len);
+		if (!rt_os_reserve_at_prot(t[i].p, t[i].len, t[i].prot))
 			lost = true;
-		}
 	}
 	if (lost) {
 		rt_pool_stop_growth();
 		rt_say("while memory was being locked, another mapping took the pool's reserved address space: "
 		       "the pool will not grow");
 	}
-	if (!e && mlockall(MCL_FUTURE) != 0) /* future mappings only: the tails stay unlocked */
+	if (!e && rt_os_mlockall(MCL_FUTURE | fault_flag(mode)) != 0) /* future mappings only: the tails stay unlocked */
 		e = errno;
 	return e;
 }
@@ -88,7 +98,7 @@ static bool lock_warned_before(void)
 static void check_lock_room(void)
 {
 	struct rlimit rl;
-	if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (rt_os_euid() == 0 || rt_os_getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		return;
 	char buf[4096];
 	if (rt_os_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
@@ -109,38 +119,84 @@ static void check_lock_room(void)
 		       "ulimit -l, use smaller thread stacks, or RTALLOC_MLOCK=0", left);
 }
 
-/* mlockall per policy.  Returns 0, or EPERM when it is required and failed. */
+/* RTALLOC_MLOCK=pool: mlock the committed pages of every arena and their
+ * descriptors (mlock faults them in), nothing else; growth locks what it
+ * adds (pool.c, commit).  On failure what was locked is unlocked again.
+ * Returns 0 or errno. */
+static int lock_pool(void)
+{
+	struct rt_pool_tail t[RT_POOL_TAILS];
+	unsigned n = rt_pool_parts(t);
+	for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
+		if (rt_os_mlock(t[i].p, t[i].len) != 0) {
+			int e = errno;
+			for (unsigned j = 0; j < i; j++) /* bound: RT_POOL_TAILS */
+				rt_os_munlock(t[j].p, t[j].len);
+			return e;
+		}
+	return 0;
+}
+
+/* Lock per mode (a process locked in another mode is unlocked first).
+ * Returns 0, or EPERM when it is required and failed. */
 int rt_pool_lock_memory(int mode)
 {
-	if (mode == RTALLOC_MLOCK_OFF || rt_g.locked)
+	if (mode == RTALLOC_MLOCK_OFF || (rt_g.locked && scope(mode) == scope(lock_mode)))
 		return 0;
-	int e = rt_os_mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
-	if (!e && !rt_g.user_memory)
+	if (rt_g.locked) {
+		rt_os_munlockall();
+		rt_g.locked = false;
+	}
+	if (mode == RTALLOC_MLOCK_POOL && rt_g.user_memory)
+		return 0; /* the caller's memory: no system call on it, it stays as the caller keeps it */
+	int e;
+	if (mode == RTALLOC_MLOCK_POOL)
+		e = lock_pool();
+	else if (mode == RTALLOC_MLOCK_ONFAULT)
+		e = rt_os_mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0 ? 0 : errno;
+	else
+		e = rt_os_mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : errno;
+	if (mode == RTALLOC_MLOCK_POOL)
+		; /* nothing reserved was locked */
+	else if (!e && !rt_g.user_memory)
 		unlock_reserve();
 	else if (e == ENOMEM && !rt_g.user_memory)
-		e = lock_without_tails(); /* RLIMIT_MEMLOCK below the address space */
+		e = lock_without_tails(mode); /* RLIMIT_MEMLOCK below the address space */
 	if (!e) {
 		rt_g.locked = true;
-		check_lock_room();
+		lock_mode = mode;
+		if (mode != RTALLOC_MLOCK_POOL)
+			check_lock_room();
 		return 0;
 	}
 	struct rlimit rl = {0, 0};
-	getrlimit(RLIMIT_MEMLOCK, &rl);
-	/* What the limit must allow: the process without the reserved tails, and
-	 * 16 MiB for what it maps later (thread stacks), in whole MiB. */
-	struct rt_pool_tail t[RT_POOL_TAILS];
-	size_t tails = 0, vm = rt_pool_status_kib("VmSize:");
-	unsigned n = rt_g.user_memory ? 0 : rt_pool_tails(t);
-	for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
-		tails += t[i].len >> 10;
-	size_t need = ((vm > tails ? vm - tails : 0) + 16384 + 1023) & ~(size_t)1023;
+	rt_os_getrlimit(RLIMIT_MEMLOCK, &rl);
+	/* What the limit must allow: the pool (pool), or the process without
+	 * the reserved tails and 16 MiB for what it maps later (thread stacks),
+	 * in whole MiB. */
+	size_t need;
+	if (mode == RTALLOC_MLOCK_POOL) {
+		struct rt_pool_tail t[RT_POOL_TAILS];
+		unsigned n = rt_pool_parts(t);
+		need = 0;
+		for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
+			need += t[i].len >> 10;
+		need = (need + 1023) & ~(size_t)1023;
+	} else {
+		struct rt_pool_tail t[RT_POOL_TAILS];
+		size_t tails = 0, vm = rt_pool_status_kib("VmSize:");
+		unsigned n = rt_g.user_memory ? 0 : rt_pool_tails(t);
+		for (unsigned i = 0; i < n; i++) /* bound: RT_POOL_TAILS */
+			tails += t[i].len >> 10;
+		need = ((vm > tails ? vm - tails : 0) + 16384 + 1023) & ~(size_t)1023;
+	}
 	bool said = lock_warned_before();
 	if (!said || mode == RTALLOC_MLOCK_REQUIRE)
-		rt_say("mlockall failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
+		rt_say("%s failed (%s, RLIMIT_MEMLOCK %lu KiB): memory is pre-faulted but not locked and can "
 		       "be paged out. Locking needs at least %zu KiB: ulimit -l %zu (memlock in "
 		       "/etc/security/limits.conf), or the CAP_IPC_LOCK capability; RTALLOC_MLOCK=0 skips locking.",
-		       strerrorname_np(e), rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10),
-		       need, need);
+		       mode == RTALLOC_MLOCK_POOL ? "mlock of the pool" : "mlockall", strerrorname_np(e),
+		       rl.rlim_cur == RLIM_INFINITY ? 0UL : (unsigned long)(rl.rlim_cur >> 10), need, need);
 	return mode == RTALLOC_MLOCK_REQUIRE ? EPERM : 0;
 }
 
@@ -155,13 +211,13 @@ static bool future_dropped;
 bool rt_pool_lose_lock_right(uid_t new_euid)
 {
 	struct rlimit rl;
-	if (!rt_g.locked || future_dropped || new_euid == 0 || geteuid() != 0 ||
-	    getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+	if (!rt_g.locked || lock_mode == RTALLOC_MLOCK_POOL || future_dropped || new_euid == 0 || rt_os_euid() != 0 ||
+	    rt_os_getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
 		return false;
 	size_t locked = rt_pool_status_kib("VmLck:"), limit = (size_t)(rl.rlim_cur >> 10);
 	if (locked + 16384 <= limit)
 		return false;
-	if (mlockall(MCL_CURRENT) != 0)
+	if (rt_os_mlockall(MCL_CURRENT | fault_flag(lock_mode)) != 0)
 		return false;
 	if (!rt_g.user_memory)
 		unlock_reserve();
@@ -180,7 +236,7 @@ bool rt_pool_lose_lock_right(uid_t new_euid)
  * only: what is mapped now stays as it is). */
 void rt_pool_regain_lock_right(void)
 {
-	if (future_dropped && geteuid() == 0 && mlockall(MCL_FUTURE) == 0)
+	if (future_dropped && rt_os_euid() == 0 && rt_os_mlockall(MCL_FUTURE | fault_flag(lock_mode)) == 0)
 		future_dropped = false;
 }
 
@@ -193,20 +249,17 @@ RT_NOINLINE void rt_pool_stack_prefault(size_t bytes)
 	if (!bytes)
 		return;
 	size_t room;
-	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+	if (rt_os_getpid() == rt_os_gettid()) {
 		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
-		getrlimit(RLIMIT_STACK, &rl);
+		rt_os_getrlimit(RLIMIT_STACK, &rl);
 		room = rl.rlim_cur == RLIM_INFINITY ? ((size_t)64 << 20) : (size_t)rl.rlim_cur;
 	} else {
-		/* Another thread: its stack's bounds (pthread_getattr_np may allocate:
-		 * never called during initialisation, which runs on the main thread). */
-		pthread_attr_t at;
+		/* Another thread: its stack's bounds (never asked during
+		 * initialisation, which runs on the main thread: os.h). */
 		void *lo = NULL;
 		size_t sz = 0;
-		if (pthread_getattr_np(pthread_self(), &at) != 0)
+		if (rt_os_thread_stack(&lo, &sz) != 0)
 			return;
-		pthread_attr_getstack(&at, &lo, &sz);
-		pthread_attr_destroy(&at);
 		room = (size_t)((char *)__builtin_frame_address(0) - (char *)lo);
 	}
 	if (bytes > room / 2)

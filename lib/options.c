@@ -28,7 +28,8 @@ struct choice {
 static const struct choice mlock_words[] = {
 	{"0", RTALLOC_MLOCK_OFF},     {"off", RTALLOC_MLOCK_OFF},      {"no", RTALLOC_MLOCK_OFF},
 	{"1", RTALLOC_MLOCK_TRY},     {"on", RTALLOC_MLOCK_TRY},       {"try", RTALLOC_MLOCK_TRY},
-	{"require", RTALLOC_MLOCK_REQUIRE}, {NULL, 0},
+	{"all", RTALLOC_MLOCK_TRY},   {"require", RTALLOC_MLOCK_REQUIRE},
+	{"onfault", RTALLOC_MLOCK_ONFAULT}, {"pool", RTALLOC_MLOCK_POOL}, {NULL, 0},
 };
 static const struct choice exhaust_words[] = {
 	{"grow", RTALLOC_EXHAUST_GROW}, {"fail", RTALLOC_EXHAUST_FAIL},
@@ -40,6 +41,10 @@ static const struct choice numa_words[] = {
 };
 static const struct choice bool_words[] = {
 	{"0", 0}, {"off", 0}, {"no", 0}, {"1", 1}, {"on", 1}, {"yes", 1}, {NULL, 0},
+};
+
+static const struct choice faults_words[] = {
+	{"0", 0}, {"off", 0}, {"no", 0}, {"locate", 1}, {NULL, 0},
 };
 
 #define MIN_POOL ((size_t)256 << 10)
@@ -60,12 +65,16 @@ static const struct option {
 	{"RTALLOC_STACK_PREFAULT", K_SIZE, offsetof(struct rt_options, stack_prefault), NULL, 0,
 	 SIZE_MAX, "a size, like 0, 128K or 1M"},
 	{"RTALLOC_MLOCK", K_CHOICE, offsetof(struct rt_options, mlock), mlock_words, 0, 0,
-	 "0 (or off, no), 1 (or on, try) or require"},
+	 "0 (or off, no), 1 (or on, try, all), require, onfault or pool"},
 	{"RTALLOC_ON_EXHAUST", K_CHOICE, offsetof(struct rt_options, on_exhaust), exhaust_words, 0, 0,
 	 "grow, fail or abort"},
 	{"RTALLOC_NUMA", K_CHOICE, offsetof(struct rt_options, numa), numa_words, 0, 0,
 	 "local, interleave or off"},
 	{"RTALLOC_STATS", K_CHOICE, offsetof(struct rt_options, stats), bool_words, 0, 0, "0 (or off, no) or 1 (or on, yes)"},
+	{"RTALLOC_HUGEPAGES", K_CHOICE, offsetof(struct rt_options, hugepages), bool_words, 0, 0,
+	 "0 (or off, no) or 1 (or on, yes)"},
+	{"RTALLOC_FAULTS", K_CHOICE, offsetof(struct rt_options, faults), faults_words, 0, 0,
+	 "0 (or off, no) or locate"},
 };
 
 #define DEFAULT_POOL ((size_t)64 << 20)
@@ -149,6 +158,7 @@ void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg)
 		.on_exhaust = RTALLOC_EXHAUST_GROW,
 		.numa = RTALLOC_NUMA_LOCAL,
 		.stats = 1,
+		.hugepages = 1,
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const struct option *t = &table[i];
@@ -178,7 +188,7 @@ void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg)
 		if (cfg->stack_prefault)
 			o->stack_prefault = cfg->stack_prefault == RTALLOC_STACK_PREFAULT_NONE
 						    ? 0 : cfg->stack_prefault;
-		if (cfg->mlock >= RTALLOC_MLOCK_OFF && cfg->mlock <= RTALLOC_MLOCK_REQUIRE)
+		if (cfg->mlock >= RTALLOC_MLOCK_OFF && cfg->mlock <= RT_MLOCK_LAST)
 			o->mlock = cfg->mlock;
 		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
 			o->on_exhaust = cfg->on_exhaust;

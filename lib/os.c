@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/perf_event.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <stdio.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -37,10 +39,11 @@ void *rt_os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void *rt_os_reserve_at(void *p, size_t len)
+void *rt_os_reserve_at(void *p, size_t len) { return rt_os_reserve_at_prot(p, len, PROT_NONE); }
+
+void *rt_os_reserve_at_prot(void *p, size_t len, int prot)
 {
-	void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-		       -1, 0);
+	void *q = mmap(p, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
 	if (q == MAP_FAILED)
 		return NULL;
 	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
@@ -102,6 +105,11 @@ int rt_os_populate(void *p, size_t len)
 	for (size_t off = 0; off < len; off += RT_PAGE_SIZE) /* bound: len / page */
 		c[off] = 0;
 	return 0;
+}
+
+int rt_os_hugepages(void *p, size_t len, bool on)
+{
+	return madvise(p, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 int rt_os_move_over(void *from, void *to, size_t len)
@@ -171,6 +179,26 @@ int rt_os_write_all(int fd, const void *buf, size_t len)
 	}
 	errno = saved;
 	return rc;
+}
+
+long rt_os_read(int fd, void *buf, size_t len)
+{
+	for (;;) { /* bound: repeats only while signals keep interrupting it */
+		long r = syscall(SYS_read, fd, buf, len);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
+long rt_os_pread(int fd, void *buf, size_t len, uint64_t off)
+{
+	if (off > (uint64_t)INT64_MAX)
+		return -1;
+	for (;;) { /* bound: repeats only while signals keep interrupting it */
+		long r = syscall(SYS_pread64, fd, buf, len, (off_t)off);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
 }
 
 int rt_os_fstat(int fd, struct stat *st) { return fstat(fd, st); }
@@ -318,6 +346,32 @@ int rt_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void
 {
 	return pthread_atfork(prepare, parent, child);
 }
+
+int rt_os_thread_stack(void **lo, size_t *len)
+{
+	pthread_attr_t at;
+	int e = pthread_getattr_np(pthread_self(), &at);
+	if (e)
+		return e;
+	e = pthread_attr_getstack(&at, lo, len);
+	pthread_attr_destroy(&at);
+	return e;
+}
+
+size_t rt_os_page_size(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	return ps > 0 ? (size_t)ps : RT_PAGE_SIZE;
+}
+
+/* ---- perf events ---- */
+
+int rt_os_perf_open(void *attr)
+{
+	return (int)syscall(SYS_perf_event_open, attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+int rt_os_perf_enable(int fd) { return ioctl(fd, PERF_EVENT_IOC_ENABLE, 0); }
 
 /* ---- randomness ---- */
 

@@ -47,6 +47,8 @@ RT_HIDDEN void *rt_os_reserve(size_t len);
 /* The same at exactly p, if [p, p+len) is free; NULL otherwise (also on a
  * kernel before 4.17, which takes the address as a hint: unmapped again). */
 RT_HIDDEN void *rt_os_reserve_at(void *p, size_t len);
+/* The same with protection prot (PROT_*): what a reservation's tail had. */
+RT_HIDDEN void *rt_os_reserve_at_prot(void *p, size_t len, int prot);
 /* Fresh private read-write zeroed memory.  NULL on failure. */
 RT_HIDDEN void *rt_os_map(size_t len);
 /* len bytes read-write at an address where p + skew_off is a multiple of
@@ -67,6 +69,9 @@ RT_HIDDEN int rt_os_guard(void *p, size_t len);
  * a write to one byte of every page (the memory must be writable and its
  * content not yet in use).  0 or an errno value. */
 RT_HIDDEN int rt_os_populate(void *p, size_t len);
+/* Transparent huge pages for [p, p+len) (MADV_HUGEPAGE) or never
+ * (MADV_NOHUGEPAGE): 0 or -1 (EINVAL: a kernel without them). */
+RT_HIDDEN int rt_os_hugepages(void *p, size_t len, bool on);
 /* Move the mapping [from, from+len) to `to`, replacing what was mapped
  * there (mremap MREMAP_FIXED).  0 or -1. */
 RT_HIDDEN int rt_os_move_over(void *from, void *to, size_t len);
@@ -95,6 +100,10 @@ RT_HIDDEN long rt_os_read_file(const char *path, char *buf, size_t len);
 /* Write all of buf to fd, retrying after EINTR and short writes: 0, or -1
  * at the first failure.  errno preserved. */
 RT_HIDDEN int rt_os_write_all(int fd, const void *buf, size_t len);
+/* read(2) and pread(2), retried after EINTR: the bytes read, 0 at the end,
+ * or -1. */
+RT_HIDDEN long rt_os_read(int fd, void *buf, size_t len);
+RT_HIDDEN long rt_os_pread(int fd, void *buf, size_t len, uint64_t off);
 RT_HIDDEN int rt_os_fstat(int fd, struct stat *st);
 RT_HIDDEN long long rt_os_fd_size(int fd); /* st_size, or -1 */
 RT_HIDDEN int rt_os_ftruncate(int fd, size_t len);
@@ -180,6 +189,23 @@ RT_HIDDEN void rt_os_key_delete(pthread_key_t key);
  * creates its key at initialisation, before a program can create many. */
 RT_HIDDEN void rt_os_key_set(pthread_key_t key, const void *value);
 RT_HIDDEN int rt_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/* [thread library] The calling thread's stack, [*lo, *lo + *len): 0 or an
+ * errno value.  Not for the main thread (glibc reads /proc/self/maps for
+ * it, with stdio and malloc): callers ask only in other threads; for those,
+ * glibc's pthread_getattr_np allocates nothing but the attribute's CPU set,
+ * which stays unset. */
+RT_HIDDEN int rt_os_thread_stack(void **lo, size_t *len);
+/* The kernel's page size (sysconf(_SC_PAGESIZE): from the auxiliary vector). */
+RT_HIDDEN size_t rt_os_page_size(void);
+
+/* ---- perf events (RTALLOC_FAULTS=locate, faults.c) ---------------------------- */
+
+/* perf_event_open(attr, the calling thread, any CPU, no group, CLOEXEC): a
+ * descriptor or -1. */
+RT_HIDDEN int rt_os_perf_open(void *attr);
+/* ioctl(fd, PERF_EVENT_IOC_ENABLE): 0 or -1. */
+RT_HIDDEN int rt_os_perf_enable(int fd);
 
 /* ---- randomness ------------------------------------------------------------------ */
 

@@ -3,7 +3,7 @@
  * pool.c - where librtalloc's memory comes from: the reservation and its
  * layout, NUMA placement (arenas per node, a thread's arena), committing and
  * pre-faulting, growth (the arena's grow hook and a later rtalloc_init's),
- * the pool's set-up; and the initialisation sequence and reconfiguration.
+ * the pool's set-up (the initialisation sequence that calls it is init.c's).
  * Beside it: limits.c measures what the machine can give (memory, the
  * process's limits) and fits the pool to it; mlock.c locks the process and
  * pre-faults the stack; fork.c holds the fork handlers.  What these files
@@ -26,13 +26,12 @@
  * A pool handed in by the caller (rtalloc_config.memory) holds its own
  * descriptors at its start; librtalloc makes no system call on it.
  *
- * Initialisation (rt_init) runs once, at the library's constructor or at the
- * first allocation, whichever comes first.  It calls no malloc, stdio, getenv
- * or dlsym: options come from environ (options.c), messages are written with
- * write(2) (glue.c).  Order: options, fitting them to the machine
- * (limits.c), reservation, commit + pre-fault, stack pre-fault, mlockall, then unlock what was only reserved (so VmLck shows what
- * is really locked; under RLIMIT_MEMLOCK, what is only reserved is left out
- * of the locking altogether: lock_without_tails in mlock.c).
+ * The pool's part of initialisation (init.c runs the sequence): fitting the
+ * options to the machine (limits.c), reservation, commit (huge pages:
+ * RTALLOC_HUGEPAGES) + pre-fault; after locking per RTALLOC_MLOCK (mlock.c),
+ * what was only reserved is unlocked (so VmLck shows what is really locked;
+ * under RLIMIT_MEMLOCK, what is only reserved is left out of the locking
+ * altogether: lock_without_tails in mlock.c).
  */
 #include <malloc.h>
 #include <sched.h>
@@ -42,8 +41,6 @@
 #include "probes.h"
 
 struct rt_global rt_g;
-
-extern int __libc_mallopt(int, int); /* glibc's own mallopt: we interpose mallopt */
 
 /* ---- NUMA ----------------------------------------------------------------- */
 
@@ -131,9 +128,22 @@ static int commit(struct rt_arena *a, uint32_t from, uint32_t to)
 		rt_os_mbind(data, len, -1, rt_g.node_mask);
 	if (rt_os_commit(data, len) != 0 || rt_os_commit(dp, dlen) != 0)
 		return errno;
+	/* Transparent huge pages, before the first touch: fewer faults to
+	 * pre-fault, fewer TLB misses.  Refused (EINVAL) by a kernel without
+	 * them: 4 KiB pages then, as with RTALLOC_HUGEPAGES=0, which also keeps
+	 * THP "always" off the pool.  The data is aligned to its slot (at least
+	 * 1 GiB by default), so whole 2 MiB pages fit.  (populate_later is
+	 * off with huge pages: they are made below.) */
+	rt_os_hugepages(data, len, rt_g.opt.hugepages);
 	if (populate_later)
 		return 0; /* initialisation: mlockall will fault it in, in one pass */
 	int e = rt_os_populate(data, len);
+	/* Pre-faulted: no more huge pages made here.  Else khugepaged could
+	 * later collapse the 4 KiB pages left (where no huge page was free, or
+	 * at an end not 2 MiB aligned), copying them while the program runs: a
+	 * fault for whoever touches them meanwhile.  The huge pages made stay. */
+	if (rt_g.opt.hugepages)
+		rt_os_hugepages(data, len, false);
 	if (!e)
 		e = rt_os_populate(dp, dlen);
 	if (e)
@@ -159,6 +169,25 @@ static void populate_committed(void)
 	}
 }
 
+/* The committed parts of an OS pool: per arena its committed pages and
+ * their descriptors (at most 2 * RT_MAX_ARENAS <= RT_POOL_TAILS), in t;
+ * their number.  mlock.c locks them for RTALLOC_MLOCK=pool. */
+unsigned rt_pool_parts(struct rt_pool_tail *t)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < rt_g.narenas; i++) { /* bound: RT_MAX_ARENAS */
+		struct rt_buddy *b = &rt_g.arenas[i].buddy;
+		uint32_t pages = b->committed - b->skew;
+		char *dp;
+		size_t dlen;
+		desc_range(b->first, b->first + pages, &dp, &dlen);
+		t[n++] = (struct rt_pool_tail){rt_page_addr(b->first), (size_t)pages << RT_PAGE_SHIFT,
+					       PROT_READ | PROT_WRITE};
+		t[n++] = (struct rt_pool_tail){dp, dlen, PROT_READ | PROT_WRITE};
+	}
+	return n;
+}
+
 /* ---- growth ----------------------------------------------------------------- */
 
 /* Growth is serialised by a lock of its own (priority-inheriting: a real-time
@@ -176,8 +205,8 @@ void rt_pool_grow_lock_init(void) { rt_mutex_init(&grow_lock, RT_MUTEX_PI); }
 
 static void grow_lock_take(void)
 {
-	pthread_once(&grow_once, rt_pool_grow_lock_init);
-	int e = pthread_mutex_lock(&grow_lock);
+	rt_os_once(&grow_once, rt_pool_grow_lock_init);
+	int e = rt_mutex_lock(&grow_lock);
 	if (rt_unlikely(e != 0))
 		rt_fatal("pthread_mutex_lock", "cannot take the growth lock at", &grow_lock);
 }
@@ -265,12 +294,11 @@ static int setup_user_memory(void *mem, size_t size)
 		return EINVAL;
 	size_t total = (end - start) >> RT_PAGE_SHIFT;
 	/* d descriptor pages describe the data pages after them.  The data start
-	 * is aligned to RT_CACHE_MAX: the fast paths test a block's alignment
-	 * relative to rt_g.base, which must therefore be aligned to every cached
-	 * class (the buddy's skew handles larger blocks). */
+	 * is aligned to RT_BASE_ALIGN: the fast paths test a block's alignment
+	 * relative to rt_g.base up to it (the buddy's skew aligns larger blocks). */
 	size_t d = (total * sizeof(struct rt_page) + RT_PAGE_SIZE + sizeof(struct rt_page) - 1) /
 		   (RT_PAGE_SIZE + sizeof(struct rt_page));
-	uintptr_t data = (start + (d << RT_PAGE_SHIFT) + RT_CACHE_MAX - 1) & ~(RT_CACHE_MAX - 1);
+	uintptr_t data = (start + (d << RT_PAGE_SHIFT) + RT_BASE_ALIGN - 1) & ~(RT_BASE_ALIGN - 1);
 	if (data >= end || (end - data) >> RT_PAGE_SHIFT < 4)
 		return EINVAL;
 	size_t npages = (end - data) >> RT_PAGE_SHIFT;
@@ -345,9 +373,9 @@ static int setup_os_memory(void)
 		return ENOMEM;
 	uintptr_t base = (uintptr_t)res;
 	size_t dbytes = rt_pool_desc_bytes(span), dall = rt_pool_desc_bytes(span + room);
-	void *desc = mmap(NULL, dall, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (desc == MAP_FAILED || mprotect(desc, dbytes, PROT_READ) != 0) {
-		if (desc != MAP_FAILED)
+	void *desc = rt_os_reserve(dall);
+	if (!desc || rt_os_read_only(desc, dbytes) != 0) {
+		if (desc)
 			rt_os_unmap(desc, dall);
 		rt_os_unmap((void *)base, span + room);
 		return ENOMEM;
@@ -433,13 +461,9 @@ static int map_after(void *p, size_t len, int prot)
 {
 	if (!len)
 		return 0;
-	void *q = mmap(p, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-	if (q == MAP_FAILED)
+	void *q = rt_os_reserve_at_prot(p, len, prot);
+	if (!q)
 		return ENOMEM;
-	if (q != p) { /* a kernel before 4.17 took the address as a hint only */
-		munmap(q, len);
-		return ENOMEM;
-	}
 	if (rt_g.locked)
 		rt_os_munlock(q, len);
 	return 0;
@@ -483,7 +507,7 @@ static int raise_max(size_t size)
 			reserved_end = data_end;
 		size_t in_room = (ndlen < desc_mapped ? ndlen : desc_mapped);
 		if (in_room > dlen) { /* descriptors in the room: readable now */
-			mprotect(desc + dlen, in_room - dlen, PROT_READ);
+			rt_os_read_only(desc + dlen, in_room - dlen);
 			if (rt_g.locked)
 				rt_os_munlock(desc + dlen, in_room - dlen);
 		}
@@ -546,122 +570,39 @@ static int grow_to(size_t size)
 	return e;
 }
 
-/* A later rtalloc_init(): apply what can change on a live pool.  Its own
- * pre-faulting is not the program's: faults since init count from its end. */
-static int reconfigure(const struct rtalloc_config *cfg)
+/* ---- what initialisation (init.c) asks of the pool ------------------------- */
+
+/* Set the pool up: the caller's memory (cfg->memory), or an OS pool fitted
+ * to the machine.  0, or an errno value; *retry: the config could not be
+ * met and nothing was reserved (a smaller one may work). */
+int rt_pool_setup(const struct rtalloc_config *cfg, bool *retry)
 {
-	int e = 0;
-	if (cfg) {
-		if (cfg->on_exhaust >= RTALLOC_EXHAUST_GROW && cfg->on_exhaust <= RTALLOC_EXHAUST_ABORT)
-			rt_g.opt.on_exhaust = cfg->on_exhaust;
-		if (cfg->pool_size > rt_g.pool_bytes && rt_g.user_memory)
-			e = ENOMEM; /* the caller's memory never grows */
-		else if (cfg->pool_size > rt_g.pool_bytes)
-			e = grow_to(cfg->pool_size);
-		if (cfg->mlock == RTALLOC_MLOCK_OFF && rt_g.locked) {
-			munlockall();
-			rt_g.locked = false;
-		} else if (cfg->mlock == RTALLOC_MLOCK_TRY || cfg->mlock == RTALLOC_MLOCK_REQUIRE) {
-			int l = rt_pool_lock_memory(cfg->mlock);
-			e = e ? e : l;
-		}
-		if (cfg->mlock >= RTALLOC_MLOCK_OFF && cfg->mlock <= RTALLOC_MLOCK_REQUIRE)
-			rt_g.opt.mlock = cfg->mlock;
-	}
-	size_t stack = rt_g.opt.stack_prefault;
-	if (cfg && cfg->stack_prefault)
-		stack = cfg->stack_prefault == RTALLOC_STACK_PREFAULT_NONE ? 0 : cfg->stack_prefault;
-	rt_pool_stack_prefault(stack);
-	rt_stats_fault_baseline();
-	return e;
+	*retry = false;
+	if (cfg && cfg->memory)
+		return setup_user_memory(cfg->memory, cfg->memory_size);
+	/* mlockall (all) and mlock (pool) fault the pool in; mlockall with
+	 * MCL_ONFAULT does not: pre-faulted first.  So is a pool in huge pages:
+	 * mlock's faulting takes 4 KiB pages and compacts for each huge one
+	 * (1 GiB: 6 s instead of 0.3 s with MADV_POPULATE_WRITE, then locking). */
+	populate_later = rt_g.opt.mlock != RTALLOC_MLOCK_OFF && rt_g.opt.mlock != RTALLOC_MLOCK_ONFAULT &&
+			 !rt_g.opt.hugepages;
+	/* A config the machine cannot give fails before anything is reserved:
+	 * it can be retried with a smaller one. */
+	int e = rt_pool_fit(cfg, arena_count());
+	*retry = e != 0;
+	return e ? e : setup_os_memory();
 }
 
-/* A config must be whole (size 0 means this version's) and its memory, if
- * any, usable: checked before anything changes, on every call. */
-static int config_ok(const struct rtalloc_config *cfg)
+/* After locking: what locking did not fault in (it failed, or was off) is
+ * pre-faulted now. */
+void rt_pool_setup_done(void)
 {
-	if (!cfg)
-		return 0;
-	if (cfg->size && cfg->size < sizeof(struct rtalloc_config))
-		return EINVAL;
-	if (cfg->memory && cfg->memory_size < 64 * RT_PAGE_SIZE)
-		return EINVAL;
-	return 0;
-}
-
-int rt_init(const struct rtalloc_config *cfg)
-{
-	if (config_ok(cfg))
-		return EINVAL;
-	int expected = RT_INIT_NONE;
-	if (!__atomic_compare_exchange_n(&rt_g.init_state, &expected, RT_INIT_BUSY, false,
-					 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-		/* Another thread initialises: only possible if threads exist before
-		 * the first allocation (thread creation itself allocates, so in
-		 * practice never).  Wait for it without holding anything. */
-		while (__atomic_load_n(&rt_g.init_state, __ATOMIC_ACQUIRE) == RT_INIT_BUSY)
-			sched_yield();
-		if (!rt_ready())
-			return ENOMEM;
-		return cfg ? reconfigure(cfg) : 0;
-	}
-	int saved = errno;
-	bool retry = false;
-	uint64_t started = rt_os_now_ns();
-	rt_options_read(&rt_g.opt, cfg);
-	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
-	rt_g.link_key = rt_os_random();
-	int e = pthread_key_create(&rt_g.thread_key, rt_tcache_thread_exit);
-	if (!e) {
-		if (cfg && cfg->memory)
-			e = setup_user_memory(cfg->memory, cfg->memory_size);
-		else {
-			populate_later = rt_g.opt.mlock != RTALLOC_MLOCK_OFF;
-			/* A config the machine cannot give fails before anything
-			 * is reserved: it can be retried with a smaller one. */
-			e = rt_pool_fit(cfg, arena_count());
-			retry = e != 0;
-			if (!e)
-				e = setup_os_memory();
-		}
-	}
-	if (e) {
-		/* Bad caller memory can be retried with a better config; a system
-		 * that cannot give us a pool cannot. */
-		if (e == EINVAL || retry)
-			pthread_key_delete(rt_g.thread_key);
-		__atomic_store_n(&rt_g.init_state, e == EINVAL || retry ? RT_INIT_NONE : RT_INIT_FAILED,
-				 __ATOMIC_RELEASE);
-		errno = saved;
-		return e;
-	}
-	rt_stats_init();
-	rt_die_hook(rt_stats_remove); /* an aborting process leaves no statistics file */
-	rt_stats_report_setup();
-	/* Whatever still reaches glibc's own allocator never trims nor maps. */
-	__libc_mallopt(M_TRIM_THRESHOLD, -1);
-	__libc_mallopt(M_MMAP_MAX, 0);
-	rt_pool_stack_prefault(rt_g.opt.stack_prefault);
-	int lk = rt_pool_lock_memory(rt_g.opt.mlock);
 	if (populate_later) {
 		populate_later = false;
 		if (!rt_g.locked)
 			populate_committed();
 	}
-	rt_g.init_ns = rt_os_now_ns();
-	rt_stats_init_done(started);
-	__atomic_store_n(&rt_g.init_state, RT_INIT_DONE, __ATOMIC_RELEASE);
-	pthread_atfork(rt_pool_fork_prepare, rt_pool_fork_parent, rt_pool_fork_child);
-	errno = saved;
-	return lk;
 }
 
-int rt_init_lazy(void)
-{
-	int e = rt_init(NULL);
-	if (e == EPERM) {
-		rt_say("RTALLOC_MLOCK=require: cannot run without locked memory; aborting");
-		rt_die();
-	}
-	return e;
-}
+/* A later rtalloc_init() asking for a larger pool: 0 or ENOMEM. */
+int rt_pool_grow_to(size_t size) { return grow_to(size); }

@@ -2,26 +2,21 @@
 /*
  * pool_int.h - what the pool's files share, and only they include: the
  * arithmetic of the layout, the reserved tails, and the functions each file
- * offers the others.  The layout of an OS pool and the order of
- * initialisation are at the top of pool.c; what the rest of the library
- * calls is in rt.h's pool.c section (and its privilege-change hooks).
+ * offers the others (init.c among them).  The layout of an OS pool is at
+ * the top of pool.c, the order of initialisation at the top of init.c; what
+ * the rest of the library calls is in rt.h's pool.c section (and its
+ * privilege-change hooks).
  */
 #ifndef RT_POOL_INT_H
 #define RT_POOL_INT_H
 
 #include <errno.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <sys/mman.h> /* PROT_*, MCL_* */
 
 #include "glue.h"
 #include "os.h"
 #include "stats.h" /* pool.c sets the region's pool_max */
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
 
 /* The slot of an arena (pages, a power of two) for a maximum of max bytes
  * over n arenas.  pool.c (setting the pool up), limits.c (what fits). */
@@ -40,8 +35,8 @@ static inline size_t rt_pool_desc_bytes(size_t span)
 
 /* ---- pool.c: the layout, for mlock.c and fork.c --------------------------- */
 
-/* A part of the reservation that is reserved but not committed (see
- * rt_pool_tails), with the protection it is mapped with. */
+/* A part of the reservation: reserved but not committed (rt_pool_tails), or
+ * committed (rt_pool_parts), with the protection it is mapped with. */
 struct rt_pool_tail {
 	char *p;
 	size_t len;
@@ -52,6 +47,9 @@ struct rt_pool_tail {
 /* The tails (at most RT_POOL_TAILS) of an OS pool, in t; their number.
  * mlock.c leaves them out of the locking. */
 RT_HIDDEN unsigned rt_pool_tails(struct rt_pool_tail *t);
+/* The committed parts (pages and descriptors, at most RT_POOL_TAILS) of an
+ * OS pool, in t; their number.  mlock.c locks them (RTALLOC_MLOCK=pool). */
+RT_HIDDEN unsigned rt_pool_parts(struct rt_pool_tail *t);
 /* Another mapping took part of the tails while they were unmapped (mlock.c):
  * no arena grows beyond what it has committed, no later rtalloc_init beyond
  * the reservation. */
@@ -75,7 +73,13 @@ RT_HIDDEN size_t rt_pool_status_kib(const char *key);
 /* ---- mlock.c: locking the process, for pool.c and fork.c ------------------ */
 
 /* mlockall per policy (RTALLOC_MLOCK_*): 0, or EPERM when it is required and
- * failed.  pool.c (rt_init, reconfigure), fork.c (the child's relock). */
+ * failed.  init.c (rt_init, reconfigure), fork.c (the child's relock). */
 RT_HIDDEN int rt_pool_lock_memory(int mode);
+
+/* pool.c, for init.c: the pool's part of initialisation and of a later
+ * rtalloc_init(). */
+RT_HIDDEN int rt_pool_setup(const struct rtalloc_config *cfg, bool *retry);
+RT_HIDDEN void rt_pool_setup_done(void);
+RT_HIDDEN int rt_pool_grow_to(size_t size);
 
 #endif

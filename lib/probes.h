@@ -17,10 +17,10 @@
  *   exhausted     tcache.c, malloc -> ENOMEM  bytes asked
  *   lock_wait     lock.c, an arena's or a heap's lock taken after
  *                 waiting                     lock address, ns waited
- *   rt_begin      tcache.c, rtalloc_rt_begin  section number (the thread's:
- *                                             1, 2, ...)
- *   rt_end        tcache.c, rtalloc_rt_end    section number, minor faults
- *                                             in it
+ *   rt_begin      tcache.c, a section begins  section number (the thread's:
+ *                 (rtalloc_rt_begin)          1, 2, ...)
+ *   rt_end        tcache.c, it ends           section number, minor faults
+ *                 (rtalloc_rt_end)            in it
  *   heap_wait     heap_wait.c, a wait begins  heap, bytes, deadline (ns of
  *                                             CLOCK_MONOTONIC; 0: none)
  *   heap_wake     heap_wait.c, the wait ends  heap, 0 (a block) or the errno

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "os.h"
 #include "stats.h"
 #include "statread.h"
@@ -51,7 +52,7 @@ void rt_stats_totals(struct rt_totals *t)
 		t->huge_allocs += a->huge_allocs;
 		rt_arena_unlock(a);
 	}
-	t->foreign_frees = rt_tcache_foreign_frees();
+	t->foreign_frees = rt_foreign_frees();
 }
 
 /* rt_sr_read's source of live threads' counters in the process: read live
@@ -127,7 +128,7 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.thread_rt_lock_waits = rt_tc.st.rt_lock_waits;
 		st.thread_rt_lock_wait_max_ns = rt_tc.st.rt_lock_wait_max_ns;
 		st.last_failure_ns = f.last_failure_ns;
-		st.foreign_frees = rt_tcache_foreign_frees();
+		st.foreign_frees = rt_foreign_frees();
 		struct rusage ru;
 		if (rt_os_getrusage_self(&ru) == 0) {
 			/* the baseline moves at each rtalloc_init(): read once (by
@@ -255,14 +256,14 @@ void rt_stats_report(void)
 		return;
 	struct rtalloc_stats s = {.size = sizeof(s)};
 	rtalloc_stats(&s);
-	char line[768];
+	char line[768 + 2560]; /* the figures, then up to 8 located places */
 	size_t n = 0;
 	rt_fmt(line, sizeof(line),
 	    "{\"rtalloc\":\"%s\",\"pid\":%d,\"mallocs\":%llu,\"frees\":%llu,\"slow_mallocs\":%llu,"
 	    "\"slow_frees\":%llu,\"refills\":%llu,\"flushes\":%llu,\"failed\":%llu,\"grows\":%llu,"
 	    "\"pool_bytes\":%llu,\"high_water_bytes\":%llu,\"in_use_bytes\":%llu,\"locked\":%u,"
 	    "\"minflt_since_init\":%llu,\"majflt_since_init\":%llu,\"rt_minflt\":%llu,\"rt_slow\":%llu,"
-	    "\"foreign_frees\":%llu}\n",
+	    "\"foreign_frees\":%llu",
 	    RTALLOC_VERSION_STRING, rt_os_getpid(), (unsigned long long)s.mallocs,
 	    (unsigned long long)s.frees, (unsigned long long)s.slow_mallocs,
 	    (unsigned long long)s.slow_frees, (unsigned long long)s.refills,
@@ -273,6 +274,9 @@ void rt_stats_report(void)
 	    (unsigned long long)s.rt_minflt, (unsigned long long)s.rt_slow,
 	    (unsigned long long)s.foreign_frees);
 	n = strlen(line);
+	n += rt_faults_report_json(line + n, sizeof(line) - n > 2 ? sizeof(line) - n - 2 : 0);
+	line[n++] = '}';
+	line[n++] = '\n';
 	int fd = report_open();
 	if (fd < 0)
 		return;

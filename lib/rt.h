@@ -18,8 +18,11 @@
  *   class     A McKusick-Karels power-of-two bucket: class c holds blocks of
  *             rt_class_size(c) = 8 << c bytes, c = 1 .. RT_NCLASS.  Classes
  *             1 .. RT_NSMALL are carved from single pages; the larger cached
- *             classes are buddy blocks of order c - RT_NSMALL - 1.  Larger
- *             requests are "huge": a buddy block of their own, not cached.
+ *             classes are buddy blocks of order c - RT_NSMALL - 1: medium
+ *             (4 .. 32 KiB, up to RT_NMED) and large (64 KiB .. 1 MiB, a
+ *             share of the cache budget of their own, taken at a thread's
+ *             first use of them).  Larger requests are "huge": a buddy block
+ *             of their own, not cached.
  *   block     What malloc returns.  Blocks carry no header.  Every block is
  *             aligned to its size, so alignment requests are a rounding.
  *   free list A singly linked list through free blocks: word 0 is the link
@@ -55,6 +58,8 @@
  *                        rtalloc-stat (linked into it); the data flow
  *   procfs.h             the one parser of /proc text (also in the tools,
  *                        tests and bench)
+ *   faults.c             RTALLOC_FAULTS=locate: per-thread perf events, read at
+ *                        rtalloc_rt_end (faults_sym.c names the places; faults.h)
  *   options.c            RTALLOC_* (read from environ, no getenv)
  *   lock.c               every mutex: PI set-up, lock and unlock, the arena
  *                        lock, fork's tests
@@ -131,9 +136,15 @@ static inline void rt_cpu_relax(void)
 #define RT_PAGE_SIZE ((size_t)1 << RT_PAGE_SHIFT)
 #define RT_MIN_SHIFT 4 /* smallest block: 16 bytes = two words */
 #define RT_NSMALL 8    /* classes 1..8: 16 B .. 2 KiB, carved from one page */
-#define RT_NCLASS 12   /* classes 9..12: 4 KiB .. 32 KiB, buddy orders 0..3 */
+#define RT_NMED 12     /* classes 9..12: 4 KiB .. 32 KiB, buddy orders 0..3 (medium) */
+#define RT_NCLASS 17   /* classes 13..17: 64 KiB .. 1 MiB, buddy orders 4..8 (large) */
 #define RT_CLS_HUGE (RT_NCLASS + 1) /* a buddy block not cached */
-#define RT_CACHE_MAX ((size_t)8 << RT_NCLASS) /* largest cached size: 32 KiB */
+#define RT_CACHE_MAX ((size_t)8 << RT_NCLASS) /* largest cached size: 1 MiB */
+/* rt_g.base is aligned to this (pool.c): the fast paths test a block's
+ * alignment relative to base up to it (struct rt_bin's mask); larger blocks
+ * are aligned to their size by the buddy's skew, and their class is checked
+ * on their head page's descriptor. */
+#define RT_BASE_ALIGN ((size_t)8 << RT_NMED)
 #define RT_ORDER_MAX 31 /* 2^31 pages (8 TiB): page indices are 32-bit */
 #define RT_NORDERS (RT_ORDER_MAX + 1)
 #define RT_MAX_ARENAS 8 /* NUMA nodes served by their own arena */
@@ -145,7 +156,8 @@ _Static_assert(((size_t)8 << RT_NSMALL) * 2 == RT_PAGE_SIZE,
 	       "the largest small class is half a page: every small page holds >= 2 blocks");
 _Static_assert(((size_t)8 << (RT_NSMALL + 1)) == RT_PAGE_SIZE,
 	       "the first cached buddy class is one page");
-_Static_assert(RT_NCLASS < 16, "class numbers fit the descriptor's byte");
+_Static_assert(RT_CLS_HUGE <= UINT8_MAX, "class numbers fit the descriptor's byte");
+_Static_assert(RT_NSMALL < RT_NMED && RT_NMED < RT_NCLASS, "small, medium, large classes");
 _Static_assert(RT_PAGE_SIZE <= UINT16_MAX, "rt_page.carved counts bytes of a page in 16 bits");
 
 static inline size_t rt_class_size(unsigned c) { return (size_t)8 << c; }
@@ -178,6 +190,27 @@ static inline unsigned rt_order_of(size_t n)
 	return pages <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(pages - 1);
 }
 
+/* Pages a huge block of n bytes keeps (n > RT_CACHE_MAX, order <=
+ * RT_ORDER_MAX).  Below RT_TRIM_ORDER: its whole 2^k-page buddy block.  From
+ * there on (blocks of 16 MiB, requests above 8 MiB): its pages rounded up to
+ * an eighth of that block, and rt_buddy_trim gives the rest back (at most 3
+ * blocks of at least 2^(k-3) pages, 2 MiB): at most 1/8 of it is unused
+ * instead of up to 1/2.  Not below: a tail given back is taken by smaller
+ * blocks, and the block no longer merges whole when freed.  With blocks of up
+ * to 1 MiB trimmed, the buddy splinters: tests/fuzz/difftest (3.2 MiB live in
+ * a 16 MiB pool) then fails a 1 MiB request for 9 seeds of 12, and
+ * tests/unit/test_arena.c's random mix (a 7 MiB pool half full) a 256 KiB
+ * one.  Where it matters (a program's arrays of hundreds of MiB) the blocks
+ * are large. */
+#define RT_TRIM_ORDER 12
+static inline uint32_t rt_huge_pages(size_t n)
+{
+	unsigned k = rt_order_of(n);
+	size_t q = (size_t)1 << (k >= RT_TRIM_ORDER ? k - 3 : k);
+	size_t pages = (n + RT_PAGE_SIZE - 1) >> RT_PAGE_SHIFT;
+	return (uint32_t)((pages + q - 1) & ~(q - 1));
+}
+
 /* ---- page descriptors ------------------------------------------------------
  *
  * One per page of the space, zero-initialised (= a tail page, no class).
@@ -189,7 +222,9 @@ static inline unsigned rt_order_of(size_t n)
  *       coalescable: its buddy is not a FREE head of order k;
  *   B3  a USED head with cls = c in 1..RT_NSMALL is a small page (order 0);
  *       with cls in RT_NSMALL+1..RT_NCLASS a cached block of order
- *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block;
+ *       c - RT_NSMALL - 1; with RT_CLS_HUGE a huge block of next pages,
+ *       whose pieces after the head (rt_buddy_trim) are USED heads with
+ *       cls 0, reached only through it;
  *   S1  small page: carved = blocks handed out at least once * size,
  *       nfree = blocks on its free list + (blocks per page - carved/size),
  *       0 <= nfree <= blocks per page; every block not handed out (free
@@ -213,7 +248,7 @@ struct rt_page {
 	uint16_t carved; /* small: bytes of the page handed out at least once; read without lock */
 	uint16_t nfree;  /* small: blocks the arena holds of this page */
 	void *free;      /* small: free blocks of this page held by the arena */
-	uint32_t next;   /* buddy free list, or partial-page list (page indices) */
+	uint32_t next;   /* buddy free list, or partial-page list (page indices); a huge head: its pages */
 	uint32_t prev;
 };
 _Static_assert(sizeof(struct rt_page) == 24, "descriptor layout");
@@ -262,16 +297,23 @@ struct rt_arena {
 	int (*grow)(struct rt_arena *a, unsigned order);
 	unsigned index;
 	int node; /* NUMA node, -1 when none */
-	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena) */
+	/* statistics, under lock, only grow (class_units: see struct rt_stats_arena,
+	 * indexed by rt_stats_class) */
 	uint64_t grows, failed, refills, flushes, huge_allocs, huge_frees;
 	uint64_t last_grow_ns;
-	uint64_t class_units[RT_CLS_HUGE + 1];
+	uint64_t class_units[RT_NMED + 2]; /* rt_stats_class(c): 0, 1 .. RT_NMED, above */
 	size_t published_mark; /* page figures when last published (arena.c) */
 	/* Pages moved by this arena's operations, only grows: the tests bound
 	 * one call's work with the difference (arena.c). */
 	uint64_t steps;
 };
 #define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, arena.c) */
+
+/* The statistics region's class counts (stats.h) end in one entry for every
+ * block above 32 KiB (what "huge" meant before the large classes were
+ * cached): the large cached classes count there with the huge blocks, so the
+ * region's layout and rtalloc-stat stay as they were (stats.c asserts it). */
+static inline unsigned rt_stats_class(unsigned c) { return c <= RT_NMED ? c : RT_NMED + 1; }
 
 /* ---- thread caches ----------------------------------------------------- */
 
@@ -317,7 +359,10 @@ struct rt_tcache {
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
 	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	uint8_t big_shift; /* the same for the large classes, once big_taken */
+	uint8_t big_taken; /* the large classes' share taken (their first use, or prepare) */
 	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */
+	size_t big_quota; /* bytes of the budget for the large classes (0 until big_taken) */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
 };
 
@@ -333,7 +378,10 @@ struct rt_options {
 	int on_exhaust; /* enum rtalloc_exhaust */
 	int numa;       /* enum rtalloc_numa */
 	int stats;      /* RTALLOC_STATS: export live statistics (1) or not (0) */
+	int hugepages;  /* RTALLOC_HUGEPAGES: the pool in transparent huge pages (1) or not (0) */
+	int faults;     /* RTALLOC_FAULTS: locate faults in real-time sections (1) or not (0) */
 };
+#define RT_MLOCK_LAST RTALLOC_MLOCK_POOL /* the largest valid enum rtalloc_mlock */
 
 enum { RT_INIT_NONE = 0, RT_INIT_BUSY, RT_INIT_DONE, RT_INIT_FAILED };
 
@@ -350,7 +398,7 @@ struct rt_global {
 	struct rt_options opt;
 	int init_state;        /* RT_INIT_*, atomic */
 	bool user_memory;      /* the pool is caller memory: no OS calls on it */
-	bool locked;           /* mlockall succeeded */
+	bool locked;           /* memory locked per RTALLOC_MLOCK (mlock.c) */
 	bool relock_child;     /* forked child: mlockall again at the next slow path */
 	unsigned nnodes;       /* NUMA nodes online (0: unknown) */
 	unsigned long node_mask;
@@ -530,6 +578,17 @@ RT_HIDDEN void rt_buddy_init(struct rt_buddy *b, struct rt_page *pages, uint32_t
 RT_HIDDEN void rt_buddy_add(struct rt_buddy *b, uint32_t pages);
 RT_HIDDEN uint32_t rt_buddy_alloc(struct rt_buddy *b, unsigned order);
 RT_HIDDEN void rt_buddy_free(struct rt_buddy *b, uint32_t idx);
+/* A block of exactly n pages (n >= 1, rounded up to 2^k for the search, the
+ * tail beyond n given back at once); its head's next field holds n. */
+RT_HIDDEN uint32_t rt_buddy_alloc_pages(struct rt_buddy *b, uint32_t n);
+/* The same for a block just taken with rt_buddy_alloc(b, order of n). */
+RT_HIDDEN void rt_buddy_trim(struct rt_buddy *b, uint32_t idx, uint32_t n);
+/* Pages of the block of rt_buddy_alloc_pages at idx, its pieces checked: 0
+ * when the descriptors do not describe one. */
+RT_HIDDEN uint32_t rt_buddy_pages(const struct rt_buddy *b, uint32_t idx);
+/* Free a block of rt_buddy_alloc_pages, piece by piece; false (nothing
+ * freed) when idx heads no such block. */
+RT_HIDDEN bool rt_buddy_free_pages(struct rt_buddy *b, uint32_t idx);
 RT_HIDDEN const char *rt_buddy_check(const struct rt_buddy *b);
 
 /* ---- arena.c ------------------------------------------------------------ */
@@ -538,16 +597,24 @@ RT_HIDDEN int rt_arena_init(struct rt_arena *a, unsigned index, int node, uint32
 RT_HIDDEN unsigned rt_arena_refill(struct rt_arena *a, unsigned c, unsigned want,
 				    void **head, bool may_grow);
 RT_HIDDEN void rt_arena_flush(unsigned c, void *head, unsigned n);
-RT_HIDDEN void *rt_arena_huge_alloc(struct rt_arena *a, unsigned order, bool may_grow);
+RT_HIDDEN void *rt_arena_huge_alloc(struct rt_arena *a, uint32_t pages, bool may_grow);
 RT_HIDDEN void rt_arena_huge_free(void *p, struct rt_page *pg);
 RT_HIDDEN const char *rt_arena_check(struct rt_arena *a);
 RT_HIDDEN void rt_arena_lock(struct rt_arena *a);
 RT_HIDDEN void rt_arena_unlock(struct rt_arena *a);
 
 /* ---- tcache.c ------------------------------------------------------------ */
-RT_HIDDEN void *rt_malloc_slow(size_t n);
-RT_HIDDEN void rt_free_slow(void *p, const char *call);
-RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
+/* The slow paths of a set-up library (alloc.c's entries run them under the
+ * re-entry guard): a thread's malloc, its free of a block on page pg of the
+ * pool, and a live block's size (aborts naming call if p is not one). */
+RT_HIDDEN void *rt_tcache_malloc(struct rt_tcache *tc, size_t n);
+RT_HIDDEN void rt_tcache_free(struct rt_tcache *tc, void *p, struct rt_page *pg, const char *call);
+RT_HIDDEN size_t rt_tcache_block_size(const void *p, const struct rt_page *pg, const char *call);
+/* The cache limits again, once a forked child locked its memory. */
+RT_HIDDEN void rt_tcache_relocked(struct rt_tcache *tc);
+/* rtalloc_rt_begin/end's work (alloc.c exports them). */
+RT_HIDDEN void rt_tcache_section_begin(void);
+RT_HIDDEN void rt_tcache_section_end(void);
 /* Aborts; declared to return so that the fast path tail-calls it. */
 RT_HIDDEN RT_COLD void *rt_list_corrupt(const void *p);
 RT_HIDDEN void rt_tcache_flush_all(struct rt_tcache *tc);
@@ -557,7 +624,6 @@ RT_HIDDEN int rt_tcache_setup(void); /* set the calling thread up: 0 or ENOMEM *
 RT_HIDDEN unsigned rt_tcache_limit(unsigned c);
 RT_HIDDEN void rt_tcache_thread_exit(void *arg);
 RT_HIDDEN void rt_tcache_fork_child(void); /* in the child of fork: see tcache.c */
-RT_HIDDEN uint64_t rt_tcache_foreign_frees(void);
 /* A thread's counters as of now: its slow paths' plus its bins' (allocations,
  * frees and their bytes).  Any thread may call it on any live tcache; the
  * owner's fast paths keep counting meanwhile (reads are relaxed, per word). */
@@ -627,7 +693,11 @@ RT_HIDDEN const char *rt_options_env(const char *name); /* environ without geten
 RT_HIDDEN size_t rt_options_default_max(size_t pool_size); /* RTALLOC_POOL_MAX unset */
 
 /* ---- alloc.c: the malloc family, hidden, for the files that export it under
- * other names (interpose.c, cxx.c) ------------------------------------------ */
+ * other names (interpose.c, cxx.c), and the slow paths' entry --------------- */
+RT_HIDDEN void *rt_malloc_slow(size_t n);
+RT_HIDDEN void rt_free_slow(void *p, const char *call);
+RT_HIDDEN size_t rt_block_size(const void *p, const char *call);
+RT_HIDDEN uint64_t rt_foreign_frees(void); /* frees of pointers not ours, counted */
 RT_HIDDEN void *rt_calloc(size_t nmemb, size_t size);
 RT_HIDDEN void *rt_realloc(void *p, size_t n);
 RT_HIDDEN void *rt_reallocarray(void *p, size_t nmemb, size_t size);

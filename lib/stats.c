@@ -17,13 +17,14 @@
 #include <sys/stat.h>
 
 #include "os.h"
+#include "faults.h"
 #include "stats.h"
 
 /* The export format (stats.h) and the core (rt.h) agree: */
 _Static_assert(RT_STATS_ARENAS == RT_MAX_ARENAS && RT_STATS_ARENAS == RTALLOC_STATS_ARENAS,
 	       "an arena record per arena, and one per arena in struct rtalloc_stats");
-_Static_assert(RT_STATS_CLASSES == RT_CLS_HUGE + 1 && RT_STATS_CLASSES == RTALLOC_STATS_CLASSES,
-	       "a class_units entry per class (0, 1 .. RT_NCLASS, huge) everywhere");
+_Static_assert(RT_STATS_CLASSES == RT_NMED + 2 && RT_STATS_CLASSES == RTALLOC_STATS_CLASSES,
+	       "a class_units entry per class (0, 1 .. RT_NMED, all above: rt_stats_class) everywhere");
 _Static_assert(sizeof(((struct rt_arena *)0)->class_units) == sizeof(((struct rt_stats_arena *)0)->class_units),
 	       "an arena's class counts are published word for word");
 _Static_assert(sizeof(((struct rt_stats_slot *)0)->c) == sizeof(((struct rt_tcache *)0)->st),
@@ -162,6 +163,7 @@ void rt_stats_init(void)
 	r->flags = flags | (rt_g.user_memory ? RT_STATS_F_USER_MEMORY : 0);
 	r->pool_size = rt_g.opt.pool_size;
 	r->pool_max = rt_g.opt.pool_max;
+	rt_faults_init(r);
 	rt_stats = r;
 	for (unsigned i = 0; i < rt_g.narenas; i++) {
 		rt_arena_lock(&rt_g.arenas[i]);
@@ -263,6 +265,7 @@ bool rt_stats_file_owner(uid_t uid)
 void rt_stats_fork_child(struct rt_tcache *tc)
 {
 	pi_mutex_init(&exit_lock);
+	rt_faults_fork_child();
 	struct rt_stats_region *old = rt_stats, *r = rt_os_map(region_bytes());
 	if (!old || !r) {
 		records_init(tc->state == RT_TC_LIVE ? tc : NULL);
@@ -397,6 +400,7 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
+	rt_faults_thread_exit();
 	if (!r)
 		return;
 	struct rt_tcounters c = *last;

@@ -21,6 +21,8 @@
  *                           stats_lock (PI)
  *   slot_map                threads claiming/releasing     rtalloc_stats() (which
  *                           slots (atomic bit operations)  records to look at)
+ *   faults.places[i]        any thread at rtalloc_rt_end   word reads (relaxed),
+ *                           (CAS of key, atomic adds)      count 0: skipped
  * Every counter only grows (4.4BSD's kmemstats); a reader sums them.  A
  * writer never waits for a reader: a reader that keeps losing the race gives
  * up after a bounded number of retries and reports the last copy.
@@ -109,6 +111,50 @@ struct rt_stats_heap { /* written under the heap's lock, seqlock as the others *
 #define RT_HEAP_FIG_OFFSET 16
 #define RT_HEAP_SHM_PREFIX "/rtalloc-heap-"
 
+/* ---- located faults (RTALLOC_FAULTS=locate, lib/faults.c) ---------------------
+ *
+ * Page faults a thread took inside its real-time sections, by code address:
+ * place i is claimed by one compare-and-swap of its key (0: free) and then
+ * counted with atomic adds, by the faulting thread after its section
+ * (rtalloc_rt_end).  No seqlock: every word is read whole, a place whose
+ * count is still 0 is skipped, counts only grow.  Readers (the exit report,
+ * rtalloc-stat) name the function from the symbol tables and the memory from
+ * /proc/PID/maps (lib/faults_sym.c).
+ *   key   the code address (bits 0..47), the kind of memory as the thread
+ *         saw it (bits 56..57: RT_FK_*) and, for RT_FK_MAPPED, bits 24..31
+ *         of the data address (bits 48..55), so that one instruction that
+ *         faults in two mappings usually takes two places;
+ *   addr  the first data address that took the place (to look up its kind);
+ *   count faults;  tid  the first thread. */
+#define RT_FAULTS_VERSION 1
+#define RT_FAULTS_PLACES 256
+#define RT_FAULTS_IP_MASK ((1ULL << 48) - 1)
+#define RT_FAULTS_KIND_SHIFT 56
+enum {
+	RT_FK_MAPPED = 0, /* look the data address up in the maps */
+	RT_FK_STACK = 1,  /* the faulting thread's own stack (its bounds) */
+	RT_FK_POOL = 2,   /* librtalloc's pool: the heap */
+};
+enum {
+	RT_FAULTS_OFF = 0,         /* RTALLOC_FAULTS unset or 0 */
+	RT_FAULTS_ON = 1,          /* locating */
+	RT_FAULTS_UNAVAILABLE = 2, /* perf_event_open refused: error says why */
+};
+struct rt_fault_place {
+	uint64_t key, addr, count, tid;
+};
+struct rt_stats_faults {
+	uint32_t version; /* RT_FAULTS_VERSION */
+	uint32_t state;   /* RT_FAULTS_* */
+	int32_t error;    /* errno of the refusal (RT_FAULTS_UNAVAILABLE) */
+	uint32_t threads; /* threads that opened their event, only grows */
+	uint64_t located; /* faults counted in places */
+	uint64_t unlocated; /* in sections but not in a place: taken in the kernel, the ring full, the table full */
+	uint64_t no_ring;   /* threads whose ring could not be mapped (the perf locked-memory budget) */
+	uint64_t reserved[4];
+	struct rt_fault_place places[RT_FAULTS_PLACES];
+};
+
 struct rt_stats_region {
 	uint64_t magic;     /* RT_STATS_MAGIC once the header is complete */
 	uint32_t version;   /* RT_STATS_VERSION */
@@ -133,6 +179,9 @@ struct rt_stats_region {
 	 * region's size says whether these are there): the process's heaps,
 	 * registry slots 0 .. RT_STATS_HEAPS - 1 (heap.c). */
 	struct rt_stats_heap heaps[RT_STATS_HEAPS];
+	/* Appended after heaps (a region of the layout before ends at faults:
+	 * RT_STATS_REGION_V2_SIZE): located faults. */
+	struct rt_stats_faults faults;
 };
 
 enum {
@@ -145,6 +194,9 @@ _Static_assert(sizeof(struct rt_stats_slot) == 192, "slot layout");
 _Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in words");
 /* A region of the layout before heaps ends here. */
 #define RT_STATS_REGION_V1_SIZE offsetof(struct rt_stats_region, heaps)
+/* A region of the layout before located faults ends here. */
+#define RT_STATS_REGION_V2_SIZE offsetof(struct rt_stats_region, faults)
+_Static_assert(sizeof(struct rt_stats_faults) % 8 == 0, "the faults part is read in words");
 _Static_assert(sizeof(struct rt_tcounters) <= 21 * 8, "counters fit a slot (21 words at most)");
 
 /* Seqlock writer (one writer per record: its owner, or its lock's holder):

@@ -26,15 +26,23 @@
  * RT_XFER_SLOTS atomic operations either way.  Only threads with their full
  * limits use the slots (their batches are the slots' size), and only with
  * one arena (a chain may hold blocks of several arenas otherwise).  The
- * slots' memory (at most RT_XFER_SLOTS batches of every class) comes out of
- * the cache budget, and goes back to the arena before any request fails.
+ * large classes have RT_XFER_BIG_SLOTS slots each, on only in pools where
+ * they take at most a quarter of the budget.  The slots' memory (at most
+ * RT_XFER_SLOTS batches of every class up to 32 KiB, RT_XFER_BIG_SLOTS of
+ * every larger one) comes out of the cache budget, and goes back to the
+ * arena before any request fails.
  *
- * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB)
+ * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB of
+ * the classes up to 32 KiB, 2.25 MiB of the large classes, 64 KiB .. 1 MiB)
  * and over all threads, by the cache budget, an eighth of the pool.  A
- * thread takes its share at set-up (the whole 383 KiB while the budget has
- * it, else its limits halved until they fit what is left, down to caching
- * nothing) and gives it back at exit.  So threads that freed everything and
- * never call again hold at most an eighth of the pool, however many they are.
+ * thread takes its share of the classes up to 32 KiB at set-up (the whole
+ * 383 KiB while the budget has it, else its limits halved until they fit
+ * what is left, down to caching nothing), and its share of the large
+ * classes (2.25 MiB, or halved likewise) at its first malloc or free of one
+ * of them (or in rtalloc_thread_prepare): threads that never use large
+ * blocks leave that part of the budget to the others.  It gives both back
+ * at exit.  So threads that freed everything and never call again hold at
+ * most an eighth of the pool, however many they are.
  *
  * Counters: the thread's statistics are counted here only (the fast paths'
  * in the bins, the slow paths' and real-time sections' in st), folded here
@@ -50,6 +58,7 @@
 #include <stdlib.h>
 
 #include "fastpath.h"
+#include "faults.h"
 #include "os.h"
 #include "heap.h"
 #include "probes.h"
@@ -57,21 +66,34 @@
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
 /* Blocks kept per class: 16 KiB or less of each small class, 64 or 128 KiB
- * of each cached buddy class; a thread holds at most 383 KiB (RT_TC_FULL).
- * A refill or flush moves half the limit. */
+ * of each medium class, 256 KiB .. 1 MiB of each large class; a thread holds
+ * at most 383 KiB of the classes up to 32 KiB (RT_TC_FULL) and 2.25 MiB of
+ * the large ones (RT_TC_BIG).  A refill or flush moves half the limit (one
+ * block for a limit of 1 or 2). */
 static const uint16_t tc_limit[RT_CLS_HUGE + 1] = {
 	0,                              /* no class */
 	64, 64, 64, 64, 32, 16, 16, 8,  /* 16 B .. 2 KiB */
 	16, 8, 4, 4,                    /* 4 KiB .. 32 KiB */
+	4, 2, 1, 1, 1,                  /* 64 KiB .. 1 MiB: their own share */
 	0,                              /* huge: never cached */
 };
 #define RT_BATCH_MAX 32
-_Static_assert(RT_NCLASS == 12, "tc_limit has one entry per class");
+_Static_assert(RT_NCLASS == 17 && RT_NMED == 12, "tc_limit has one entry per class");
 
-#define RT_TC_FULL ((size_t)392192) /* sum of tc_limit[c] * class size: 383 KiB */
+#define RT_TC_FULL ((size_t)392192) /* sum of tc_limit[c] * class size, c <= RT_NMED: 383 KiB */
 #define RT_TC_SHIFT_MAX 7            /* limits >> 7 are all 0: nothing cached */
+#define RT_TC_BIG ((size_t)2359296)  /* the same for c > RT_NMED: 2.25 MiB */
+#define RT_BIG_SHIFT_MAX 3           /* large limits >> 3 are all 0 */
 
 unsigned rt_tcache_limit(unsigned c) { return c <= RT_CLS_HUGE ? tc_limit[c] : 0; }
+
+/* The thread's limit of class c: its share of the budget's. */
+static inline uint32_t limit_of(const struct rt_tcache *tc, unsigned c)
+{
+	if (c <= RT_NMED)
+		return (uint32_t)tc_limit[c] >> tc->shift;
+	return tc->big_taken && c <= RT_NCLASS ? (uint32_t)tc_limit[c] >> tc->big_shift : 0;
+}
 /* Blocks a refill or flush moves: half the thread's limit of the class. */
 static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
 
@@ -83,37 +105,53 @@ static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __AT
 
 #define RT_XFER_SLOTS 4
 #define RT_XFER_BYTES (RT_XFER_SLOTS * RT_TC_FULL / 2)
+/* The large classes have one slot each: a batch of each (2 of 64 KiB, 1 of
+ * each larger class) is 2 MiB. */
+#define RT_XFER_BIG_SLOTS 1
+#define RT_XFER_BIG_BYTES ((size_t)RT_XFER_BIG_SLOTS * (2u << 20))
+static inline unsigned xfer_slots(unsigned c) { return c <= RT_NMED ? RT_XFER_SLOTS : RT_XFER_BIG_SLOTS; }
+/* Blocks of a full batch of class c (a thread with its full limits). */
+static inline unsigned xfer_batch(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
 /* One cache line of slots per class: classes never share a line. */
 static struct {
 	void *slot[RT_XFER_SLOTS];
 } __attribute__((aligned(64))) xfer[RT_NCLASS + 1];
-/* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
+/* 0: not decided yet; 1: on up to 32 KiB; 3: on for the large classes too;
+ * 2: off (small pool, or several arenas). */
 static int xfer_state;
 
+static size_t xfer_bytes(int state)
+{
+	return (state & 1 ? RT_XFER_BYTES : 0) + (state == 3 ? RT_XFER_BIG_BYTES : 0);
+}
+
 /* Decided once, at the first thread's set-up: on when the budget holds the
- * slots twice over (pools of 16 MiB and more). */
+ * slots twice over (pools of 16 MiB and more), for the large classes when
+ * their slots take at most a quarter of it (64 MiB and more). */
 static void xfer_decide(void)
 {
 	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
 		return;
 	int want = rt_g.narenas == 1 && cache_budget() >= 2 * RT_XFER_BYTES ? 1 : 2;
+	if (want == 1 && cache_budget() >= 4 * RT_XFER_BIG_BYTES)
+		want = 3;
 	int expected = 0;
 	if (__atomic_compare_exchange_n(&xfer_state, &expected, want, false, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE) &&
-	    want == 1)
-		__atomic_fetch_add(&cache_used, RT_XFER_BYTES, __ATOMIC_RELAXED);
+					__ATOMIC_ACQUIRE))
+		__atomic_fetch_add(&cache_used, xfer_bytes(want), __ATOMIC_RELAXED);
 }
 
 static inline bool xfer_ok(const struct rt_bin *bin, unsigned c)
 {
-	return bin->limit == tc_limit[c] && __atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1;
+	int state = __atomic_load_n(&xfer_state, __ATOMIC_RELAXED);
+	return bin->limit == tc_limit[c] && (c <= RT_NMED ? state & 1 : state == 3);
 }
 
 /* Offer the chain first .. last (a full batch) to a slot: true if taken. */
 static bool xfer_put(unsigned c, void *first, void *last)
 {
 	rt_link_set(last, NULL); /* a chain of its own from now on */
-	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) { /* bound: RT_XFER_SLOTS */
+	for (unsigned i = 0; i < xfer_slots(c); i++) { /* bound: RT_XFER_SLOTS */
 		void *expected = NULL;
 		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) == NULL &&
 		    __atomic_compare_exchange_n(&xfer[c].slot[i], &expected, first, false,
@@ -126,7 +164,7 @@ static bool xfer_put(unsigned c, void *first, void *last)
 /* A full batch of class c from a slot, or NULL. */
 static void *xfer_take(unsigned c)
 {
-	for (unsigned i = 0; i < RT_XFER_SLOTS; i++) /* bound: RT_XFER_SLOTS */
+	for (unsigned i = 0; i < xfer_slots(c); i++) /* bound: RT_XFER_SLOTS */
 		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) != NULL) {
 			void *chain = __atomic_exchange_n(&xfer[c].slot[i], NULL, __ATOMIC_ACQUIRE);
 			if (chain)
@@ -141,46 +179,65 @@ void rt_tcache_xfer_drain(void)
 {
 	for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 		for (void *chain; (chain = xfer_take(c)) != NULL;) /* bound: RT_XFER_SLOTS */
-			rt_arena_flush(c, chain, tc_limit[c] / 2u);
+			rt_arena_flush(c, chain, xfer_batch(c));
 }
 
 size_t rt_tcache_xfer_blocks(void)
 {
 	size_t n = 0;
 	for (unsigned c = 1; c <= RT_NCLASS; c++)
-		for (unsigned i = 0; i < RT_XFER_SLOTS; i++)
+		for (unsigned i = 0; i < xfer_slots(c); i++)
 			if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED))
-				n += tc_limit[c] / 2u;
+				n += xfer_batch(c);
 	return n;
 }
 
 
-/* Take this thread's share of the budget: its limits are tc_limit >> shift,
- * the smallest shift whose 383 KiB >> shift still fits. */
-static void quota_take(struct rt_tcache *tc)
+/* Take a share of the budget for limits of full bytes: the smallest shift
+ * (at most shift_max: nothing cached) whose full >> shift still fits; the
+ * bytes taken.  The limits >> shift hold at most full >> shift bytes. */
+static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out)
 {
 	size_t used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
 	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then nothing cached */
 		size_t budget = cache_budget(), left = budget > used ? budget - used : 0;
 		unsigned shift = 0;
-		while (shift < RT_TC_SHIFT_MAX && (RT_TC_FULL >> shift) > left) /* bound: 7 */
+		while (shift < shift_max && (full >> shift) > left) /* bound: shift_max, at most 7 */
 			shift++;
-		size_t take = shift < RT_TC_SHIFT_MAX ? RT_TC_FULL >> shift : 0;
+		size_t take = shift < shift_max ? full >> shift : 0;
 		if (__atomic_compare_exchange_n(&cache_used, &used, used + take, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED)) {
-			tc->quota = take;
-			tc->shift = (uint8_t)shift;
-			return;
+			*shift_out = (uint8_t)shift;
+			return take;
 		}
 	}
-	tc->quota = 0;
-	tc->shift = RT_TC_SHIFT_MAX;
+	*shift_out = (uint8_t)shift_max;
+	return 0;
+}
+
+/* This thread's share of the classes up to 32 KiB: its limits are
+ * tc_limit >> shift. */
+static void quota_take(struct rt_tcache *tc) { tc->quota = share_take(RT_TC_FULL, RT_TC_SHIFT_MAX, &tc->shift); }
+
+/* Its share of the large classes, at their first use: a live thread not
+ * bound to a heap, once.  Bound: RT_NCLASS - RT_NMED limits set. */
+static void big_take(struct rt_tcache *tc)
+{
+	if (tc->big_taken || tc->state != RT_TC_LIVE || tc->heap)
+		return;
+	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift);
+	tc->big_taken = 1;
+	if (!rt_g.relock_child) /* else rt_tcache_relocked sets them */
+		for (unsigned c = RT_NMED + 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS - RT_NMED */
+			tc->bin[c].limit = limit_of(tc, c);
 }
 
 static void quota_give_back(struct rt_tcache *tc)
 {
-	__atomic_fetch_sub(&cache_used, tc->quota, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&cache_used, tc->quota + tc->big_quota, __ATOMIC_RELAXED);
 	tc->quota = 0;
+	tc->big_quota = 0;
+	tc->big_taken = 0;
 }
 
 void *rt_list_corrupt(const void *p)
@@ -218,9 +275,10 @@ void rt_tcache_restore_limits(struct rt_tcache *tc)
 	if (tc->state == RT_TC_DEAD)
 		return; /* a dead thread caches nothing */
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		size_t align = rt_class_size(c) < RT_BASE_ALIGN ? rt_class_size(c) : RT_BASE_ALIGN;
 		tc->bin[c].head = NULL;
-		tc->bin[c].limit = tc_limit[c] >> tc->shift;
-		tc->bin[c].mask = rt_class_size(c) - 1;
+		tc->bin[c].limit = limit_of(tc, c);
+		tc->bin[c].mask = align - 1;
 	}
 }
 
@@ -238,32 +296,30 @@ void rt_tcache_fork_child(void)
 	struct rt_tcache *tc = &rt_tc;
 	/* the other threads are gone, and their shares of the budget with them */
 	__atomic_store_n(&cache_used,
-			 (tc->state == RT_TC_LIVE ? tc->quota : 0) +
-				 (__atomic_load_n(&xfer_state, __ATOMIC_RELAXED) == 1 ? RT_XFER_BYTES : 0),
+			 (tc->state == RT_TC_LIVE ? tc->quota + tc->big_quota : 0) +
+				 xfer_bytes(__atomic_load_n(&xfer_state, __ATOMIC_RELAXED)),
 			 __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;
 }
 
-static RT_COLD void relock_after_fork(struct rt_tcache *tc)
+void rt_tcache_relocked(struct rt_tcache *tc)
 {
-	rt_pool_relock_child();
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
-			tc->bin[c].limit = tc_limit[c] >> tc->shift; /* its share of the budget */
+			tc->bin[c].limit = limit_of(tc, c); /* its share of the budget */
 }
 
 /* The arena a thread refills from: its node's, chosen once. */
 static inline struct rt_arena *home(const struct rt_tcache *tc) { return &rt_g.arenas[tc->arena]; }
 
-/* Set the calling thread up: 0, or ENOMEM when the allocator cannot start. */
+/* Set the calling thread up: 0, or ENOMEM before the allocator is
+ * initialised (alloc.c's entries initialise it first). */
 static int thread_setup(struct rt_tcache *tc)
 {
-	if (rt_unlikely(!rt_ready()) && rt_init_lazy() != 0)
+	if (rt_unlikely(!rt_ready()))
 		return ENOMEM;
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
 	if (tc->state != RT_TC_NEW)
 		return 0;
 	struct rt_arena *a = rt_pool_arena_for_thread();
@@ -296,16 +352,16 @@ static unsigned refill(struct rt_tcache *tc, unsigned c, unsigned want, void **h
 	return n ? n : rt_arena_refill(a, c, want, head, true);
 }
 
-static void *huge_alloc(struct rt_tcache *tc, unsigned order)
+static void *huge_alloc(struct rt_tcache *tc, uint32_t pages)
 {
 	struct rt_arena *a = home(tc);
 	if (rt_g.narenas == 1)
-		return rt_arena_huge_alloc(a, order, true);
-	void *p = rt_arena_huge_alloc(a, order, false);
+		return rt_arena_huge_alloc(a, pages, true);
+	void *p = rt_arena_huge_alloc(a, pages, false);
 	for (unsigned i = 0; !p && i < rt_g.narenas; i++) /* bound: RT_MAX_ARENAS */
 		if (&rt_g.arenas[i] != a)
-			p = rt_arena_huge_alloc(&rt_g.arenas[i], order, false);
-	return p ? p : rt_arena_huge_alloc(a, order, true);
+			p = rt_arena_huge_alloc(&rt_g.arenas[i], pages, false);
+	return p ? p : rt_arena_huge_alloc(a, pages, true);
 }
 
 /* Before an allocation fails: the memory this thread's own lists hold and
@@ -340,33 +396,8 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
  * (or an asynchronous callback) that interrupted malloc or free calls them
  * again.  Going on would deadlock on the arena lock the interrupted call
  * holds, or corrupt the list it is changing: say why, and abort. */
-static RT_NORETURN RT_COLD void reentered(const char *call)
+void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 {
-	rt_say("%s(): called while this thread was already inside malloc or free (from a signal "
-	       "handler? malloc is not async-signal-safe); aborting", call);
-	rt_die();
-}
-
-static inline void slow_enter(struct rt_tcache *tc, const char *call)
-{
-	if (rt_unlikely(tc->in_slow))
-		reentered(call);
-	tc->in_slow = 1;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* set before anything changes */
-}
-
-static inline void slow_leave(struct rt_tcache *tc)
-{
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	tc->in_slow = 0;
-}
-
-static void *malloc_slow(struct rt_tcache *tc, size_t n)
-{
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
-	if (rt_unlikely(tc->heap))
-		return rt_heap_thread_alloc(tc->heap, n);
 	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
 		errno = ENOMEM;
 		return NULL;
@@ -378,17 +409,22 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 	if (rt_unlikely(n > PTRDIFF_MAX))
 		return out_of_memory(tc, n);
 	unsigned c = rt_class_of(n);
-	if (c > RT_NCLASS) {
+	if (c > RT_NMED && c <= RT_NCLASS && !tc->big_taken)
+		big_take(tc); /* the thread's first large block */
+	if (c > RT_NCLASS || (c > RT_NMED && tc->bin[c].limit == 0)) {
+		/* huge, or a large class this thread does not cache (its share of
+		 * the budget, a dead thread): a buddy block of its own */
 		unsigned order = rt_order_of(n);
-		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, order) : NULL;
+		uint32_t pages = order <= RT_ORDER_MAX ? rt_huge_pages(n) : 0;
+		void **p = order <= RT_ORDER_MAX ? huge_alloc(tc, pages) : NULL;
 		if (!p && order <= RT_ORDER_MAX && reclaim(tc))
-			p = huge_alloc(tc, order);
+			p = huge_alloc(tc, pages);
 		if (!p)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
 		rt_probe2(large_alloc, (uint64_t)RT_PAGE_SIZE << order, 1ULL << order);
 		tc->st.mallocs++;
-		tc->st.bytes_allocated += (uint64_t)RT_PAGE_SIZE << order;
+		tc->st.bytes_allocated += (uint64_t)pages << RT_PAGE_SHIFT;
 		return p;
 	}
 	struct rt_bin *bin = &tc->bin[c];
@@ -419,51 +455,24 @@ static void *malloc_slow(struct rt_tcache *tc, size_t n)
 		bin->head = head;
 		bin->count = got;
 	}
-	return rt_malloc_fast(n);
+	return rt_cache_pop(bin, c, bin->count); /* not empty now */
 }
 
-void *rt_malloc_slow(size_t n)
-{
-	struct rt_tcache *tc = &rt_tc;
-	slow_enter(tc, "malloc");
-	void *p = malloc_slow(tc, n);
-	slow_leave(tc);
-	return p;
-}
-
-/* Validate p as a live block and return its size; abort naming call if it
- * is not one.  p must be inside the space. */
-static size_t live_block_size(const void *p, const struct rt_page *pg, const char *call)
+/* Validate p, inside the space on page pg, as a live block and return its
+ * size; abort naming call if it is not one. */
+size_t rt_tcache_block_size(const void *p, const struct rt_page *pg, const char *call)
 {
 	const char *why = rt_block_why(pg, p, 0, RT_BLOCK_LIVE);
 	if (rt_unlikely(why != NULL))
 		rt_fatal(call, why, p);
 	unsigned c = rt_load(&pg->cls);
-	return c == RT_CLS_HUGE ? RT_PAGE_SIZE << pg->order : rt_class_size(c);
+	/* a huge block: its pages (rt_buddy_alloc_pages), in its head */
+	return c == RT_CLS_HUGE ? (size_t)pg->next << RT_PAGE_SHIFT : rt_class_size(c);
 }
 
-size_t rt_block_size(const void *p, const char *call)
+void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const char *call)
 {
-	const struct rt_page *pg = rt_page_of(p);
-	return pg ? live_block_size(p, pg, call) : rt_heap_block_size(p, call);
-}
-
-/* A pointer librtalloc did not hand out (ld.so's early allocator, memory from
- * before interposition): never taken into a free list, only counted. */
-static uint64_t foreign_frees;
-
-static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
-{
-	if (rt_unlikely(rt_g.relock_child))
-		relock_after_fork(tc);
-	struct rt_page *pg = rt_page_of(ptr);
-	if (!pg) {
-		if (rt_heap_free_foreign(ptr, call))
-			return;
-		__atomic_fetch_add(&foreign_frees, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	size_t size = live_block_size(ptr, pg, call);
+	size_t size = rt_tcache_block_size(ptr, pg, call);
 	tc->st.slow_frees++;
 	tc->st.frees++;
 	tc->st.bytes_freed += size;
@@ -475,9 +484,11 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	}
 	unsigned c = rt_class_of(size);
 	void **p = ptr;
-	if (rt_unlikely(tc->heap) ||
-	    (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD) ||
-	    tc->bin[c].limit == 0) {
+	bool direct = rt_unlikely(tc->heap) ||
+		      (tc->state != RT_TC_LIVE && thread_setup(tc) == 0 && tc->state == RT_TC_DEAD);
+	if (!direct && c > RT_NMED && !tc->big_taken)
+		big_take(tc); /* the thread's first large block */
+	if (direct || tc->bin[c].limit == 0) {
 		/* a thread bound to a heap, dead, or not caching this class */
 		rt_link_set(p, NULL);
 		rt_stamp_set(p, RT_STAMP_CACHED);
@@ -510,18 +521,6 @@ static void free_slow(struct rt_tcache *tc, void *ptr, const char *call)
 	rt_stamp_set(p, RT_STAMP_CACHED);
 	bin->head = p;
 	bin->count++;
-}
-
-void rt_free_slow(void *ptr, const char *call)
-{
-	if (!ptr)
-		return;
-	int saved = errno; /* free preserves errno */
-	struct rt_tcache *tc = &rt_tc;
-	slow_enter(tc, call);
-	free_slow(tc, ptr, call);
-	slow_leave(tc);
-	errno = saved;
 }
 
 /* Another thread's fast paths increment these counters with plain adds while
@@ -594,26 +593,29 @@ void rt_tcache_publish(struct rt_tcache *tc, unsigned c)
 /* ---- real-time sections: counted here, with the thread's other counters;
  * the fault counts come from stats.c (tcache.c makes no system call). ---- */
 
-RT_EXPORT void rtalloc_rt_begin(void)
+void rt_tcache_section_begin(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	if (rt_tcache_setup() != 0 || tc->in_rt)
 		return;
+	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
 	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
 	tc->rt_lock_waits = rt_lock_waits.waits; /* lock.c's: its longest since now */
 	rt_lock_waits.recent_max_ns = 0;
 	tc->in_rt = 1;
 	rt_probe1(rt_begin, tc->st.rt_sections + 1);
 	rt_tcache_publish(tc, 0);
+	rt_faults_section_begin();
 }
 
-RT_EXPORT void rtalloc_rt_end(void)
+void rt_tcache_section_end(void)
 {
 	struct rt_tcache *tc = &rt_tc;
 	if (!tc->in_rt)
 		return;
 	uint64_t minflt, majflt;
 	rt_stats_thread_faults(&minflt, &majflt);
+	rt_faults_section_end(minflt - tc->rt_minflt + majflt - tc->rt_majflt);
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
@@ -646,7 +648,6 @@ const char *rt_tcache_check(void)
 	return NULL;
 }
 
-uint64_t rt_tcache_foreign_frees(void) { return __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED); }
 
 int rt_tcache_prepare(void)
 {
@@ -655,11 +656,12 @@ int rt_tcache_prepare(void)
 		return ENOMEM;
 	if (tc->state != RT_TC_LIVE || tc->heap) /* a heap's thread caches nothing */
 		return 0;
-	/* Half-fill every list: the loop's first mallocs and frees of any class
-	 * then stay on the fast path. */
-	for (unsigned c = 1; c <= RT_NCLASS; c++) {
+	big_take(tc); /* a real-time thread takes its share before its loop */
+	/* Half-fill every list (a large class: at least one block): the loop's
+	 * first mallocs and frees of any class then stay on the fast path. */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
 		struct rt_bin *bin = &tc->bin[c];
-		unsigned want = bin->limit / 2;
+		unsigned want = c > RT_NMED ? (bin->limit + 1) / 2 : bin->limit / 2;
 		if (bin->count >= want)
 			continue;
 		void *head;

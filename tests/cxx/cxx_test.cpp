@@ -73,14 +73,24 @@ template <class T> static T opaque(T v)
 static bool pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* p is a live librtalloc block of at least n bytes: its usable size (0 for a
- * pointer outside librtalloc) is a power of two, as every block's is. */
+ * pointer outside librtalloc) is a power of two, as every block's is up to
+ * 8 MiB; beyond, a multiple of an eighth of the power of two above it (what
+ * a large block keeps of its buddy block). */
+static bool block_size(size_t u)
+{
+	if (pow2(u))
+		return true;
+	size_t top = size_t(1) << (64 - __builtin_clzll(u)); /* the buddy block */
+	return u > (size_t(8) << 20) && u % (top / 8) == 0;
+}
+
 static void check_block(void *p, size_t n, size_t align, const char *what)
 {
 	EXPECT(p != nullptr, "%s(%zu) returned nullptr", what, n);
 	if (!p)
 		return;
 	size_t u = usable_size(p);
-	EXPECT(u >= n && u >= 16 && pow2(u), "%s(%zu): %p is not a librtalloc block (usable size %zu)",
+	EXPECT(u >= n && u >= 16 && block_size(u), "%s(%zu): %p is not a librtalloc block (usable size %zu)",
 	      what, n, p, u);
 	EXPECT(reinterpret_cast<uintptr_t>(p) % align == 0, "%s(%zu): %p not aligned to %zu", what, n,
 	      p, align);

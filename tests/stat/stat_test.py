@@ -247,6 +247,15 @@ def case_json(ctx):
     check(isinstance(d["memory"]["pool_locked"], bool) and d["memory"]["pool_kib"] == 16384, "memory")
     if os.geteuid() == 0:
         check(d["memory"]["pool_locked"] and d["memory"]["warning"] is None, "root: memory not locked?")
+        # VmLck split: everything is locked by default (libraries, stacks: more
+        # than the pool); RTALLOC_MLOCK=pool locks the pool and its descriptors only
+        check(d["memory"]["other_locked_kib"] == d["memory"]["vmlck_kib"] - 16384 > 0, "split %r" % d["memory"])
+        q = ctx.start({"RTALLOC_MLOCK": "pool"})
+        m = json.loads(ctx.stat("--json", q.pid).stdout)["memory"]
+        check(m["pool_locked"] and m["vmlck_kib"] >= 16384 and m["other_locked_kib"] < 256,
+              "RTALLOC_MLOCK=pool: %r" % m)
+        check(re.search(r"pool 16384 KiB, everything else \d+ KiB", ctx.stat(q.pid).stdout), "text: no split")
+        q.stop()
     # non-real-time events: a growth, then a failure (beyond RTALLOC_POOL_MAX)
     # (unlocked: a small locked process cannot create a thread under a small RLIMIT_MEMLOCK)
     g = ctx.start({"RTALLOC_POOL_SIZE": "256K", "RTALLOC_POOL_MAX": "2M", "RTALLOC_MLOCK": "0"})

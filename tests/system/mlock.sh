@@ -10,7 +10,9 @@
 #    message naming RTALLOC_MLOCK=require, after the mlockall advice line;
 #  - the default (try): exactly one line, with the ulimit -l / CAP_IPC_LOCK
 #    advice, and the program runs on, unlocked;
-#  - RTALLOC_MLOCK=0: silence, unlocked.
+#  - RTALLOC_MLOCK=0: silence, unlocked;
+#  - RTALLOC_MLOCK=pool: a small pool is locked under the limit, a large one
+#    is not, with one line naming the limit it needs.
 name=mlock
 PROBE=${1:?st_probe path}
 . "$(dirname "$0")/st_lib.sh"
@@ -56,6 +58,17 @@ check '[ -z "$OUT" ]' "RTALLOC_MLOCK=require: main() ran"
 check 'printf "%s" "$ERR" | grep -q "RTALLOC_MLOCK=require"' "RTALLOC_MLOCK=require: no message naming the setting"
 check 'printf "%s" "$ERR" | grep -q "mlockall failed"' "RTALLOC_MLOCK=require: no message saying mlockall failed"
 check 'printf "%s" "$ERR" | grep -qi "abort"' "RTALLOC_MLOCK=require: the message does not say it aborts"
+
+# pool: a small pool locks under the limit (no other mapping is charged to
+# it); a pool beyond the limit: one line with the limit it needs.
+unlocked RTALLOC_POOL_SIZE=512K RTALLOC_MLOCK=pool -- info
+check '[ $RC -eq 0 ] && [ -z "$ERR" ] && [ "$(kv vmlck_kb)" -ge 512 ]' \
+	"RTALLOC_MLOCK=pool, 512K pool under ulimit -l 1024: VmLck $(kv vmlck_kb) kB or a message"
+unlocked RTALLOC_POOL_SIZE=16M RTALLOC_MLOCK=pool -- info
+check '[ $RC -eq 0 ] && [ "$(lines "$ERR")" -eq 1 ] && [ "$(kv vmlck_kb)" = 0 ]' \
+	"RTALLOC_MLOCK=pool, 16M pool under ulimit -l 1024: want one line and nothing locked"
+check 'printf "%s" "$ERR" | grep -q "mlock of the pool failed.*ulimit -l 17408"' \
+	"RTALLOC_MLOCK=pool: the message does not name the pool and the limit it needs (17408 KiB)"
 
 # default and explicit try: one clear line, the program runs on unlocked.
 for v in DEFAULT 1; do

@@ -62,9 +62,19 @@ static pid_t watchdog_start(void)
 	_exit(0);
 }
 
+/* The handler forks only when the main thread has made progress since the
+ * last fork: when a fork and its wait take longer than the timer's period
+ * (a process with more memory mapped forks more slowly), signals would
+ * otherwise follow each other with the main thread never leaving the
+ * handler, and the run would take minutes instead of seconds. */
+static volatile sig_atomic_t progress, progress_at_fork = -1;
+
 static void fork_in_handler(int sig)
 {
 	(void)sig;
+	if (progress == progress_at_fork)
+		return;
+	progress_at_fork = progress;
 	int saved = errno;
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -156,6 +166,7 @@ int main(int argc, char **argv)
 	int child_rounds = 0;
 	while (in_child || atomic_load(&forks_done) < NFORKS) {
 		churn_once(&seed, b);
+		progress = progress + 1;
 		if (in_child && ++child_rounds == 50) {
 			if (st_api.check() != 0)
 				_exit(3);

@@ -26,7 +26,8 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then st_tmp=$(mktemp -d -p /dev/shm); els
 trap 'rm -rf "$st_tmp"' EXIT
 
 rtalloc_vars=(RTALLOC_POOL_SIZE RTALLOC_POOL_MAX RTALLOC_STACK_PREFAULT RTALLOC_MLOCK
-	RTALLOC_ON_EXHAUST RTALLOC_NUMA RTALLOC_STATS RTALLOC_REPORT RTALLOC_MLOCK_WARNED)
+	RTALLOC_ON_EXHAUST RTALLOC_NUMA RTALLOC_STATS RTALLOC_REPORT RTALLOC_MLOCK_WARNED RTALLOC_HUGEPAGES
+	RTALLOC_FAULTS)
 clean_env=(-u LD_PRELOAD)
 for v in "${rtalloc_vars[@]}"; do clean_env+=(-u "$v"); done
 

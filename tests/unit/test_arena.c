@@ -138,9 +138,9 @@ static void assert_in_pool(const void *p, size_t n)
 static int child_workload(char *lo, char *hi)
 {
 	static void *ptr[64];
-	for (unsigned c = 1; c <= RT_NCLASS + 3; c++) {
+	for (unsigned c = 1; c <= RT_NMED + 3; c++) {
 		size_t size = (size_t)8 << c;
-		int n = c <= RT_NCLASS ? 64 : 4; /* huge: 64 KiB .. 256 KiB */
+		int n = c <= RT_NMED ? 64 : 4; /* large classes: 64 KiB .. 256 KiB */
 		for (int i = 0; i < n; i++) {
 			ptr[i] = rtalloc_malloc(size);
 			CHILD_CHECK(ptr[i] != NULL);
@@ -604,7 +604,7 @@ static void every_class(void **state)
 		size_t size = rt_class_size(c), req[3];
 		class_requests(c, req);
 		/* Three pages' worth (the carving crosses pages), or 8 blocks. */
-		size_t n = c <= RT_NSMALL ? 3 * per_page(c) + 1 : 8;
+		size_t n = c <= RT_NSMALL ? 3 * per_page(c) + 1 : c <= RT_NMED ? 8 : 2;
 		for (int r = 0; r < 3; r++) {
 			for (size_t i = 0; i < n; i++) {
 				p[i] = rtalloc_malloc(req[r]);
@@ -615,7 +615,9 @@ static void every_class(void **state)
 				assert_in_pool(p[i], size);
 				assert_int_equal(rtalloc_malloc_usable_size(p[i]), size);
 				const struct rt_page *pg = &rt_g.pages[rt_page_index(p[i])];
-				assert_int_equal(pg->cls, c);
+				/* a large class the thread's share does not cache: huge */
+				bool cached = c <= RT_NMED || rt_tc.bin[c].limit > 0;
+				assert_int_equal(pg->cls, cached ? c : RT_CLS_HUGE);
 				assert_int_equal(pg->state, RT_PS_USED);
 				fill_pattern(p[i], size, (c << 20) + i);
 			}
@@ -640,8 +642,11 @@ static void huge_sizes(void **state)
 {
 	UNUSED_STATE(state);
 	static const size_t sizes[] = {
-		RT_CACHE_MAX + 1, 40000, 65536, 65537, 100000, 262144, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
+		RT_CACHE_MAX + 1, 2u << 20, /* 64 KiB .. 1 MiB are cached classes (every_class) */
 	};
+	/* Pages each keeps: its buddy block (below 16 MiB, RT_TRIM_ORDER, the
+	 * rest is not given back: tests/system/mlockmode.sh tests beyond). */
+	static const uint32_t keep[] = {512, 512};
 	struct rt_totals t0, t1;
 	rt_stats_totals(&t0);
 	size_t free0 = buddy_free();
@@ -654,18 +659,21 @@ static void huge_sizes(void **state)
 		if ((uintptr_t)p[i] & (block - 1))
 			fail_msg("huge %zu: block %p not aligned to %zu", sizes[i], p[i], block);
 		assert_in_pool(p[i], block);
-		assert_int_equal(rtalloc_malloc_usable_size(p[i]), block);
+		size_t kept = (size_t)keep[i] << RT_PAGE_SHIFT;
+		assert_int_equal(rtalloc_malloc_usable_size(p[i]), kept);
 		const struct rt_page *pg = &rt_g.pages[rt_page_index(p[i])];
 		assert_int_equal(pg->cls, RT_CLS_HUGE);
-		assert_int_equal(pg->order, k);
-		fill_pattern(p[i], block, 77 + i);
+		assert_int_equal(pg->order, 31 - __builtin_clz(keep[i])); /* its first piece */
+		fill_pattern(p[i], kept, 77 + i);
+		if (i == 0)
+			assert_int_equal(buddy_free(), free0 - keep[0]); /* only the kept pages are gone */
 	}
 	rt_stats_totals(&t1);
 	assert_int_equal(t1.huge_allocs - t0.huge_allocs, ARRAY_LEN(sizes));
 	assert_heap_sound();
 	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
-		size_t block = RT_PAGE_SIZE << rt_order_of(sizes[i]);
-		assert_int_equal(check_pattern(p[i], block, 77 + i), block);
+		size_t kept = (size_t)keep[i] << RT_PAGE_SHIFT;
+		assert_int_equal(check_pattern(p[i], kept, 77 + i), kept);
 		rtalloc_free(p[i]);
 	}
 	/* Huge blocks are never cached: the pages are back at once. */

@@ -17,21 +17,28 @@
  * RT_EMPTY_KEEP idle pages first when the buddy has no block. */
 #define BATCH_MAX 32
 #define STEP_BOUND (2 * BATCH_MAX + RT_EMPTY_KEEP + 1)
+#define NBIG 5
 
 struct bound_result {
 	uint64_t max_free_steps, max_malloc_steps;
-	uint64_t big_steps[2]; /* malloc(32 KiB), malloc(256 KiB) after the pattern */
+	uint64_t big_steps[NBIG]; /* malloc of the sizes big[] after the pattern */
+	uint32_t big_limit[NBIG]; /* the thread's limit of their class (its share of the budget) */
 	uint32_t nempty_max;
 	int ok;
 };
 
 static uint64_t steps(void) { return rt_g.arenas[0].steps; }
 
+/* 32 KiB, and the large classes 64 KiB .. 1 MiB, and a huge block */
+static const size_t big[NBIG] = {32768, 65536, 262144, 1u << 20, 2u << 20};
+
 static int pipe_fd = -1;
 
 /* The fragmenting pattern of the issue: fill the pool with 16 B blocks,
  * free all but one block per page, free the survivors, then ask for a
- * 32 KiB and a 256 KiB block. */
+ * 32 KiB block, blocks of the large classes (64 KiB, 256 KiB, 1 MiB) and a
+ * huge one (2 MiB), twice each with a free between (the second from the
+ * thread's cache when its share caches the class). */
 static int child_fragment(void *arg)
 {
 	size_t pool = *(const size_t *)arg;
@@ -73,12 +80,22 @@ static int child_fragment(void *arg)
 			}
 		}
 	}
-	static const size_t big[2] = {32768, 262144};
-	for (int k = 0; k < 2; k++) {
-		uint64_t s0 = steps();
-		void *p = rtalloc_malloc(big[k]);
-		res.big_steps[k] = steps() - s0;
-		CHILD_CHECK(p != NULL);
+	for (int k = 0; k < NBIG; k++) {
+		for (int rep = 0; rep < 2; rep++) {
+			uint64_t s0 = steps();
+			void *p = rtalloc_malloc(big[k]);
+			uint64_t d = steps() - s0;
+			if (d > res.big_steps[k])
+				res.big_steps[k] = d;
+			CHILD_CHECK(p != NULL);
+			s0 = steps();
+			rtalloc_free(p);
+			d = steps() - s0;
+			if (d > res.big_steps[k])
+				res.big_steps[k] = d;
+		}
+		unsigned c = rt_class_of(big[k]);
+		res.big_limit[k] = c <= RT_NCLASS ? rt_tc.bin[c].limit : 0;
 	}
 	CHILD_CHECK(rtalloc_check() == 0);
 	res.ok = 1;
@@ -100,11 +117,12 @@ static void run_pattern(size_t pool, struct bound_result *res)
 	assert_child_ok(&r);
 	assert_int_equal(got, sizeof(*res));
 	assert_true(res->ok);
-	print_message("pool %zu MiB: max steps of one free %llu, of one malloc %llu; malloc(32K) %llu, "
-		      "malloc(256K) %llu; idle pages at most %u\n",
+	print_message("pool %zu MiB: max steps of one free %llu, of one malloc %llu; idle pages at most %u\n",
 		      pool >> 20, (unsigned long long)res->max_free_steps,
-		      (unsigned long long)res->max_malloc_steps, (unsigned long long)res->big_steps[0],
-		      (unsigned long long)res->big_steps[1], res->nempty_max);
+		      (unsigned long long)res->max_malloc_steps, res->nempty_max);
+	for (int k = 0; k < NBIG; k++)
+		print_message("  malloc/free(%zu K): at most %llu steps (the thread caches %u)\n", big[k] >> 10,
+			      (unsigned long long)res->big_steps[k], res->big_limit[k]);
 }
 
 static void fragmenting_pattern_is_bounded(void **state)
@@ -117,13 +135,15 @@ static void fragmenting_pattern_is_bounded(void **state)
 	for (int i = 0; i < 2; i++) {
 		assert_true(both[i]->max_free_steps <= STEP_BOUND);
 		assert_true(both[i]->max_malloc_steps <= STEP_BOUND);
-		assert_true(both[i]->big_steps[0] <= STEP_BOUND);
-		assert_true(both[i]->big_steps[1] <= STEP_BOUND);
+		for (int k = 0; k < NBIG; k++)
+			assert_true(both[i]->big_steps[k] <= STEP_BOUND);
 		assert_true(both[i]->nempty_max <= RT_EMPTY_KEEP);
 	}
-	/* the same work whatever the pool's size */
-	assert_int_equal(small.big_steps[0], large.big_steps[0]);
-	assert_int_equal(small.big_steps[1], large.big_steps[1]);
+	/* the same work whatever the pool's size, where the thread's share of the
+	 * budget caches as many blocks of the class (a batch is half of it) */
+	for (int k = 0; k < NBIG; k++)
+		if (small.big_limit[k] == large.big_limit[k])
+			assert_int_equal(small.big_steps[k], large.big_steps[k]);
 }
 
 /* ---- memory parked in idle threads' caches -------------------------------- */
@@ -149,7 +169,7 @@ static void *parking_thread(void *arg)
 	size_t id = (size_t)arg;
 	void *v[64];
 	for (int round = 0; round < 8; round++)
-		for (size_t n = 16; n <= 32768; n *= 2) {
+		for (size_t n = 16; n <= RT_CACHE_MAX; n *= 2) { /* every cached class */
 			int k = 0;
 			for (; k < 64; k++)
 				if (!(v[k] = rtalloc_malloc(n)))

@@ -451,6 +451,98 @@ static void large_limit_small_array(void **state)
 	assert_sound();
 }
 
+/* ---- blocks of any number of pages (rt_buddy_alloc_pages, rt_buddy_trim) -- */
+
+/* Every n of a 1024-page arena: exactly n pages leave the free count, the
+ * rest of the 2^k block is free at once, and freeing merges it all back. */
+static void pages_keep_exactly(void **state)
+{
+	UNUSED_STATE(state);
+	for (uint32_t n = 1; n <= 1024; n++) {
+		setup(0, 0, 1024, 1024, 0);
+		uint32_t idx = rt_buddy_alloc_pages(&B, n);
+		assert_int_not_equal(idx, RT_NIL);
+		assert_int_equal(B.free_pages, 1024 - n);
+		assert_int_equal(rt_buddy_pages(&B, idx), n);
+		assert_block(idx, 31 - (unsigned)__builtin_clz(n), 0);
+		assert_sound();
+		/* What was given back is usable: the largest power of two it holds. */
+		if (n < 512) {
+			uint32_t q = rt_buddy_alloc(&B, 9);
+			assert_int_not_equal(q, RT_NIL);
+			rt_buddy_free(&B, q);
+		}
+		assert_true(rt_buddy_free_pages(&B, idx));
+		assert_int_equal(B.free_pages, 1024);
+		assert_int_equal(B.nonempty, 1ULL << 10);
+		assert_sound();
+	}
+}
+
+/* 513 pages of 1024: 511 stay free (not 0), in at most 9 blocks. */
+static void pages_tail_pieces(void **state)
+{
+	UNUSED_STATE(state);
+	setup(0, 0, 1024, 1024, 0);
+	uint32_t idx = rt_buddy_alloc_pages(&B, 513);
+	assert_int_equal(idx, 0);
+	assert_int_equal(B.free_pages, 511);
+	unsigned blocks = 0;
+	for (unsigned k = 0; k < RT_NORDERS; k++)
+		blocks += list_len(k);
+	assert_int_equal(blocks, 9); /* 1 + 2 + ... + 256 pages */
+	/* The second piece (one page, at 512) is no block of its own. */
+	assert_int_equal(pages[512].state, RT_PS_USED);
+	assert_int_equal(pages[512].cls, 0);
+	assert_int_equal(rt_buddy_pages(&B, 512), 0);
+	assert_false(rt_buddy_free_pages(&B, 512));
+	assert_int_equal(B.free_pages, 511);
+	assert_true(rt_buddy_free_pages(&B, idx));
+	assert_int_equal(B.free_pages, 1024);
+	assert_sound();
+}
+
+/* Random blocks of any size, freed in random order, with skew: sound after
+ * every step, and everything merges back at the end. */
+static void pages_random(void **state)
+{
+	UNUSED_STATE(state);
+	uint64_t seed = 12345;
+	for (unsigned round = 0; round < 20; round++) {
+		setup(7, round * 3, 4000, 4000, 1);
+		size_t total = B.free_pages;
+		uint32_t held[64], held_n[64];
+		unsigned nh = 0;
+		for (unsigned step = 0; step < 400; step++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			uint32_t r = (uint32_t)(seed >> 33);
+			if (nh < 64 && (r & 1)) {
+				uint32_t n = 1 + (r >> 1) % (r & 2 ? 40 : 700);
+				uint32_t idx = rt_buddy_alloc_pages(&B, n);
+				if (idx != RT_NIL) {
+					assert_int_equal(rt_buddy_pages(&B, idx), n);
+					held[nh] = idx;
+					held_n[nh++] = n;
+				}
+			} else if (nh) {
+				unsigned i = (r >> 1) % nh;
+				assert_true(rt_buddy_free_pages(&B, held[i]));
+				held[i] = held[--nh];
+				held_n[i] = held_n[nh];
+			}
+			size_t in_use = 0;
+			for (unsigned i = 0; i < nh; i++)
+				in_use += held_n[i];
+			assert_int_equal(B.free_pages, total - in_use);
+			assert_sound();
+		}
+		while (nh)
+			assert_true(rt_buddy_free_pages(&B, held[--nh]));
+		assert_int_equal(B.free_pages, total);
+		assert_sound();
+	}
+}
+
 /* ---- random sequence against a model ------------------------------------- */
 
 struct live {
@@ -670,6 +762,9 @@ int main(void)
 		cmocka_unit_test(large_limit_small_array),
 		cmocka_unit_test(random_against_model),
 		cmocka_unit_test(check_detects_corruption),
+		cmocka_unit_test(pages_keep_exactly),
+		cmocka_unit_test(pages_tail_pieces),
+		cmocka_unit_test(pages_random),
 	};
 	return cmocka_run_group_tests_name("buddy", tests, NULL, NULL);
 }

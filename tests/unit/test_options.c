@@ -10,7 +10,7 @@ extern char **environ;
 
 static const char *const all_vars[] = {
 	"RTALLOC_POOL_SIZE", "RTALLOC_POOL_MAX", "RTALLOC_STACK_PREFAULT", "RTALLOC_MLOCK",
-	"RTALLOC_ON_EXHAUST", "RTALLOC_NUMA", "RTALLOC_STATS",
+	"RTALLOC_ON_EXHAUST", "RTALLOC_NUMA", "RTALLOC_STATS", "RTALLOC_FAULTS",
 };
 
 static int clean_env(void **state)
@@ -213,6 +213,10 @@ static void env_choice_words(void **state)
 		{"RTALLOC_STATS", "1", offsetof(struct rt_options, stats), 1},
 		{"RTALLOC_STATS", "yes", offsetof(struct rt_options, stats), 1},
 		{"RTALLOC_STATS", "on", offsetof(struct rt_options, stats), 1},
+		{"RTALLOC_FAULTS", "0", offsetof(struct rt_options, faults), 0},
+		{"RTALLOC_FAULTS", "off", offsetof(struct rt_options, faults), 0},
+		{"RTALLOC_FAULTS", "no", offsetof(struct rt_options, faults), 0},
+		{"RTALLOC_FAULTS", "locate", offsetof(struct rt_options, faults), 1},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct rt_options o;
@@ -243,6 +247,7 @@ static void bad_values(void **state)
 		{"RTALLOC_POOL_MAX", "255K"},    {"RTALLOC_STACK_PREFAULT", "-1"},
 		{"RTALLOC_MLOCK", "maybe"},      {"RTALLOC_MLOCK", ""},           {"RTALLOC_ON_EXHAUST", "explode"},
 		{"RTALLOC_NUMA", "remote"},      {"RTALLOC_STATS", "2"},
+		{"RTALLOC_FAULTS", "1"},         {"RTALLOC_FAULTS", "locat"},     {"RTALLOC_FAULTS", ""},
 		{"RTALLOC_POOL_SIZE", "99999999999999999999"},
 	};
 	struct rt_options def;

@@ -22,14 +22,15 @@ static void handler(int sig)
 {
 	(void)sig;
 	in_handler_calls++;
-	void *p = rtalloc_malloc(40000); /* a large block: always a slow path */
+	void *p = rtalloc_malloc(RT_CACHE_MAX + 1); /* a huge block: always a slow path */
 	rtalloc_free(p);
 	void *q = rtalloc_malloc(24);
 	rtalloc_free(q);
 }
 
-/* The main loop spends its time in slow paths (large blocks take the arena
- * lock on every call; small ones in bursts refill and flush). */
+/* The main loop spends its time in slow paths (huge blocks, above the
+ * largest cached class, take the arena lock on every call; small ones in
+ * bursts refill and flush). */
 static int child_signal_in_malloc(void)
 {
 	if (unit_init(8u << 20, 8u << 20, 0, RTALLOC_EXHAUST_FAIL) != 0)
@@ -43,7 +44,7 @@ static int child_signal_in_malloc(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 	void *v[256];
 	for (long i = 0; i < 20000000; i++) {
-		void *p = rtalloc_malloc(40000 + (size_t)(i & 7) * 4096);
+		void *p = rtalloc_malloc(RT_CACHE_MAX + 1 + (size_t)(i & 7) * 4096);
 		rtalloc_free(p);
 		for (int k = 0; k < 256; k++)
 			v[k] = rtalloc_malloc(16 + (size_t)(k & 3) * 48);

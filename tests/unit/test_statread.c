@@ -83,8 +83,8 @@ static void reader_matches_rtalloc_stats(void **state)
 	for (size_t i = 1; i < ARRAY_LEN(p); i += 2)
 		rtalloc_free(p[i]);
 	assert_string_equal(rt_sr_class_name(1), "16");
-	assert_string_equal(rt_sr_class_name(RT_NCLASS), "32K");
-	assert_string_equal(rt_sr_class_name(RT_CLS_HUGE), "huge");
+	assert_string_equal(rt_sr_class_name(RT_NMED), "32K");
+	assert_string_equal(rt_sr_class_name(rt_stats_class(RT_CLS_HUGE)), "huge"); /* every block above 32 KiB */
 	assert_string_equal(rt_sr_class_name(1000), "-");
 }
 

@@ -316,11 +316,11 @@ static void producer_consumer(void **state)
 static void *short_lived(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
-	void *keep[RT_NCLASS + 2];
+	void *keep[RT_NMED + 2];
 	size_t k = 0;
-	/* One block of every class and a huge one, written and freed: they stay in
-	 * this thread's cache until it exits. */
-	for (unsigned c = 1; c <= RT_NCLASS + 1; c++) {
+	/* One block of every class up to 32 KiB and a large one, written and
+	 * freed: they stay in this thread's cache until it exits. */
+	for (unsigned c = 1; c <= RT_NMED + 1; c++) {
 		size_t n = rt_class_size(c) - (id % 7);
 		unsigned char *p = rtalloc_malloc(n);
 		if (!p) {
@@ -387,17 +387,21 @@ static void *prepare_worker(void *arg)
 {
 	struct prep_result *r = arg;
 	r->rc = rtalloc_thread_prepare();
-	for (unsigned c = 1; c <= RT_NCLASS; c++)
-		if (rt_tc.bin[c].count < rt_tcache_limit(c) / 2)
+	for (unsigned c = 1; c <= RT_NCLASS; c++) /* the large classes: the thread's share */
+		if (rt_tc.bin[c].count < (c <= RT_NMED ? rt_tcache_limit(c) : rt_tc.bin[c].limit) / 2)
 			r->short_bins++;
-	uint64_t slow0 = rt_tc.st.slow_mallocs;
 	void *p[RT_NCLASS + 1];
 	for (unsigned c = 1; c <= RT_NCLASS; c++) {
+		/* every class the thread's share of the budget caches (a small
+		 * pool leaves the large ones to the slow path) */
+		uint64_t slow0 = rt_tc.st.slow_mallocs;
+		bool cached = rt_tc.bin[c].limit > 0;
 		p[c] = rtalloc_malloc(rt_class_size(c));
+		if (cached)
+			r->slow_after_prepare += rt_tc.st.slow_mallocs - slow0;
 		if (p[c])
 			memset(p[c], 0x11, rt_class_size(c));
 	}
-	r->slow_after_prepare = rt_tc.st.slow_mallocs - slow0;
 	for (unsigned c = 1; c <= RT_NCLASS; c++)
 		rtalloc_free(p[c]);
 	/* A second prepare tops the caches up again. */

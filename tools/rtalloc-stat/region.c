@@ -137,7 +137,9 @@ enum region_status region_map(struct region *r)
 		return RG_IO;
 	if ((uint64_t)st.st_size < REGION_V1_LEN)
 		return RG_SHORT;
-	size_t len = (uint64_t)st.st_size < REGION_LEN ? REGION_V1_LEN : REGION_LEN;
+	size_t len = (uint64_t)st.st_size >= REGION_LEN      ? REGION_LEN
+		     : (uint64_t)st.st_size >= REGION_V2_LEN ? REGION_V2_LEN
+							     : REGION_V1_LEN;
 	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, r->fd, 0);
 	if (p == MAP_FAILED)
 		return RG_IO;

@@ -214,6 +214,7 @@ void report_text(const struct target *t, const struct report *rep)
 	       "entries)\n",
 	       (unsigned long long)s->f.total.rt_minflt, (unsigned long long)s->f.total.rt_majflt,
 	       (unsigned long long)s->f.total.rt_sections, (unsigned long long)s->f.total.rt_slow);
+	text_fault_places(t->pid, s);
 
 	unsigned with_slot = 0;
 	for (unsigned i = 0; i < rep->nrows; i++)
@@ -268,8 +269,11 @@ void report_text(const struct target *t, const struct report *rep)
 	text_events(s, now, "ago");
 
 	printf("\nMemory locking\n");
-	if (rep->vmlck_kib >= 0)
-		printf("  VmLck %lld KiB, pool %llu KiB\n", rep->vmlck_kib, (unsigned long long)s->f.pool_bytes >> 10);
+	if (rep->vmlck_kib >= 0) { /* what else is locked: stacks, libraries, BSS (RTALLOC_MLOCK) */
+		long long pool_kib = (long long)(s->f.pool_bytes >> 10), other = rep->vmlck_kib - pool_kib;
+		printf("  VmLck %lld KiB, pool %lld KiB, everything else %lld KiB\n", rep->vmlck_kib, pool_kib,
+		       other > 0 ? other : 0);
+	}
 	char wbuf[512];
 	const char *w = lock_warning(s, rep->vmlck_kib, wbuf, sizeof(wbuf));
 	printf("  %s%s\n", w ? "warning: " : "", w ? w : "the pool is locked in memory");
@@ -412,6 +416,7 @@ void report_json(const struct target *t, const struct report *rep)
 		j_null("since_init");
 	}
 	j_rt_faults(s);
+	j_fault_places(t->pid, s);
 	j_close('}');
 	j_lock_waits(s);
 	j_open("threads", '[');
@@ -444,10 +449,14 @@ void report_json(const struct target *t, const struct report *rep)
 	j_pool(s);
 	j_events(s, s->taken_ns, "last_grow_ago_s", "last_failure_ago_s");
 	j_open("memory", '{');
-	if (rep->vmlck_kib >= 0)
+	if (rep->vmlck_kib >= 0) {
 		j_u64("vmlck_kib", (uint64_t)rep->vmlck_kib);
-	else
+		uint64_t pool_kib = s->f.pool_bytes >> 10; /* VmLck beyond the pool: everything else */
+		j_u64("other_locked_kib", (uint64_t)rep->vmlck_kib > pool_kib ? (uint64_t)rep->vmlck_kib - pool_kib : 0);
+	} else {
 		j_null("vmlck_kib");
+		j_null("other_locked_kib");
+	}
 	j_u64("pool_kib", s->f.pool_bytes >> 10);
 	char wbuf[512];
 	const char *w = lock_warning(s, rep->vmlck_kib, wbuf, sizeof(wbuf));

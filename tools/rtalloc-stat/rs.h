@@ -95,11 +95,13 @@ enum maps_result proc_maps(pid_t pid, dev_t dev, ino_t ino, const char *path_now
  * kept its version then): everything but heaps[], which is then not shown.
  * A region of another version is refused (rt_sr_check). */
 #define REGION_V1_LEN RT_STATS_REGION_V1_SIZE
+/* A region of the layout before located faults (heaps, no faults). */
+#define REGION_V2_LEN RT_STATS_REGION_V2_SIZE
 
 struct region {
 	int fd;
 	const struct rt_stats_region *map; /* NULL until mapped */
-	size_t len;                         /* bytes mapped: REGION_LEN or REGION_V1_LEN */
+	size_t len;                         /* bytes mapped: REGION_LEN, REGION_V2_LEN or REGION_V1_LEN */
 	dev_t dev;
 	ino_t ino;
 	uid_t uid;
@@ -172,6 +174,8 @@ struct snap {
 	unsigned nheaps;
 	struct rt_stats_heap heaps[RT_STATS_HEAPS]; /* the records in use */
 	char heap_error[160]; /* RG_HEAP_IO: which object */
+	bool have_faults; /* the region has the located faults (RTALLOC_FAULTS, places.c) */
+	struct rt_stats_faults faults;
 };
 
 extern struct snap snap_a, snap_b;
@@ -211,6 +215,10 @@ void j_rt_faults(const struct snap *s);
 void j_lock_waits(const struct snap *s);
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail);
 int cmd_snapshot(pid_t pid, bool json);
+
+/* ---- places.c: RTALLOC_FAULTS=locate's places (pid: to name them) ---- */
+void text_fault_places(pid_t pid, const struct snap *s);
+void j_fault_places(pid_t pid, const struct snap *s);
 
 /* ---- watch.c ---- */
 struct sample {

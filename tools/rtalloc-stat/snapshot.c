@@ -90,6 +90,11 @@ enum region_status snap_read(const struct region *r, struct snap *s)
 	s->have_heaps = rt_sr_has_heaps(m, r->len);
 	if (s->have_heaps)
 		s->nheaps = rt_sr_heaps(m, s->heaps, &s->f.torn);
+	s->have_faults = __atomic_load_n(&m->size, __ATOMIC_RELAXED) >= REGION_LEN && r->len >= REGION_LEN;
+	if (s->have_faults) /* whole words, no seqlock (stats.h) */
+		for (size_t i = 0; i < sizeof(s->faults) / 8; i++) /* bound: the part's words */
+			((uint64_t *)&s->faults)[i] = __atomic_load_n((const uint64_t *)&m->faults + i,
+								      __ATOMIC_RELAXED);
 	BUS_UNGUARD();
 	/* Each object is read under a guard of its own (guards do not nest). */
 	for (unsigned i = 0; snap_shared_heaps && i < s->nheaps; i++) /* bound: RT_STATS_HEAPS */
