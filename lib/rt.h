@@ -353,7 +353,7 @@ struct rt_tcache {
 	struct rt_tcounters fold;
 	uint8_t fold_next; /* the class the next partial fold takes besides its own */
 	uint64_t rt_minflt, rt_majflt; /* the thread's faults when its real-time section began */
-	uint64_t rt_lock_waits;        /* and its lock waits (rt_lock_waits.waits) */
+	uint64_t rt_lock_waits0;       /* and its lock waits (rt_lock_waits.waits) */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */

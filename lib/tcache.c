@@ -600,8 +600,8 @@ void rt_tcache_section_begin(void)
 		return;
 	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
 	rt_stats_thread_faults(&tc->rt_minflt, &tc->rt_majflt);
-	tc->rt_lock_waits = rt_lock_waits.waits; /* lock.c's: its longest since now */
-	rt_lock_waits.recent_max_ns = 0;
+	tc->rt_lock_waits0 = rt_lock_waits.waits; /* lock.c's count now, */
+	rt_lock_waits.recent_max_ns = 0;          /* and its longest from now on */
 	tc->in_rt = 1;
 	rt_probe1(rt_begin, tc->st.rt_sections + 1);
 	rt_tcache_publish(tc, 0);
@@ -619,7 +619,7 @@ void rt_tcache_section_end(void)
 	tc->st.rt_minflt += minflt - tc->rt_minflt;
 	tc->st.rt_majflt += majflt - tc->rt_majflt;
 	tc->st.rt_sections++;
-	tc->st.rt_lock_waits += rt_lock_waits.waits - tc->rt_lock_waits;
+	tc->st.rt_lock_waits += rt_lock_waits.waits - tc->rt_lock_waits0;
 	if (rt_lock_waits.recent_max_ns > tc->st.rt_lock_wait_max_ns)
 		tc->st.rt_lock_wait_max_ns = rt_lock_waits.recent_max_ns;
 	rt_probe2(rt_end, tc->st.rt_sections, minflt - tc->rt_minflt);
