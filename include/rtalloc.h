@@ -138,7 +138,7 @@ void rtalloc_free_aligned_sized(void *ptr, size_t alignment, size_t size);
  * Statistics (see rtalloc-stat(1) for the same figures from outside)
  * ------------------------------------------------------------------------ */
 
-#define RTALLOC_STATS_VERSION 2 /* 2: bytes_allocated, bytes_freed */
+#define RTALLOC_STATS_VERSION 3 /* 2: bytes_allocated, bytes_freed; 3: lock waits */
 #define RTALLOC_STATS_CLASSES 14 /* [0] unused, [1..12] 16 B .. 32 KiB, [13] above 32 KiB */
 #define RTALLOC_STATS_ARENAS 8
 
@@ -174,6 +174,12 @@ struct rtalloc_stats {
 	/* version 2: bytes of the blocks allocated and freed (their usable
 	 * sizes, so in use by the program = bytes_allocated - bytes_freed) */
 	uint64_t bytes_allocated, bytes_freed;
+	/* version 3: waits for an arena's or a heap's lock (taken only after
+	 * waiting for its holder) and the longest, in nanoseconds: every
+	 * thread's, live and exited; inside real-time sections (those ended);
+	 * and the calling thread's (rtalloc-stat shows every thread's) */
+	uint64_t lock_waits, lock_wait_max_ns, rt_lock_waits, rt_lock_wait_max_ns;
+	uint64_t thread_lock_waits, thread_lock_wait_max_ns, thread_rt_lock_waits, thread_rt_lock_wait_max_ns;
 };
 
 /* Fill *stats (set stats->size first).  Never blocks an allocating thread.

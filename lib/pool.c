@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "pool_int.h"
+#include "probes.h"
 
 struct rt_global rt_g;
 
@@ -269,6 +270,8 @@ int rt_pool_grow(struct rt_arena *a, unsigned order)
 		       "faults); set RTALLOC_POOL_SIZE larger. Further growths are only counted "
 		       "(rtalloc-stat)", (size_t)(to - from) << (RT_PAGE_SHIFT - 10),
 		       (size_t)to << (RT_PAGE_SHIFT - 10));
+	if (!e)
+		rt_probe2(grow, (uint64_t)(to - from) << RT_PAGE_SHIFT, a->index);
 	rt_arena_lock(a);
 	if (!e) {
 		grown_pages_add(b, to);

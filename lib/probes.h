@@ -11,14 +11,16 @@
  *   probe         where                       arguments
  *   refill        tcache.c, a class's refill  class, blocks got
  *   flush         tcache.c, a class's flush   class, blocks given back
- *   large_alloc   arena.c, a huge block       bytes, pages
- *   large_free    arena.c                     bytes
- *   grow          pool.c, the pool grows      bytes added, arena
+ *   large_alloc   tcache.c, a huge block      bytes, pages
+ *   large_free    tcache.c                    bytes
+ *   grow          pool.c, the pool grew       bytes added, arena
  *   exhausted     tcache.c, malloc -> ENOMEM  bytes asked
  *   lock_wait     lock.c, an arena's or a heap's lock taken after
  *                 waiting                     lock address, ns waited
- *   rt_begin      tcache.c, rtalloc_rt_begin  section number
- *   rt_end        tcache.c, rtalloc_rt_end    section number, slow paths in it
+ *   rt_begin      tcache.c, a section begins  section number (the thread's:
+ *                 (rtalloc_rt_begin)          1, 2, ...)
+ *   rt_end        tcache.c, it ends           section number, minor faults
+ *                 (rtalloc_rt_end)            in it
  *   heap_wait     heap_wait.c, a wait begins  heap, bytes, deadline (ns of
  *                                             CLOCK_MONOTONIC; 0: none)
  *   heap_wake     heap_wait.c, the wait ends  heap, 0 (a block) or the errno

@@ -117,6 +117,16 @@ RT_EXPORT int rtalloc_stats(struct rtalloc_stats *out)
 		st.rt_slow = t->sect_slow;
 		st.bytes_allocated = t->bytes_allocated;
 		st.bytes_freed = t->bytes_freed;
+		st.lock_waits = t->lock_waits;
+		st.lock_wait_max_ns = t->lock_wait_max_ns;
+		st.rt_lock_waits = t->sect_lock_waits;
+		st.rt_lock_wait_max_ns = t->sect_lock_wait_max_ns;
+		/* the calling thread's own: exact (lock.c's record; the
+		 * real-time ones as of its last section's end) */
+		st.thread_lock_waits = rt_load(&rt_lock_waits.waits);
+		st.thread_lock_wait_max_ns = rt_load(&rt_lock_waits.max_ns);
+		st.thread_rt_lock_waits = rt_tc.st.sect_lock_waits;
+		st.thread_rt_lock_wait_max_ns = rt_tc.st.sect_lock_wait_max_ns;
 		st.last_failure_ns = f.last_failure_ns;
 		st.foreign_frees = rt_foreign_frees();
 		struct rusage ru;
@@ -160,6 +170,9 @@ RT_EXPORT void rtalloc_stats_print(FILE *f)
 		(unsigned long long)s.minflt_since_init, (unsigned long long)s.majflt_since_init,
 		(unsigned long long)s.rt_minflt, (unsigned long long)s.rt_majflt,
 		(unsigned long long)s.rt_slow, (unsigned long long)s.rt_sections);
+	fprintf(f, "  lock waits: %llu (longest %llu ns); in real-time sections: %llu (longest %llu ns)\n",
+		(unsigned long long)s.lock_waits, (unsigned long long)s.lock_wait_max_ns,
+		(unsigned long long)s.rt_lock_waits, (unsigned long long)s.rt_lock_wait_max_ns);
 	fprintf(f, "  non-real-time events: %llu pool growths", (unsigned long long)s.grows);
 	if (s.grows)
 		fprintf(f, " (last %.3f s ago)", (double)(now - s.last_grow_ns) / 1e9);

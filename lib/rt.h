@@ -362,6 +362,7 @@ struct rt_tcache {
 	struct rt_tcounters fold;
 	uint8_t fold_next; /* the class the next partial fold takes besides its own */
 	uint64_t sect_minflt_at, sect_majflt_at; /* the thread's faults when its real-time section began */
+	uint64_t sect_lock_waits_at;             /* and its lock waits (rt_lock_waits.waits) */
 	uint8_t state; /* RT_TC_* */
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_section; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
@@ -772,9 +773,11 @@ RT_HIDDEN void rt_lock_fork_child(void);
 /* rt_mutex_lock of a lock threads hold briefly (a heap's): a wait counted. */
 RT_HIDDEN int rt_mutex_lock_counted(pthread_mutex_t *m);
 /* The calling thread's waits for an arena or heap lock (lock.c writes, only
- * for its own thread; stats.c reads and publishes them): how many and the
- * longest, since the thread began, and the longest since stats.c last reset
- * recent_max_ns (at each rtalloc_rt_begin: the longest inside sections). */
+ * for its own thread; stats.c reads and publishes them, for the thread and
+ * for readers through its registry): how many and the longest, since the
+ * thread began, and the longest since tcache.c last reset recent_max_ns (at
+ * each rtalloc_rt_begin; rtalloc_rt_end folds it and the section's count
+ * into the thread's sect_lock_waits counters). */
 struct rt_lock_waits {
 	uint64_t waits, max_ns, recent_max_ns;
 };

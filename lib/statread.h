@@ -41,7 +41,7 @@ struct rt_sr_figures {
 	uint64_t init_ns, init_duration_ns, init_minflt, init_majflt, pool_size, pool_max;
 	uint64_t threads_exited, threads_unslotted, last_failure_ns;
 	struct rt_tcounters exited; /* left by exited threads */
-	struct rt_tcounters total;  /* exited plus every live thread counted */
+	struct rt_tcounters total;  /* exited plus every live thread counted (maxima: the largest) */
 	uint32_t nlive;             /* live threads counted */
 	bool torn; /* a seqlock read gave up: some figures may be off by one update */
 	struct rt_stats_arena arenas[RT_STATS_ARENAS];
@@ -91,11 +91,15 @@ RT_HIDDEN const char *rt_sr_class_name(unsigned c);
 static inline uint64_t rt_sr_sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 static inline uint64_t rt_sr_sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
-/* Counters come from another process: sums saturate, never wrap. */
+/* Counters come from another process: sums saturate, never wrap; maxima
+ * (RT_TMAXIMA) keep the largest. */
 static inline void rt_sr_add_counters(struct rt_tcounters *sum, const struct rt_tcounters *c)
 {
 #define RT_SR_X_ADD(name, key, text) sum->name = rt_sr_sat_add(sum->name, c->name);
+#define RT_SR_X_MAX(name, key, text) sum->name = c->name > sum->name ? c->name : sum->name;
 	RT_TCOUNTERS(RT_SR_X_ADD)
+	RT_TMAXIMA(RT_SR_X_MAX)
+#undef RT_SR_X_MAX
 #undef RT_SR_X_ADD
 }
 

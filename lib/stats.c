@@ -54,6 +54,7 @@ static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER; /* made PI in rt_s
 struct rt_thread_rec {
 	pthread_mutex_t lock;
 	struct rt_tcache *tc; /* under lock; NULL: no live thread here */
+	const struct rt_lock_waits *lw; /* under lock: the same thread's lock waits (lock.c) */
 };
 static struct rt_thread_rec records[RT_STATS_SLOTS];
 
@@ -69,6 +70,7 @@ static void records_init(const struct rt_tcache *keep)
 					keep->slot == &rt_stats->slots[i]
 				? (struct rt_tcache *)keep
 				: NULL;
+		records[i].lw = records[i].tc ? &rt_lock_waits : NULL; /* keep is the caller's */
 	}
 }
 
@@ -147,12 +149,12 @@ void rt_stats_init(void)
 	uint32_t flags = r ? RT_STATS_F_EXPORTED : 0;
 	if (!r)
 		r = rt_os_map(region_bytes());
-	if (!r) { /* no memory even for statistics: keep a static one */
-		static struct rt_stats_region fallback;
-		r = &fallback;
-	} else {
-		rt_os_populate(r, region_bytes());
-	}
+	/* No memory even for statistics (a tight RLIMIT_DATA): none, and
+	 * rtalloc_stats() reports zeros.  Not a static copy: its 200 KiB of
+	 * .bss would count against that same limit in every process. */
+	if (!r)
+		return;
+	rt_os_populate(r, region_bytes());
 	r->version = RT_STATS_VERSION;
 	r->size = sizeof(*r);
 	r->pid = rt_os_getpid();
@@ -186,6 +188,8 @@ void rt_stats_fault_baseline(void)
 void rt_stats_init_done(uint64_t started_ns)
 {
 	struct rt_stats_region *r = rt_stats;
+	if (!r)
+		return;
 	rt_stats_fault_baseline();
 	r->init_ns = rt_g.init_ns;
 	r->init_duration_ns = rt_g.init_ns - started_ns;
@@ -326,6 +330,8 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 {
 	struct rt_stats_region *r = rt_stats;
 	tc->slot = NULL;
+	if (!r)
+		return;
 	for (unsigned w = 0; w < RT_STATS_SLOTS / 64 && !tc->slot; w++) { /* bound: 16 words */
 		uint64_t m = __atomic_load_n(&r->slot_map[w], __ATOMIC_RELAXED);
 		for (int tries = 0; m != ~0ULL && tries < 64; tries++) { /* bound: 64 CAS attempts */
@@ -345,6 +351,7 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	struct rt_thread_rec *rec = &records[s - r->slots];
 	rt_mutex_lock(&rec->lock);
 	rec->tc = tc;
+	rec->lw = &rt_lock_waits; /* the calling thread's: tc's */
 	rt_mutex_unlock(&rec->lock);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->tid, (int32_t)rt_os_gettid());
@@ -352,19 +359,34 @@ void rt_stats_thread_start(struct rt_tcache *tc)
 	rt_stats_publish_thread(tc); /* nothing to fold yet: the bins cache nothing before setup */
 }
 
+/* The lock waits of the thread whose record w is (lock.c counts them in
+ * its own TLS) into its counters c.  A macro: c, a local, never has its
+ * address taken (an exiting thread's frame after pthread_cancel's unwinding
+ * is where ASan's shadow of the unwound frames may still lie). */
+#define LOCK_WAITS_IN(w, c)                                    \
+	do {                                                   \
+		(c).lock_waits = rt_load(&(w)->waits);         \
+		(c).lock_wait_max_ns = rt_load(&(w)->max_ns);  \
+	} while (0)
+
 /* The calling thread's counters to its slot, as its owner hands them over
  * (rt_tcache_publish, tcache.c): the slow paths' exactly, the fast paths' as
- * folded there.  Only writes the slot: nothing here changes a counter. */
+ * folded there, its lock waits as lock.c counted them.  Only writes the
+ * slot: nothing here changes a counter. */
 void rt_stats_publish_thread(const struct rt_tcache *tc)
 {
 	struct rt_stats_slot *s = tc->slot;
 	if (!s)
 		return;
+	uint64_t waits = rt_load(&rt_lock_waits.waits), max_ns = rt_load(&rt_lock_waits.max_ns);
 	rt_seq_write_begin(&s->seq);
 	RT_SEQ_PUT(s->in_section, tc->in_section);
 #define RT_X_PUT(name, key, text) RT_SEQ_PUT(s->c.name, tc->st.name + tc->fold.name);
 	RT_TCOUNTERS(RT_X_PUT)
+	RT_TMAXIMA(RT_X_PUT)
 #undef RT_X_PUT
+	RT_SEQ_PUT(s->c.lock_waits, waits);
+	RT_SEQ_PUT(s->c.lock_wait_max_ns, max_ns);
 	rt_seq_write_end(&s->seq);
 }
 
@@ -378,12 +400,18 @@ void rt_stats_publish_thread(const struct rt_tcache *tc)
 void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 {
 	struct rt_stats_region *r = rt_stats;
-	const struct rt_tcounters c = *last;
 	rt_faults_thread_exit();
+	if (!r)
+		return;
+	struct rt_tcounters c = *last;
+	LOCK_WAITS_IN(&rt_lock_waits, c); /* the exiting thread's own */
 	rt_mutex_lock(&exit_lock);
 	rt_seq_write_begin(&r->exit_seq);
 #define RT_X_ADD(name, key, text) RT_SEQ_PUT(r->exited.name, r->exited.name + c.name);
+#define RT_X_MAX(name, key, text) RT_SEQ_PUT(r->exited.name, c.name > r->exited.name ? c.name : r->exited.name);
 	RT_TCOUNTERS(RT_X_ADD)
+	RT_TMAXIMA(RT_X_MAX) /* the longest waits outlive their threads */
+#undef RT_X_MAX
 #undef RT_X_ADD
 	RT_SEQ_PUT(r->threads_exited, r->threads_exited + 1);
 	struct rt_stats_slot *s = tc->slot;
@@ -391,12 +419,14 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 		struct rt_thread_rec *rec = &records[s - r->slots];
 		rt_mutex_lock(&rec->lock);
 		rec->tc = NULL;
+		rec->lw = NULL;
 		rt_mutex_unlock(&rec->lock);
 		rt_seq_write_begin(&s->seq);
 		RT_SEQ_PUT(s->tid, 0);
 		RT_SEQ_PUT(s->in_section, 0);
 #define RT_X_ZERO(name, key, text) RT_SEQ_PUT(s->c.name, 0);
 		RT_TCOUNTERS(RT_X_ZERO)
+		RT_TMAXIMA(RT_X_ZERO)
 #undef RT_X_ZERO
 		rt_seq_write_end(&s->seq);
 	}
@@ -409,9 +439,10 @@ void rt_stats_thread_exit(struct rt_tcache *tc, const struct rt_tcounters *last)
 	}
 }
 
-/* Read the counters of the live thread in slot i with read(), under its
- * record's lock (held for that one read: see the registry above); false
- * when no live thread holds the slot.  report.c's rtalloc_stats(). */
+/* Read the counters of the live thread in slot i with read(), and its lock
+ * waits, under its record's lock (held for that one read: see the registry
+ * above); false when no live thread holds the slot.  report.c's
+ * rtalloc_stats(). */
 bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, struct rt_tcounters *),
 			  struct rt_tcounters *c)
 {
@@ -420,8 +451,10 @@ bool rt_stats_thread_read(unsigned i, void (*read)(const struct rt_tcache *, str
 	struct rt_thread_rec *rec = &records[i];
 	rt_mutex_lock(&rec->lock);
 	bool live = rec->tc != NULL;
-	if (live)
+	if (live) {
 		read(rec->tc, c);
+		LOCK_WAITS_IN(rec->lw, *c);
+	}
 	rt_mutex_unlock(&rec->lock);
 	return live;
 }

@@ -36,7 +36,10 @@
  * refill and flush (the slow paths; rt_tcache_publish folds the bins of that
  * class and of one more, in turn, into rt_tcache.fold: constant cost, then
  * stats.c writes st + fold to the slot), and in full at
- * rtalloc_rt_begin/end() and thread exit.  Arenas' counters are counted
+ * rtalloc_rt_begin/end() and thread exit; its lock waits, which lock.c
+ * counts in the thread's own record (rt_lock_waits), stats.c copies in at
+ * each publish, at exit and for a reader (the registry names the record
+ * too).  Arenas' counters are counted
  * under their lock and written to their record by the lock's holder.  Every
  * reader (rtalloc_stats(), rtalloc-stat) goes through statread.c, which
  * checks the header, sums the arenas and threads and keeps the exit_seq
@@ -65,18 +68,18 @@
 #include "tcounters.h"
 
 #define RT_STATS_MAGIC 0x3153434f4c4c4154ULL /* "TALLOCS1" little-endian */
-#define RT_STATS_VERSION 1 /* slots' bytes_* counters took two pad words: same layout */
+#define RT_STATS_VERSION 2 /* 2: lock waits in the counters: slots of 192 bytes */
 #define RT_STATS_SLOTS 1024
 #define RT_STATS_ARENAS 8
 #define RT_STATS_CLASSES 14 /* 0, classes 1..12, huge */
 
-struct rt_stats_slot { /* 128 bytes */
+struct rt_stats_slot { /* 192 bytes */
 	uint32_t seq;  /* odd while its thread writes */
 	int32_t tid;   /* 0: free */
 	uint32_t in_section; /* inside a real-time section */
 	uint32_t pad0;
 	struct rt_tcounters c;
-	uint64_t pad[16 - 2 - sizeof(struct rt_tcounters) / 8];
+	uint64_t pad[24 - 2 - sizeof(struct rt_tcounters) / 8];
 };
 
 struct rt_stats_arena { /* written under the arena's lock */
@@ -187,14 +190,14 @@ enum {
 	RT_STATS_F_EXPORTED = 4,    /* the region is a file others can map */
 };
 
-_Static_assert(sizeof(struct rt_stats_slot) == 128, "slot layout");
+_Static_assert(sizeof(struct rt_stats_slot) == 192, "slot layout");
 _Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in words");
 /* A region of the layout before heaps ends here. */
 #define RT_STATS_REGION_V1_SIZE offsetof(struct rt_stats_region, heaps)
 /* A region of the layout before located faults ends here. */
 #define RT_STATS_REGION_V2_SIZE offsetof(struct rt_stats_region, faults)
 _Static_assert(sizeof(struct rt_stats_faults) % 8 == 0, "the faults part is read in words");
-_Static_assert(sizeof(struct rt_tcounters) <= 13 * 8, "counters fit a slot (13 words at most)");
+_Static_assert(sizeof(struct rt_tcounters) <= 21 * 8, "counters fit a slot (21 words at most)");
 
 /* Seqlock writer (one writer per record: its owner, or its lock's holder):
  * the sequence is odd while the record's words change. */

@@ -61,6 +61,7 @@
 #include "faults.h"
 #include "os.h"
 #include "heap.h"
+#include "probes.h"
 
 __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec")));
 
@@ -380,6 +381,7 @@ static bool reclaim(struct rt_tcache *tc)
 static void *out_of_memory(struct rt_tcache *tc, size_t n)
 {
 	tc->st.failed++;
+	rt_probe1(exhausted, n);
 	rt_stats_failure();
 	rt_tcache_publish(tc, 0);
 	if (rt_g.opt.on_exhaust == RTALLOC_EXHAUST_ABORT) {
@@ -420,6 +422,7 @@ void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 		if (!p)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
+		rt_probe2(large_alloc, (uint64_t)RT_PAGE_SIZE << order, 1ULL << order);
 		tc->st.mallocs++;
 		tc->st.bytes_allocated += (uint64_t)pages << RT_PAGE_SHIFT;
 		return p;
@@ -441,6 +444,7 @@ void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 		if (!got)
 			return out_of_memory(tc, n);
 		tc->st.refills++;
+		rt_probe2(refill, c, got);
 		rt_tcache_publish(tc, c);
 		if (single) {
 			((void **)head)[1] = NULL;
@@ -474,6 +478,7 @@ void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const c
 	tc->st.bytes_freed += size;
 	tc->st.sect_slow += tc->in_section;
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
+		rt_probe1(large_free, size);
 		rt_arena_huge_free(ptr, pg);
 		return;
 	}
@@ -509,6 +514,7 @@ void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const c
 			rt_arena_flush(c, flushed, n);
 		bin->count -= n;
 		tc->st.flushes++;
+		rt_probe2(flush, c, n);
 		rt_tcache_publish(tc, c);
 	}
 	rt_link_set(p, bin->head);
@@ -530,6 +536,7 @@ RT_NO_TSAN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounte
 {
 #define RT_X_LOAD(name, key, text) out->name = RT_READ_ONCE(tc->st.name);
 	RT_TCOUNTERS(RT_X_LOAD)
+	RT_TMAXIMA(RT_X_LOAD)
 #undef RT_X_LOAD
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS bins */
 		uint64_t allocs = RT_READ_ONCE(tc->bin[c].allocs);
@@ -593,7 +600,10 @@ void rt_tcache_section_begin(void)
 		return;
 	rt_faults_thread_open(); /* RTALLOC_FAULTS=locate, once per thread */
 	rt_stats_thread_faults(&tc->sect_minflt_at, &tc->sect_majflt_at);
+	tc->sect_lock_waits_at = rt_lock_waits.waits; /* lock.c's count now, */
+	rt_lock_waits.recent_max_ns = 0;          /* and its longest from now on */
 	tc->in_section = 1;
+	rt_probe1(rt_begin, tc->st.sections + 1);
 	rt_tcache_publish(tc, 0);
 	rt_faults_section_begin();
 }
@@ -609,6 +619,10 @@ void rt_tcache_section_end(void)
 	tc->st.sect_minflt += minflt - tc->sect_minflt_at;
 	tc->st.sect_majflt += majflt - tc->sect_majflt_at;
 	tc->st.sections++;
+	tc->st.sect_lock_waits += rt_lock_waits.waits - tc->sect_lock_waits_at;
+	if (rt_lock_waits.recent_max_ns > tc->st.sect_lock_wait_max_ns)
+		tc->st.sect_lock_wait_max_ns = rt_lock_waits.recent_max_ns;
+	rt_probe2(rt_end, tc->st.sections, minflt - tc->sect_minflt_at);
 	tc->in_section = 0;
 	rt_tcache_publish(tc, 0);
 }

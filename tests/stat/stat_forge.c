@@ -16,6 +16,8 @@
  * stdout:
  *   inuse V    the pool's in-use bytes become V (arena 0's pool_bytes, the
  *              others 0, nothing free)  ->  "ok"
+ *   version V  the header's layout version becomes V (an older librtalloc's
+ *              region, say)  ->  "ok"
  *   exit       remove the region (and object) and exit
  * At start: "ready PID".
  */
@@ -171,6 +173,9 @@ int main(int argc, char **argv)
 				RT_SEQ_PUT(a->free_bytes, 0);
 				rt_seq_write_end(&a->seq);
 			}
+			printf("ok\n");
+		} else if (sscanf(line, "version %" SCNu64, &v) == 1) {
+			__atomic_store_n(&r->version, (uint32_t)v, __ATOMIC_RELAXED);
 			printf("ok\n");
 		} else if (strncmp(line, "exit", 4) == 0) {
 			break;

@@ -16,6 +16,12 @@
  *   try N      main thread: malloc(N), kept  ->  "got" or "null"
  *   heap NAME  a shared heap of 1 MiB named NAME (rtalloc_heap_create with
  *              RTALLOC_HEAP_SHARED), one block of it taken  ->  "heap" or "noheap"
+ *   contend    rt-loop, inside a real-time section: heap blocks taken and
+ *              given back while another thread does the same on the same
+ *              (private) heap, until rt-loop had to wait for the heap's lock
+ *              (its own count, rtalloc_stats) or 2,000,000 rounds  ->
+ *              "waited W" (W: rt-loop's lock waits in sections after it; 0:
+ *              the threads never met, the caller skips)
  *   exit C     exit(C) (the library's destructor runs)
  *
  * At start it prints "ready PID" once rt-loop has allocated (so it has a
@@ -31,10 +37,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "rtalloc.h" /* struct rtalloc_stats only: the functions come from dlsym */
+
 static void (*rt_begin)(void);
 static void (*rt_end)(void);
 static void *(*heap_create)(const char *, size_t, unsigned);
 static void *(*heap_alloc)(void *, size_t);
+static void (*heap_free)(void *, void *);
+static int (*stats)(struct rtalloc_stats *);
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -74,6 +84,47 @@ static long fault_pages(char *p, size_t len)
 	return after - before;
 }
 
+static struct rtalloc_stats my_stats(void)
+{
+	struct rtalloc_stats s = {.size = sizeof(s)};
+	stats(&s);
+	return s;
+}
+
+static int stop_hammer;
+
+static void *hammer(void *h)
+{
+	while (!__atomic_load_n(&stop_hammer, __ATOMIC_RELAXED)) {
+		void *p = heap_alloc(h, 64);
+		if (p)
+			heap_free(h, p);
+	}
+	return NULL;
+}
+
+/* rt-loop's part of "contend", in its real-time section. */
+static long contend(void)
+{
+	void *h = heap_create("contend", 1 << 20, 0);
+	pthread_t th;
+	if (!h || pthread_create(&th, NULL, hammer, h) != 0)
+		return -1;
+	uint64_t before = my_stats().thread_lock_waits;
+	rt_begin();
+	for (long i = 0; i < 2000000; i++) {
+		void *p = heap_alloc(h, 64);
+		if (p)
+			heap_free(h, p);
+		if (i % 256 == 0 && my_stats().thread_lock_waits > before)
+			break;
+	}
+	rt_end();
+	__atomic_store_n(&stop_hammer, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	return (long)my_stats().thread_rt_lock_waits;
+}
+
 static void *rt_loop(void *arg)
 {
 	(void)arg;
@@ -94,6 +145,8 @@ static void *rt_loop(void *arg)
 			rt_begin();
 		} else if (strcmp(cmd, "leave") == 0) {
 			rt_end();
+		} else if (strcmp(cmd, "contend") == 0) {
+			answer = contend();
 		}
 		cmd[0] = '\0';
 		pthread_cond_broadcast(&cv);
@@ -143,7 +196,9 @@ int main(int argc, char **argv)
 	rt_end = (void (*)(void))dlsym(RTLD_DEFAULT, "rtalloc_rt_end");
 	heap_create = (void *(*)(const char *, size_t, unsigned))dlsym(RTLD_DEFAULT, "rtalloc_heap_create");
 	heap_alloc = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "rtalloc_heap_alloc");
-	if (!rt_begin || !rt_end || !heap_create || !heap_alloc) {
+	heap_free = (void (*)(void *, void *))dlsym(RTLD_DEFAULT, "rtalloc_heap_free");
+	stats = (int (*)(struct rtalloc_stats *))dlsym(RTLD_DEFAULT, "rtalloc_stats");
+	if (!rt_begin || !rt_end || !heap_create || !heap_alloc || !heap_free || !stats) {
 		fprintf(stderr, "stat_target: librtalloc is not loaded (run with LD_PRELOAD)\n");
 		return 1;
 	}
@@ -174,6 +229,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(line, "leave") == 0) {
 			run_in_loop(line);
 			printf("left\n");
+		} else if (strcmp(line, "contend") == 0) {
+			printf("waited %ld\n", run_in_loop(line));
 		} else if (sscanf(line, "alloc %ld", &n) == 1) {
 			churn(n);
 			printf("allocated\n");

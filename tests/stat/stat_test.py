@@ -5,7 +5,7 @@
 usage: stat_test.py --tool RTALLOC_STAT [--lib LIBRTALLOC --target STAT_TARGET]
                     [--forge STAT_FORGE --shim STAT_TRUNCATE_SO] CASE
 
-CASE is one of: snapshot json watch run list errors permissions symlink heaptrunc
+CASE is one of: snapshot json watch run list errors permissions symlink heaptrunc locks
 (these need --lib and --target; heaptrunc also --shim), hostile escape truncate (these need --forge
 and, for truncate, --shim; no librtalloc: they also run in sanitizer builds).
 Exit 0 pass, 1 fail (with the reason), 77 skip (with the reason).
@@ -575,6 +575,8 @@ def case_hostile(ctx):
     check(d["totals"]["mallocs"] == U64 and d["totals"]["frees"] == U64,
           "counter sums must saturate at 2^64-1: %r" % d["totals"])
     check(all(v == U64 for v in d["classes"].values()), "class sums %r" % d["classes"])
+    check(d["totals"]["lock_wait_max_ns"] == U64 and d["locks"]["lock_wait_max_ns"] == U64 and
+          d["locks"]["lock_waits"] == U64, "lock waits: the largest (maxima), saturated (counts) %r" % d["locks"])
     check(d["pool"]["arenas"][0]["node"] is None, "a negative node: %r" % d["pool"]["arenas"][0]["node"])
     r = ctx.stat("-l", "--json", env=env)
     sane_run(r, "-l --json")
@@ -605,6 +607,12 @@ def case_hostile(ctx):
     check(len(set(r["in_use_bytes"] for r in rows)) >= 4, "too few distinct values seen: %r" % rows)
     sane_run(subprocess.run([ctx.tool, "-w", "0.1", "-c", "2", str(f.pid)], capture_output=True, text=True,
                             env=env, timeout=20), "-w text")
+    # a region of an older layout (version 1: slots of 128 bytes) is refused, with one line
+    check(f.cmd("version 1") == "ok", "version")
+    for args in ([], ["--json"]):
+        r = ctx.stat(*(args + [f.pid]), env=env)
+        sane_run(r, "an older region", status=1)
+        check("of this version" in one_line(r, "an older region"), "older region: %r" % r.stderr)
     f.stop()
 
 
@@ -734,7 +742,50 @@ def case_heaptrunc(ctx):
             os.unlink(obj)
 
 
+def case_locks(ctx):
+    """Lock waits per thread and for the process: rt-loop waits for a heap's lock inside a real-time
+    section; the main thread never waits and shows 0."""
+    t = ctx.start()
+    d = json.loads(ctx.stat("--json", t.pid).stdout)
+    for th in d["threads"]:
+        if th["counters"]:
+            c = th["counters"]
+            check(c["lock_waits"] == 0 and c["lock_wait_max_ns"] == 0 and c["rt_lock_waits"] == 0,
+                  "%s waited before anything contended: %r" % (th["name"], c))
+    check(d["locks"] == {"lock_waits": 0, "lock_wait_max_ns": 0, "rt_lock_waits": 0, "rt_lock_wait_max_ns": 0},
+          "locks before: %r" % d["locks"])
+    t.p.stdin.write("contend\n")
+    t.p.stdin.flush()
+    n = int(t.read_line(timeout=20).split()[1])
+    if n == 0:
+        raise Skip("rt-loop and the other thread never met at the heap's lock (one CPU?)")
+    check(n > 0, "contend failed in the target")
+    d = json.loads(ctx.stat("--json", t.pid).stdout)
+    rt = [th for th in d["threads"] if th["name"] == "rt-loop"][0]["counters"]
+    check(rt["lock_waits"] >= n and rt["lock_wait_max_ns"] > 0, "rt-loop's waits: %r" % rt)
+    check(rt["rt_lock_waits"] == n and 0 < rt["rt_lock_wait_max_ns"] <= rt["lock_wait_max_ns"],
+          "rt-loop's waits in sections: %r (it counted %d)" % (rt, n))
+    main = [th for th in d["threads"] if th["tid"] == t.pid][0]["counters"]
+    check(main["lock_waits"] == 0 and main["rt_lock_waits"] == 0, "the main thread never waited: %r" % main)
+    locks = d["locks"]
+    check(locks["lock_waits"] >= rt["lock_waits"] and locks["lock_wait_max_ns"] >= rt["lock_wait_max_ns"]
+          and locks["rt_lock_waits"] >= n and locks["rt_lock_wait_max_ns"] >= rt["rt_lock_wait_max_ns"],
+          "process: %r, rt-loop: %r" % (locks, rt))
+    check(d["totals"]["lock_waits"] == locks["lock_waits"], "totals and locks disagree")
+    out = ctx.stat(t.pid).stdout
+    print(out)
+    rows = thread_rows(out)
+    # ... ALLOC-KiB FREED-KiB WAITS WAIT-MAX-ns RT-WAITS RT-WAIT-MAX
+    r = rows["rt-loop"]
+    check(int(r[13]) == rt["lock_waits"] and int(r[14]) > 0 and int(r[15]) == n and int(r[16]) > 0,
+          "rt-loop's row: %r" % r)
+    check(re.search(r"lock waits %d \(longest \d+ ns\); in real-time sections \d+" % locks["lock_waits"], out),
+          "no process line of lock waits")
+    check(t.stop() == 0, "target status")
+
+
 CASES = {
+    "locks": case_locks,
     "snapshot": case_snapshot,
     "json": case_json,
     "watch": case_watch,

@@ -28,7 +28,7 @@ undefined() { # archive member -> its undefined symbols
 }
 
 toolchain='_GLOBAL_OFFSET_TABLE_|__stack_chk_fail'
-strings='memcpy|memmove|memset|memcmp|strlen|strnlen|strcmp|strncmp|strchr|strrchr|strstr|strerrorname_np|__errno_location'
+strings='memcpy|memmove|memset|memcmp|bcmp|strlen|strnlen|strcmp|strncmp|strchr|strrchr|strstr|strerrorname_np|__errno_location'
 declare -A allowed=(
 	[buddy]="^(rt_.*|$toolchain)$"
 	[arena]="^(rt_.*|$toolchain)$"

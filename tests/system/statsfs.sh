@@ -4,7 +4,8 @@
 # statsfs.sh ST_LIMITS -- where the statistics region's file may live
 # (RTALLOC_LIB from meson; st_limits is linked with librtalloc).
 #
-#  - XDG_RUNTIME_DIR on a FULL tmpfs (200k, filled): 600 threads alive at once,
+#  - XDG_RUNTIME_DIR on a FULL tmpfs (400k, filled; the region is about
+#    210 KiB): 600 threads alive at once,
 #    each allocating, never die of SIGBUS (the file's blocks are reserved at
 #    creation, or there is no file): one line on stderr, rtalloc_stats works,
 #    the statistics stay in the process (exported=0) and no file is left;
@@ -19,13 +20,13 @@ PROBE=$LIMITS
 
 mnt=$st_tmp/mnt
 mkdir "$mnt"
-if ! unshare -m sh -c 'mount -t tmpfs -o size=200k none "$0"' "$mnt" 2>/dev/null; then
+if ! unshare -m sh -c 'mount -t tmpfs -o size=400k none "$0"' "$mnt" 2>/dev/null; then
 	echo "SKIP $name: cannot mount a tmpfs in a private mount namespace (needs root: unshare -m, mount)"
 	exit 77
 fi
 
 # in_tmpfs FILL VAR=value... -- ARGS: st_limits ARGS with XDG_RUNTIME_DIR on a
-# fresh 200k tmpfs, filled first when FILL is 1.
+# fresh 400k tmpfs, filled first when FILL is 1.
 in_tmpfs() {
 	local fill=$1
 	shift
@@ -33,7 +34,7 @@ in_tmpfs() {
 	while [ $# -gt 0 ] && [ "$1" != "--" ]; do vars+=("$1"); shift; done
 	shift
 	OUT=$(unshare -m sh -c '
-		mount -t tmpfs -o size=200k none "$0" || exit 99
+		mount -t tmpfs -o size=400k none "$0" || exit 99
 		if [ "$1" = 1 ]; then dd if=/dev/zero of="$0/fill" bs=4k 2>/dev/null; fi
 		shift
 		env "$@"
@@ -44,7 +45,7 @@ in_tmpfs() {
 	RC=$?
 	ERR=$(cat "$st_tmp/err")
 	LEFT=$(grep -v '^fill$' "$mnt.ls")
-	LAST="(XDG_RUNTIME_DIR on a 200k tmpfs, filled: $fill) ${vars[*]} $LIMITS $*"
+	LAST="(XDG_RUNTIME_DIR on a 400k tmpfs, filled: $fill) ${vars[*]} $LIMITS $*"
 }
 
 # A full tmpfs: 600 threads, no SIGBUS, one message, statistics in-process.

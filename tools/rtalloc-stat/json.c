@@ -175,6 +175,7 @@ void j_counters(const char *key, const struct rt_tcounters *c)
 	j_open(key, '{');
 #define RS_X_JSON(name, key, text) j_u64(key, c->name);
 	RT_TCOUNTERS(RS_X_JSON)
+	RT_TMAXIMA(RS_X_JSON)
 #undef RS_X_JSON
 	j_close('}');
 }

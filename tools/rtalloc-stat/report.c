@@ -102,6 +102,9 @@ void text_counters_line(const struct rt_tcounters *c)
 	       (unsigned long long)c->refills, (unsigned long long)c->flushes);
 	printf("  bytes allocated %llu KiB, freed %llu KiB (blocks' usable sizes)\n",
 	       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10);
+	printf("  lock waits %llu (longest %llu ns); in real-time sections %llu (longest %llu ns)\n",
+	       (unsigned long long)c->lock_waits, (unsigned long long)c->lock_wait_max_ns,
+	       (unsigned long long)c->sect_lock_waits, (unsigned long long)c->sect_lock_wait_max_ns);
 }
 
 /* A heap's name as stored: up to 64 characters, NUL-terminated when shorter. */
@@ -220,9 +223,9 @@ void report_text(const struct target *t, const struct report *rep)
 	       (unsigned long long)s->f.threads_exited);
 	if (s->f.threads_unslotted)
 		printf(", %llu without a statistics slot", (unsigned long long)s->f.threads_unslotted);
-	printf("\n  %7s %-16s %8s %6s %9s %9s %7s %7s %5s %10s %10s %10s %10s\n", "TID", "NAME", "MINFLT",
-	       "MAJFLT", "RT-MINFLT", "RT-MAJFLT", "RT-SLOW", "RT-SECT", "IN-RT", "ALLOCS", "FREES",
-	       "ALLOC-KiB", "FREED-KiB");
+	printf("\n  %7s %-16s %8s %6s %9s %9s %7s %7s %5s %10s %10s %10s %10s %7s %11s %8s %11s\n", "TID",
+	       "NAME", "MINFLT", "MAJFLT", "RT-MINFLT", "RT-MAJFLT", "RT-SLOW", "RT-SECT", "IN-RT", "ALLOCS",
+	       "FREES", "ALLOC-KiB", "FREED-KiB", "WAITS", "WAIT-MAX-ns", "RT-WAITS", "RT-WAIT-MAX");
 	for (unsigned i = 0; i < rep->nrows; i++) {
 		const struct thread_row *row = &rep->rows[i];
 		char minf[24] = "-", majf[24] = "-";
@@ -233,24 +236,29 @@ void report_text(const struct target *t, const struct report *rep)
 		printf("  %7d %-16s %8s %6s", (int)row->tid, esc(row->name), minf, majf);
 		if (row->slot) {
 			const struct rt_tcounters *c = &row->slot->c;
-			printf(" %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n",
+			printf(" %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu %7llu %11llu %8llu %11llu\n",
 			       (unsigned long long)c->sect_minflt, (unsigned long long)c->sect_majflt,
 			       (unsigned long long)c->sect_slow, (unsigned long long)c->sections,
 			       row->slot->in_section ? "yes" : "no", (unsigned long long)c->mallocs,
 			       (unsigned long long)c->frees, (unsigned long long)c->bytes_allocated >> 10,
-			       (unsigned long long)c->bytes_freed >> 10);
+			       (unsigned long long)c->bytes_freed >> 10, (unsigned long long)c->lock_waits,
+			       (unsigned long long)c->lock_wait_max_ns, (unsigned long long)c->sect_lock_waits,
+			       (unsigned long long)c->sect_lock_wait_max_ns);
 		} else {
-			printf(" %9s %9s %7s %7s %5s %10s %10s %10s %10s\n", "-", "-", "-", "-", "-", "-", "-", "-",
-			       "-");
+			printf(" %9s %9s %7s %7s %5s %10s %10s %10s %10s %7s %11s %8s %11s\n", "-", "-", "-", "-", "-",
+			       "-", "-", "-", "-", "-", "-", "-", "-");
 		}
 	}
 	if (s->f.threads_exited) {
 		const struct rt_tcounters *c = &s->f.exited;
-		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu\n", "-",
-		       "(exited)", "-", "-", (unsigned long long)c->sect_minflt, (unsigned long long)c->sect_majflt,
+		printf("  %7s %-16s %8s %6s %9llu %9llu %7llu %7llu %5s %10llu %10llu %10llu %10llu %7llu %11llu %8llu "
+		       "%11llu\n",
+		       "-", "(exited)", "-", "-", (unsigned long long)c->sect_minflt, (unsigned long long)c->sect_majflt,
 		       (unsigned long long)c->sect_slow, (unsigned long long)c->sections, "-",
 		       (unsigned long long)c->mallocs, (unsigned long long)c->frees,
-		       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10);
+		       (unsigned long long)c->bytes_allocated >> 10, (unsigned long long)c->bytes_freed >> 10,
+		       (unsigned long long)c->lock_waits, (unsigned long long)c->lock_wait_max_ns,
+		       (unsigned long long)c->sect_lock_waits, (unsigned long long)c->sect_lock_wait_max_ns);
 	}
 
 	printf("\nAllocator (each thread's counts as of its last slow path or real-time section end)\n");
@@ -345,6 +353,18 @@ void j_rt_faults(const struct snap *s)
 	j_close('}');
 }
 
+/* The "locks" object: every thread's waits for an arena's or a heap's lock,
+ * live and exited, and the longest (the report and -- COMMAND's). */
+void j_lock_waits(const struct snap *s)
+{
+	j_open("locks", '{');
+	j_u64("lock_waits", s->f.total.lock_waits);
+	j_u64("lock_wait_max_ns", s->f.total.lock_wait_max_ns);
+	j_u64("rt_lock_waits", s->f.total.sect_lock_waits);
+	j_u64("rt_lock_wait_max_ns", s->f.total.sect_lock_wait_max_ns);
+	j_close('}');
+}
+
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail)
 {
 	j_open("events", '{');
@@ -398,6 +418,7 @@ void report_json(const struct target *t, const struct report *rep)
 	j_rt_faults(s);
 	j_fault_places(t->pid, s);
 	j_close('}');
+	j_lock_waits(s);
 	j_open("threads", '[');
 	for (unsigned i = 0; i < rep->nrows; i++) {
 		const struct thread_row *row = &rep->rows[i];

@@ -91,8 +91,9 @@ enum maps_result proc_maps(pid_t pid, dev_t dev, ino_t ino, const char *path_now
 
 /* ---- region.c ---- */
 #define REGION_LEN (sizeof(struct rt_stats_region))
-/* A region of the layout before heaps were appended (RT_STATS_VERSION 1
- * still): everything but heaps[], which is then not shown. */
+/* A region without heaps[] (the layout before heaps were appended, which
+ * kept its version then): everything but heaps[], which is then not shown.
+ * A region of another version is refused (rt_sr_check). */
 #define REGION_V1_LEN RT_STATS_REGION_V1_SIZE
 /* A region of the layout before located faults (heaps, no faults). */
 #define REGION_V2_LEN RT_STATS_REGION_V2_SIZE
@@ -211,6 +212,7 @@ void report_text(const struct target *t, const struct report *rep);
 void report_json(const struct target *t, const struct report *rep);
 void j_pool(const struct snap *s);
 void j_rt_faults(const struct snap *s);
+void j_lock_waits(const struct snap *s);
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail);
 int cmd_snapshot(pid_t pid, bool json);
 

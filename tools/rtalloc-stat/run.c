@@ -231,6 +231,7 @@ static void run_report_json(char **argv, int status, const struct rusage *ru, do
 	j_u64("threads_live", s->f.nlive);
 	j_u64("threads_exited", s->f.threads_exited);
 	j_counters("totals", &s->f.total);
+	j_lock_waits(s);
 	j_pool(s);
 	j_events(s, exit_ns, "last_grow_before_exit_s", "last_failure_before_exit_s");
 	j_close('}');

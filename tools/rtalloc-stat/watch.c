@@ -62,6 +62,8 @@ void watch_row(bool json, pid_t pid, double interval, const struct sample *a, co
 		j_u64("rt_majflt", rtmaj);
 		j_u64("rt_slow", rt_sr_sub0(q->f.total.sect_slow, p->f.total.sect_slow));
 		j_u64("rt_sections", rt_sr_sub0(q->f.total.sections, p->f.total.sections));
+		j_u64("lock_waits", rt_sr_sub0(q->f.total.lock_waits, p->f.total.lock_waits));
+		j_u64("rt_lock_waits", rt_sr_sub0(q->f.total.sect_lock_waits, p->f.total.sect_lock_waits));
 		j_u64("mallocs", allocs);
 		j_u64("frees", frees);
 		j_u64("slow", slow);
