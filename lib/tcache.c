@@ -101,39 +101,59 @@ static size_t cache_used;
 
 static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
 
-#define RT_XFER_SLOTS 4
-#define RT_XFER_BYTES (RT_XFER_SLOTS * RT_TC_FULL / 2)
-/* The large classes have one slot each: a batch of each (2 of 64 KiB, 1 of
- * each larger class) is 2 MiB. */
-#define RT_XFER_BIG_SLOTS 1
-#define RT_XFER_BIG_BYTES ((size_t)RT_XFER_BIG_SLOTS * (2u << 20))
-static inline unsigned xfer_slots(unsigned c) { return c <= RT_NMED ? RT_XFER_SLOTS : RT_XFER_BIG_SLOTS; }
+/* The transfer rings: one per class, a bounded queue of whole batches
+ * (Vyukov's bounded MPMC queue: each cell has a sequence number that says
+ * whose turn it is; a put or take claims a position with one
+ * compare-and-swap, then publishes the cell with one release store).  A
+ * pipeline's freer often lets go of many batches before the allocating
+ * thread runs again (more threads than cores): 4 slots overflowed, and most
+ * batches took the arena lock (bench/rtbench classic xmalloc: 4 producers,
+ * 4 consumers on 2 CPUs, 5x glibc's time).  A ring holds up to RT_XFER_CAP
+ * batches (RT_XFER_BIG_CAP of a large class), and all rings together at
+ * most xfer_limit bytes (an eighth of the cache budget, taken from it when
+ * the rings are turned on), counted in xfer_parked.  A put or take tries at
+ * most RT_XFER_TRIES positions, then goes to the arena; a thread preempted
+ * between its claim and its publication only makes the others go to the
+ * arena (for that cell), never wait. */
+#define RT_XFER_CAP 128     /* batches in a ring of a class up to 32 KiB (a power of 2) */
+#define RT_XFER_BIG_CAP 2   /* in a large class's ring (2: the least the queue works with) */
+#define RT_XFER_TRIES 4     /* positions a put or a take tries before the arena */
+static inline size_t xfer_cap(unsigned c) { return c <= RT_NMED ? RT_XFER_CAP : RT_XFER_BIG_CAP; }
 /* Blocks of a full batch of class c (a thread with its full limits). */
 static inline unsigned xfer_batch(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
-/* One cache line of slots per class: classes never share a line. */
-static struct {
-	void *slot[RT_XFER_SLOTS];
-} __attribute__((aligned(64))) xfer[RT_NCLASS + 1];
-/* 0: not decided yet; 1: on up to 32 KiB; 3: on for the large classes too;
- * 2: off (small pool, or several arenas). */
+static inline size_t xfer_batch_bytes(unsigned c) { return (size_t)xfer_batch(c) * rt_class_size(c); }
+
+/* A cell's sequence number is kept minus its index, so that the zeroed ring
+ * is the empty one (cell i's first turn is position i).  A put at position
+ * pos finds seq == pos, a take finds seq == pos + 1. */
+struct xfer_cell {
+	size_t seq; /* minus the cell's index */
+	void *chain;
+};
+struct xfer_ring {
+	size_t put __attribute__((aligned(64)));  /* next position to put at; own cache line */
+	size_t take __attribute__((aligned(64))); /* next position to take from */
+	struct xfer_cell cell[RT_XFER_CAP] __attribute__((aligned(64)));
+};
+static struct xfer_ring xfer[RT_NCLASS + 1];
+static size_t xfer_parked __attribute__((aligned(64))); /* bytes in the rings */
+static size_t xfer_limit; /* bytes the rings may hold; set once, before xfer_state */
+/* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
 static int xfer_state;
 
-static size_t xfer_bytes(int state)
-{
-	return (state & 1 ? RT_XFER_BYTES : 0) + (state == 3 ? RT_XFER_BIG_BYTES : 0);
-}
+static size_t xfer_bytes(int state) { return state == 1 ? xfer_limit : 0; }
 
-/* Decided once, at the first thread's set-up: on when the budget holds the
- * slots twice over (pools of 16 MiB and more), for the large classes when
- * their slots take at most a quarter of it (64 MiB and more). */
+/* Decided once, at the first thread's set-up: on in pools of 16 MiB and
+ * more (a budget of 2 MiB: the rings may hold 256 KiB). */
 static void xfer_decide(void)
 {
 	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
 		return;
-	int want = rt_g.narenas == 1 && cache_budget() >= 2 * RT_XFER_BYTES ? 1 : 2;
-	if (want == 1 && cache_budget() >= 4 * RT_XFER_BIG_BYTES)
-		want = 3;
+	size_t limit = cache_budget() / 8;
+	int want = rt_g.narenas == 1 && cache_budget() >= ((size_t)2 << 20) ? 1 : 2;
 	int expected = 0;
+	if (want == 1)
+		__atomic_store_n(&xfer_limit, limit, __ATOMIC_RELAXED); /* the winner's value: the same */
 	if (__atomic_compare_exchange_n(&xfer_state, &expected, want, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE))
 		__atomic_fetch_add(&cache_used, xfer_bytes(want), __ATOMIC_RELAXED);
@@ -141,70 +161,155 @@ static void xfer_decide(void)
 
 static inline bool xfer_ok(const struct rt_bin *bin, unsigned c)
 {
-	int state = __atomic_load_n(&xfer_state, __ATOMIC_RELAXED);
-	return bin->limit == tc_limit[c] && (c <= RT_NMED ? state & 1 : state == 3);
+	return bin->limit == tc_limit[c] && __atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE) == 1;
 }
 
-/* Offer the chain first .. last (a full batch) to a slot: true if taken. */
+/* Offer the chain first .. last (a full batch) to class c's ring: true if
+ * taken.  Bound: RT_XFER_TRIES compare-and-swaps, two atomic adds. */
 static bool xfer_put(unsigned c, void *first, void *last)
 {
-	rt_link_set(last, NULL); /* a chain of its own from now on */
-	for (unsigned i = 0; i < xfer_slots(c); i++) { /* bound: RT_XFER_SLOTS */
-		void *expected = NULL;
-		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) == NULL &&
-		    __atomic_compare_exchange_n(&xfer[c].slot[i], &expected, first, false,
-						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			return true;
+	size_t bytes = xfer_batch_bytes(c);
+	if (__atomic_fetch_add(&xfer_parked, bytes, __ATOMIC_RELAXED) + bytes >
+	    __atomic_load_n(&xfer_limit, __ATOMIC_RELAXED)) {
+		__atomic_fetch_sub(&xfer_parked, bytes, __ATOMIC_RELAXED);
+		return false;
 	}
+	rt_link_set(last, NULL); /* a chain of its own from now on */
+	struct xfer_ring *r = &xfer[c];
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(&r->put, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
+		size_t i = pos & mask;
+		size_t seq = __atomic_load_n(&r->cell[i].seq, __ATOMIC_ACQUIRE) + i;
+		if (seq == pos) {
+			if (__atomic_compare_exchange_n(&r->put, &pos, pos + 1, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				r->cell[i].chain = first;
+				__atomic_store_n(&r->cell[i].seq, pos + 1 - i, __ATOMIC_RELEASE);
+				return true;
+			} /* else pos is the position another put took meanwhile */
+		} else if ((ptrdiff_t)(seq - pos) < 0) {
+			break; /* full: the cell's last batch is not taken yet */
+		} else {
+			pos = __atomic_load_n(&r->put, __ATOMIC_RELAXED);
+		}
+	}
+	__atomic_fetch_sub(&xfer_parked, bytes, __ATOMIC_RELAXED);
 	return false;
 }
 
-/* A full batch of class c from a slot, or NULL. */
+/* A full batch of class c from its ring, or NULL.  Bound: RT_XFER_TRIES
+ * compare-and-swaps, one atomic add. */
 static void *xfer_take(unsigned c)
 {
-	for (unsigned i = 0; i < xfer_slots(c); i++) /* bound: RT_XFER_SLOTS */
-		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) != NULL) {
-			void *chain = __atomic_exchange_n(&xfer[c].slot[i], NULL, __ATOMIC_ACQUIRE);
-			if (chain)
+	struct xfer_ring *r = &xfer[c];
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(&r->take, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
+		size_t i = pos & mask;
+		size_t seq = __atomic_load_n(&r->cell[i].seq, __ATOMIC_ACQUIRE) + i;
+		if (seq == pos + 1) {
+			if (__atomic_compare_exchange_n(&r->take, &pos, pos + 1, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				void *chain = r->cell[i].chain;
+				__atomic_store_n(&r->cell[i].seq, pos + mask + 1 - i, __ATOMIC_RELEASE);
+				__atomic_fetch_sub(&xfer_parked, xfer_batch_bytes(c), __ATOMIC_RELAXED);
 				return chain;
+			}
+		} else if ((ptrdiff_t)(seq - (pos + 1)) < 0) {
+			return NULL; /* empty (or its next batch not published yet) */
+		} else {
+			pos = __atomic_load_n(&r->take, __ATOMIC_RELAXED);
 		}
+	}
 	return NULL;
 }
 
 /* Every parked batch back to the arena (the pool ran out).  Bound:
- * RT_NCLASS * RT_XFER_SLOTS flushes. */
+ * RT_NCLASS * RT_XFER_CAP flushes. */
 void rt_tcache_xfer_drain(void)
 {
-	for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
-		for (void *chain; (chain = xfer_take(c)) != NULL;) /* bound: RT_XFER_SLOTS */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		void *chain;
+		for (size_t k = 0; k < xfer_cap(c) && (chain = xfer_take(c)) != NULL; k++) /* bound: RT_XFER_CAP */
 			rt_arena_flush(c, chain, xfer_batch(c));
+	}
 }
 
 size_t rt_tcache_xfer_blocks(void)
 {
 	size_t n = 0;
-	for (unsigned c = 1; c <= RT_NCLASS; c++)
-		for (unsigned i = 0; i < xfer_slots(c); i++)
-			if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED))
-				n += xfer_batch(c);
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		size_t put = __atomic_load_n(&xfer[c].put, __ATOMIC_RELAXED);
+		size_t take = __atomic_load_n(&xfer[c].take, __ATOMIC_RELAXED);
+		size_t k = put - take;
+		n += (k > xfer_cap(c) ? xfer_cap(c) : k) * xfer_batch(c);
+	}
 	return n;
 }
 
+/* In the child of fork: a thread that is gone may have claimed a position
+ * and not published it, which would stop the ring there for good.  Keep the
+ * published batches (those of the claims are lost, as the other threads'
+ * caches are), and make each ring anew with them.  Not when this thread
+ * forked from a signal handler inside a slow path: it may be in a put or a
+ * take itself, which it finishes when the handler returns.  Bound:
+ * RT_NCLASS * RT_XFER_CAP cells. */
+static void xfer_fork_child(void)
+{
+	size_t parked = 0;
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		struct xfer_ring *r = &xfer[c];
+		size_t mask = xfer_cap(c) - 1, kept = 0;
+		void *chains[RT_XFER_CAP];
+		for (size_t pos = r->take; pos != r->put && kept <= mask; pos++) { /* bound: RT_XFER_CAP */
+			size_t i = pos & mask;
+			if (r->cell[i].seq + i == pos + 1)
+				chains[kept++] = r->cell[i].chain;
+		}
+		for (size_t i = 0; i <= mask; i++) /* bound: RT_XFER_CAP */
+			r->cell[i].seq = 0;
+		for (size_t i = 0; i < kept; i++) { /* bound: RT_XFER_CAP */
+			r->cell[i].chain = chains[i];
+			r->cell[i].seq = 1; /* position i + 1 - i: published */
+		}
+		r->take = 0;
+		r->put = kept;
+		parked += kept * xfer_batch_bytes(c);
+	}
+	xfer_parked = parked;
+}
+
+/* Bytes of the budget the live threads' large-class shares hold: at most
+ * half the budget (checked before each share is taken; two threads taking
+ * theirs at once may pass it by one share, never the budget itself, which
+ * cache_used bounds exactly).  rtalloc_thread_prepare takes the large share
+ * at once, and every real-time thread calls it: without this cap the first
+ * threads' 2.25 MiB each left the later ones a fraction of their small-class
+ * limits (and batches too small for the transfer rings). */
+static size_t big_used;
 
 /* Take a share of the budget for limits of full bytes: the smallest shift
- * (at most shift_max: nothing cached) whose full >> shift still fits; the
- * bytes taken.  The limits >> shift hold at most full >> shift bytes. */
-static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out)
+ * (at most shift_max: nothing cached) whose full >> shift still fits, in the
+ * budget and, with part, in part_max - *part (added to *part); the bytes
+ * taken.  The limits >> shift hold at most full >> shift bytes. */
+static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out, size_t *part,
+			 size_t part_max)
 {
 	size_t used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
 	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then nothing cached */
 		size_t budget = cache_budget(), left = budget > used ? budget - used : 0;
+		if (part) {
+			size_t p = __atomic_load_n(part, __ATOMIC_RELAXED);
+			size_t part_left = part_max > p ? part_max - p : 0;
+			left = left < part_left ? left : part_left;
+		}
 		unsigned shift = 0;
 		while (shift < shift_max && (full >> shift) > left) /* bound: shift_max, at most 7 */
 			shift++;
 		size_t take = shift < shift_max ? full >> shift : 0;
 		if (__atomic_compare_exchange_n(&cache_used, &used, used + take, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED)) {
+			if (part)
+				__atomic_fetch_add(part, take, __ATOMIC_RELAXED);
 			*shift_out = (uint8_t)shift;
 			return take;
 		}
@@ -215,7 +320,7 @@ static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out)
 
 /* This thread's share of the classes up to 32 KiB: its limits are
  * tc_limit >> shift. */
-static void quota_take(struct rt_tcache *tc) { tc->quota = share_take(RT_TC_FULL, RT_TC_SHIFT_MAX, &tc->shift); }
+static void quota_take(struct rt_tcache *tc) { tc->quota = share_take(RT_TC_FULL, RT_TC_SHIFT_MAX, &tc->shift, NULL, 0); }
 
 /* Its share of the large classes, at their first use: a live thread not
  * bound to a heap, once.  Bound: RT_NCLASS - RT_NMED limits set. */
@@ -223,7 +328,8 @@ static void big_take(struct rt_tcache *tc)
 {
 	if (tc->big_taken || tc->state != RT_TC_LIVE || tc->heap)
 		return;
-	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift);
+	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift, &big_used,
+				    cache_budget() / 2);
 	tc->big_taken = 1;
 	if (!rt_g.relock_child) /* else relock_after_fork sets them */
 		for (unsigned c = RT_NMED + 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS - RT_NMED */
@@ -233,6 +339,7 @@ static void big_take(struct rt_tcache *tc)
 static void quota_give_back(struct rt_tcache *tc)
 {
 	__atomic_fetch_sub(&cache_used, tc->quota + tc->big_quota, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&big_used, tc->big_quota, __ATOMIC_RELAXED);
 	tc->quota = 0;
 	tc->big_quota = 0;
 	tc->big_taken = 0;
@@ -297,6 +404,9 @@ void rt_tcache_fork_child(void)
 			 (tc->state == RT_TC_LIVE ? tc->quota + tc->big_quota : 0) +
 				 xfer_bytes(__atomic_load_n(&xfer_state, __ATOMIC_RELAXED)),
 			 __ATOMIC_RELAXED);
+	__atomic_store_n(&big_used, tc->state == RT_TC_LIVE ? tc->big_quota : 0, __ATOMIC_RELAXED);
+	if (!tc->in_slow)
+		xfer_fork_child();
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;
