@@ -110,8 +110,9 @@ static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __AT
  * batches took the arena lock (bench/rtbench classic xmalloc: 4 producers,
  * 4 consumers on 2 CPUs, 5x glibc's time).  A ring holds up to RT_XFER_CAP
  * batches (RT_XFER_BIG_CAP of a large class), and all rings together at
- * most xfer_limit bytes (an eighth of the cache budget, taken from it when
- * the rings are turned on), counted in xfer_parked.  A put or take tries at
+ * most xfer_limit bytes (a sixteenth of the cache budget, taken from it when
+ * the rings are turned on: with the large shares' half, 9 threads keep
+ * their full small-class shares in a 64 MiB pool), counted in xfer_parked.  A put or take tries at
  * most RT_XFER_TRIES positions, then goes to the arena; a thread preempted
  * between its claim and its publication only makes the others go to the
  * arena (for that cell), never wait. */
@@ -144,12 +145,12 @@ static int xfer_state;
 static size_t xfer_bytes(int state) { return state == 1 ? xfer_limit : 0; }
 
 /* Decided once, at the first thread's set-up: on in pools of 16 MiB and
- * more (a budget of 2 MiB: the rings may hold 256 KiB). */
+ * more (a budget of 2 MiB: the rings may hold 128 KiB). */
 static void xfer_decide(void)
 {
 	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
 		return;
-	size_t limit = cache_budget() / 8;
+	size_t limit = cache_budget() / 16;
 	int want = rt_g.narenas == 1 && cache_budget() >= ((size_t)2 << 20) ? 1 : 2;
 	int expected = 0;
 	if (want == 1)

@@ -87,11 +87,11 @@ static void handed_batches_skip_the_arena_lock(void **state)
 /* The shape of bench/rtbench classic xmalloc, where a pipeline convoyed on
  * the arena lock: a consumer frees far more than a few batches before the
  * producer runs again (a queue of 16 batches of 256 messages between them),
- * so 4 slots overflowed and most batches took the lock (124 of 126 here).
- * 128 batches of 32 blocks (the whole ring, and all of the 256 KiB a 16 MiB
- * pool lets the rings hold) all park; the producer's refills take them
+ * so 4 slots overflowed and most batches took the lock (60 of 64 here).
+ * 64 batches of 32 blocks (all of the 128 KiB a 16 MiB pool lets the rings
+ * hold) all park; the producer's refills take them
  * back without it. */
-#define MANY (4096 + 64)
+#define MANY (2048 + 64)
 static void *many[MANY];
 
 static void *many_freer(void *arg)
@@ -107,16 +107,16 @@ static void *many_freer(void *arg)
 static void *many_taker(void *arg)
 {
 	(void)arg;
-	void *first = rtalloc_malloc(SIZE); /* set up: takes one parked batch (of 128) */
+	void *first = rtalloc_malloc(SIZE); /* set up: takes one parked batch (of 64) */
 	rtalloc_free(first);
 	uint64_t r0 = arena_refills();
-	for (int i = 0; i < 4096; i++) {
+	for (int i = 0; i < 2048; i++) {
 		many[i] = rtalloc_malloc(SIZE);
 		if (!many[i])
 			taker_bad++;
 	}
 	taker_refills = arena_refills() - r0;
-	for (int i = 0; i < 4096; i++)
+	for (int i = 0; i < 2048; i++)
 		rtalloc_free(many[i]);
 	return NULL;
 }
@@ -133,17 +133,17 @@ static void long_pipeline_skips_the_arena_lock(void **state)
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, many_freer, NULL), 0);
 	pthread_join(t, NULL);
-	print_message("the freer's batches that took the arena lock: %llu of 128; parked %zu blocks\n",
+	print_message("the freer's batches that took the arena lock: %llu of 64; parked %zu blocks\n",
 		      (unsigned long long)freer_flushes, rt_tcache_xfer_blocks());
 	assert_int_equal(freer_flushes, 0);
-	assert_int_equal(rt_tcache_xfer_blocks(), 128 * 32);
+	assert_int_equal(rt_tcache_xfer_blocks(), 64 * 32);
 	taker_bad = 0;
 	assert_int_equal(pthread_create(&t, NULL, many_taker, NULL), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(taker_bad, 0);
-	/* 4096 mallocs: 32 from the list, then 127 refills: the 127 batches still
+	/* 2048 mallocs: 32 from the list, then 63 refills: the 63 batches still
 	 * parked */
-	print_message("the taker's refills that took the arena lock: %llu of 127\n",
+	print_message("the taker's refills that took the arena lock: %llu of 63\n",
 		      (unsigned long long)taker_refills);
 	assert_int_equal(taker_refills, 0);
 	rt_tcache_xfer_drain();
