@@ -625,7 +625,7 @@ RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounter
  * for class c and one more in turn (c = 0: every class), and publish st +
  * fold to the thread's slot (rt_stats_publish_thread). */
 RT_HIDDEN void rt_tcache_publish(struct rt_tcache *tc, unsigned c);
-/* Blocks parked in the transfer slots (tcache.c), for tests and statistics. */
+/* Blocks parked in the transfer rings (tcache.c), for tests and statistics. */
 RT_HIDDEN size_t rt_tcache_xfer_blocks(void);
 /* Every batch parked there back to its arena (before an allocation fails). */
 RT_HIDDEN void rt_tcache_xfer_drain(void);

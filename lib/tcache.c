@@ -15,22 +15,20 @@
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
  *
- * Transfer slots: a thread whose list of a class is full and one whose list
+ * Transfer rings: a thread whose list of a class is full and one whose list
  * is empty often meet in the arena (a pipeline: one thread allocates, another
  * frees), and with more threads than cores its lock becomes a convoy.  So a
  * whole batch (a chain of exactly tc_limit/2 blocks, as on a thread's list:
- * encoded links, RT_STAMP_CACHED, ending in NULL) is first offered to one of
- * RT_XFER_SLOTS slots of its class with one compare-and-swap each, and a
- * refill first takes one with an exchange: no lock, no ABA (a slot only
- * goes NULL -> chain by CAS and chain -> NULL by exchange).  Bound: at most
- * RT_XFER_SLOTS atomic operations either way.  Only threads with their full
- * limits use the slots (their batches are the slots' size), and only with
+ * encoded links, RT_STAMP_CACHED, ending in NULL) is first offered to its
+ * class's ring, a bounded lock-free queue of batches, and a refill first
+ * takes one from it: no lock, no ABA (each cell's sequence number says whose
+ * turn it is).  Bound: at most RT_XFER_TRIES compare-and-swaps either way,
+ * and the atomic adds of the bytes parked.  Only threads with their full
+ * limits use the rings (their batches are the rings' size), and only with
  * one arena (a chain may hold blocks of several arenas otherwise).  The
- * large classes have RT_XFER_BIG_SLOTS slots each, on only in pools where
- * they take at most a quarter of the budget.  The slots' memory (at most
- * RT_XFER_SLOTS batches of every class up to 32 KiB, RT_XFER_BIG_SLOTS of
- * every larger one) comes out of the cache budget, and goes back to the
- * arena before any request fails.
+ * rings' memory (at most xfer_limit bytes over all classes, a sixteenth of
+ * the budget) comes out of the cache budget, and goes back to the arena
+ * before any request fails.
  *
  * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB of
  * the classes up to 32 KiB, 2.25 MiB of the large classes, 64 KiB .. 1 MiB)
@@ -38,9 +36,10 @@
  * thread takes its share of the classes up to 32 KiB at set-up (the whole
  * 383 KiB while the budget has it, else its limits halved until they fit
  * what is left, down to caching nothing), and its share of the large
- * classes (2.25 MiB, or halved likewise) at its first malloc or free of one
- * of them (or in rtalloc_thread_prepare): threads that never use large
- * blocks leave that part of the budget to the others.  It gives both back
+ * classes (2.25 MiB, or halved likewise; all large shares together at most
+ * half the budget) at its first malloc or free of one of them (or in
+ * rtalloc_thread_prepare): threads that never use large blocks leave that
+ * part of the budget to the others.  It gives both back
  * at exit.  So threads that freed everything and never call again hold at
  * most an eighth of the pool, however many they are.
  *
@@ -96,7 +95,7 @@ static inline uint32_t limit_of(const struct rt_tcache *tc, unsigned c)
 static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
 
 /* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift),
- * and the transfer slots (RT_XFER_BYTES, when they are on). */
+ * and the transfer rings (xfer_limit, when they are on). */
 static size_t cache_used;
 
 static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
@@ -476,8 +475,8 @@ static void *huge_alloc(struct rt_tcache *tc, uint32_t pages)
 }
 
 /* Before an allocation fails: the memory this thread's own lists hold and
- * the batches parked in the transfer slots go back to the arenas.  Bound:
- * RT_NCLASS flushes and RT_NCLASS * RT_XFER_SLOTS flushes.  True if the
+ * the batches parked in the transfer rings go back to the arenas.  Bound:
+ * RT_NCLASS flushes and RT_NCLASS * RT_XFER_CAP flushes.  True if the
  * thread may try again. */
 static bool reclaim(struct rt_tcache *tc)
 {

@@ -343,7 +343,7 @@ static int child_bad_free(void *arg)
 		p[1] = NULL;
 		rtalloc_free(p);
 		flush_my_cache();
-		rt_tcache_xfer_drain(); /* a batch parked in a transfer slot is checked there */
+		rt_tcache_xfer_drain(); /* a batch parked in a transfer ring is checked there */
 		break;
 	}
 	return 0;

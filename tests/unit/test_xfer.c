@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_xfer.c - blocks that one thread frees and another allocates move
- * between the two through the transfer slots, whole batches at a time,
+ * between the two through the transfer rings, whole batches at a time,
  * without the arena lock (tcache.c): the shape of a real-time pipeline (a
  * receive thread allocates messages, a control thread frees them), where
  * every flush and refill meeting on the arena's lock made a convoy once
@@ -170,7 +170,7 @@ static void slots_give_back_when_the_pool_runs_out(void **state)
 	assert_int_equal(pthread_create(&t, NULL, park_and_exit, NULL), 0);
 	pthread_join(t, NULL);
 	size_t parked = rt_tcache_xfer_blocks();
-	print_message("blocks parked in the transfer slots: %zu\n", parked);
+	print_message("blocks parked in the transfer rings: %zu\n", parked);
 	assert_true(parked > 0);
 	/* take the whole pool in 1 MiB blocks, then in pages */
 	static void *big[64];
