@@ -195,6 +195,51 @@ static void slots_give_back_when_the_pool_runs_out(void **state)
 	assert_int_equal(rtalloc_check(), 0);
 }
 
+/* A child of fork finds the batches parked before it (fork.c's child
+ * handler makes each ring anew from its published batches: a position a
+ * thread that is gone had claimed would stop a ring for good), and its
+ * threads take them without the lock. */
+static int child_takes_parked(void *arg)
+{
+	(void)arg;
+	size_t parked = rt_tcache_xfer_blocks();
+	fprintf(stderr, "parked in the child: %zu blocks\n", parked);
+	if (parked != 10 * 32)
+		return 3;
+	taker_bad = 0;
+	pthread_t t;
+	if (pthread_create(&t, NULL, taker, NULL) != 0)
+		return 4;
+	pthread_join(t, NULL);
+	fprintf(stderr, "the child's refills that took the arena lock: %llu of 4\n",
+		(unsigned long long)taker_refills);
+	if (taker_bad || taker_refills != 0)
+		return 5;
+	return rtalloc_check() == 0 ? 0 : 6;
+}
+
+static void parked_batches_survive_fork(void **state)
+{
+	UNUSED_STATE(state);
+	rt_tcache_xfer_drain();
+	flush_my_cache();
+	for (int i = 0; i < N; i++) {
+		blocks[i] = rtalloc_malloc(SIZE);
+		assert_non_null(blocks[i]);
+	}
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, freer, NULL), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(freer_flushes, 0);
+	struct child_result r;
+	run_child(child_takes_parked, NULL, &r);
+	print_message("%s", r.out);
+	assert_child_ok(&r);
+	rt_tcache_xfer_drain();
+	flush_my_cache();
+	assert_int_equal(rtalloc_check(), 0);
+}
+
 static int group_setup(void **state)
 {
 	UNUSED_STATE(state);
@@ -209,6 +254,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(handed_batches_skip_the_arena_lock),
 		cmocka_unit_test(slots_give_back_when_the_pool_runs_out),
 		cmocka_unit_test(long_pipeline_skips_the_arena_lock),
+		cmocka_unit_test(parked_batches_survive_fork),
 	};
 	return cmocka_run_group_tests_name("xfer", tests, group_setup, NULL);
 }
