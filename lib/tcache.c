@@ -107,39 +107,65 @@ static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __AT
  * pipeline's freer often lets go of many batches before the allocating
  * thread runs again (more threads than cores): 4 slots overflowed, and most
  * batches took the arena lock (bench/rtbench classic xmalloc: 4 producers,
- * 4 consumers on 2 CPUs, 5x glibc's time).  A ring holds up to RT_XFER_CAP
- * batches (RT_XFER_BIG_CAP of a large class), and all rings together at
- * most xfer_limit bytes (a sixteenth of the cache budget, taken from it when
- * the rings are turned on: with the large shares' half, 9 threads keep
- * their full small-class shares in a 64 MiB pool), counted in xfer_parked.  A put or take tries at
- * most RT_XFER_TRIES positions, then goes to the arena; a thread preempted
+ * 4 consumers on 2 CPUs, 5x glibc's time).  A ring holds up to xfer_cap(c)
+ * batches, and all rings together at most xfer_limit bytes (a sixteenth of
+ * the cache budget, taken from it when the rings are turned on: with the
+ * large shares' half, 9 threads keep their full small-class shares in a
+ * 64 MiB pool), counted in xfer_parked.  A put or take tries at most
+ * RT_XFER_TRIES positions, then goes to the arena; a thread preempted
  * between its claim and its publication only makes the others go to the
  * arena (for that cell), never wait. */
-#define RT_XFER_CAP 128     /* batches in a ring of a class up to 32 KiB (a power of 2) */
-#define RT_XFER_BIG_CAP 2   /* in a large class's ring (2: the least the queue works with) */
+#define RT_XFER_CAP 128     /* batches in a ring of a small class (a power of 2) */
+#define RT_XFER_MED_CAP 16  /* of a medium class: 16 batches of 32 or 64 KiB */
+#define RT_XFER_BIG_CAP 2   /* of a large class (2: the least the queue works with) */
 #define RT_XFER_TRIES 4     /* positions a put or a take tries before the arena */
-static inline size_t xfer_cap(unsigned c) { return c <= RT_NMED ? RT_XFER_CAP : RT_XFER_BIG_CAP; }
+#define RT_XFER_CELLS (RT_NSMALL * RT_XFER_CAP + (RT_NMED - RT_NSMALL) * RT_XFER_MED_CAP + \
+		       (RT_NCLASS - RT_NMED) * RT_XFER_BIG_CAP)
+static inline size_t xfer_cap(unsigned c)
+{
+	return c <= RT_NSMALL ? RT_XFER_CAP : c <= RT_NMED ? RT_XFER_MED_CAP : RT_XFER_BIG_CAP;
+}
+/* Where class c's cells begin in xfer_cell. */
+static inline size_t xfer_first(unsigned c)
+{
+	if (c <= RT_NSMALL)
+		return (c - 1) * RT_XFER_CAP;
+	if (c <= RT_NMED)
+		return RT_NSMALL * RT_XFER_CAP + (c - RT_NSMALL - 1) * RT_XFER_MED_CAP;
+	return RT_NSMALL * RT_XFER_CAP + (RT_NMED - RT_NSMALL) * RT_XFER_MED_CAP +
+	       (c - RT_NMED - 1) * RT_XFER_BIG_CAP;
+}
 /* Blocks of a full batch of class c (a thread with its full limits). */
 static inline unsigned xfer_batch(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
 static inline size_t xfer_batch_bytes(unsigned c) { return (size_t)xfer_batch(c) * rt_class_size(c); }
 
-/* A cell's sequence number is kept minus its index, so that the zeroed ring
- * is the empty one (cell i's first turn is position i).  A put at position
- * pos finds seq == pos, a take finds seq == pos + 1. */
-struct xfer_cell {
-	size_t seq; /* minus the cell's index */
-	void *chain;
-};
-struct xfer_ring {
+/* A cell is one word: the chain's offset from rt_g.base / 16 above bit 16
+ * (spaces up to 2^43 bytes: 39 bits), and below it the cell's sequence
+ * number, minus its index, mod 2^16, so that the zeroed ring is the empty
+ * one (cell i's first turn is position i).  A put at position pos finds the
+ * number pos, a take pos + 1 (both mod 2^16: positions in flight differ by
+ * at most a ring; a stale match fails its compare-and-swap on the full
+ * 64-bit position).  A take reads the chain from the word it matched: once
+ * its position is claimed, no put writes that cell until it is handed back. */
+#define RT_XFER_SEQ 0xffffu
+_Static_assert(RT_XFER_CAP * 4 <= RT_XFER_SEQ, "sequence numbers tell a ring's turns apart");
+static uint64_t xfer_cell[RT_XFER_CELLS] __attribute__((aligned(64)));
+static struct {
 	size_t put __attribute__((aligned(64)));  /* next position to put at; own cache line */
 	size_t take __attribute__((aligned(64))); /* next position to take from */
-	struct xfer_cell cell[RT_XFER_CAP] __attribute__((aligned(64)));
-};
-static struct xfer_ring xfer[RT_NCLASS + 1];
+} xfer_pos[RT_NCLASS + 1];
 static size_t xfer_parked __attribute__((aligned(64))); /* bytes in the rings */
 static size_t xfer_limit; /* bytes the rings may hold; set once, before xfer_state */
 /* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
 static int xfer_state;
+
+static inline uint64_t cell_make(const void *chain, size_t seq, size_t i)
+{
+	uint64_t off = chain ? ((uintptr_t)chain - rt_g.base) >> 4 : 0;
+	return off << 16 | ((seq - i) & RT_XFER_SEQ);
+}
+static inline size_t cell_seq(uint64_t cell, size_t i) { return (size_t)(cell + i) & RT_XFER_SEQ; }
+static inline void *cell_chain(uint64_t cell) { return (void *)(rt_g.base + ((cell >> 16) << 4)); }
 
 static size_t xfer_bytes(int state) { return state == 1 ? xfer_limit : 0; }
 
@@ -175,22 +201,23 @@ static bool xfer_put(unsigned c, void *first, void *last)
 		return false;
 	}
 	rt_link_set(last, NULL); /* a chain of its own from now on */
-	struct xfer_ring *r = &xfer[c];
-	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(&r->put, __ATOMIC_RELAXED);
+	uint64_t *cells = &xfer_cell[xfer_first(c)];
+	size_t *put = &xfer_pos[c].put;
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(put, __ATOMIC_RELAXED);
 	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
 		size_t i = pos & mask;
-		size_t seq = __atomic_load_n(&r->cell[i].seq, __ATOMIC_ACQUIRE) + i;
-		if (seq == pos) {
-			if (__atomic_compare_exchange_n(&r->put, &pos, pos + 1, false, __ATOMIC_RELAXED,
+		size_t seq = cell_seq(__atomic_load_n(&cells[i], __ATOMIC_ACQUIRE), i);
+		int16_t ahead = (int16_t)(seq - pos);
+		if (ahead == 0) {
+			if (__atomic_compare_exchange_n(put, &pos, pos + 1, false, __ATOMIC_RELAXED,
 							__ATOMIC_RELAXED)) {
-				r->cell[i].chain = first;
-				__atomic_store_n(&r->cell[i].seq, pos + 1 - i, __ATOMIC_RELEASE);
+				__atomic_store_n(&cells[i], cell_make(first, pos + 1, i), __ATOMIC_RELEASE);
 				return true;
 			} /* else pos is the position another put took meanwhile */
-		} else if ((ptrdiff_t)(seq - pos) < 0) {
+		} else if (ahead < 0) {
 			break; /* full: the cell's last batch is not taken yet */
 		} else {
-			pos = __atomic_load_n(&r->put, __ATOMIC_RELAXED);
+			pos = __atomic_load_n(put, __ATOMIC_RELAXED);
 		}
 	}
 	__atomic_fetch_sub(&xfer_parked, bytes, __ATOMIC_RELAXED);
@@ -201,23 +228,24 @@ static bool xfer_put(unsigned c, void *first, void *last)
  * compare-and-swaps, one atomic add. */
 static void *xfer_take(unsigned c)
 {
-	struct xfer_ring *r = &xfer[c];
-	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(&r->take, __ATOMIC_RELAXED);
+	uint64_t *cells = &xfer_cell[xfer_first(c)];
+	size_t *take = &xfer_pos[c].take;
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(take, __ATOMIC_RELAXED);
 	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
 		size_t i = pos & mask;
-		size_t seq = __atomic_load_n(&r->cell[i].seq, __ATOMIC_ACQUIRE) + i;
-		if (seq == pos + 1) {
-			if (__atomic_compare_exchange_n(&r->take, &pos, pos + 1, false, __ATOMIC_RELAXED,
+		uint64_t cell = __atomic_load_n(&cells[i], __ATOMIC_ACQUIRE);
+		int16_t ahead = (int16_t)(cell_seq(cell, i) - (pos + 1));
+		if (ahead == 0) {
+			if (__atomic_compare_exchange_n(take, &pos, pos + 1, false, __ATOMIC_RELAXED,
 							__ATOMIC_RELAXED)) {
-				void *chain = r->cell[i].chain;
-				__atomic_store_n(&r->cell[i].seq, pos + mask + 1 - i, __ATOMIC_RELEASE);
+				__atomic_store_n(&cells[i], cell_make(NULL, pos + mask + 1, i), __ATOMIC_RELEASE);
 				__atomic_fetch_sub(&xfer_parked, xfer_batch_bytes(c), __ATOMIC_RELAXED);
-				return chain;
+				return cell_chain(cell);
 			}
-		} else if ((ptrdiff_t)(seq - (pos + 1)) < 0) {
+		} else if (ahead < 0) {
 			return NULL; /* empty (or its next batch not published yet) */
 		} else {
-			pos = __atomic_load_n(&r->take, __ATOMIC_RELAXED);
+			pos = __atomic_load_n(take, __ATOMIC_RELAXED);
 		}
 	}
 	return NULL;
@@ -238,8 +266,8 @@ size_t rt_tcache_xfer_blocks(void)
 {
 	size_t n = 0;
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
-		size_t put = __atomic_load_n(&xfer[c].put, __ATOMIC_RELAXED);
-		size_t take = __atomic_load_n(&xfer[c].take, __ATOMIC_RELAXED);
+		size_t put = __atomic_load_n(&xfer_pos[c].put, __ATOMIC_RELAXED);
+		size_t take = __atomic_load_n(&xfer_pos[c].take, __ATOMIC_RELAXED);
 		size_t k = put - take;
 		n += (k > xfer_cap(c) ? xfer_cap(c) : k) * xfer_batch(c);
 	}
@@ -257,22 +285,19 @@ static void xfer_fork_child(void)
 {
 	size_t parked = 0;
 	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
-		struct xfer_ring *r = &xfer[c];
+		uint64_t *cells = &xfer_cell[xfer_first(c)];
+		size_t put = xfer_pos[c].put, take = xfer_pos[c].take;
 		size_t mask = xfer_cap(c) - 1, kept = 0;
-		void *chains[RT_XFER_CAP];
-		for (size_t pos = r->take; pos != r->put && kept <= mask; pos++) { /* bound: RT_XFER_CAP */
+		uint64_t found[RT_XFER_CAP];
+		for (size_t pos = take; pos != put && kept <= mask; pos++) { /* bound: RT_XFER_CAP */
 			size_t i = pos & mask;
-			if (r->cell[i].seq + i == pos + 1)
-				chains[kept++] = r->cell[i].chain;
+			if (cell_seq(cells[i], i) == ((pos + 1) & RT_XFER_SEQ))
+				found[kept++] = cells[i];
 		}
 		for (size_t i = 0; i <= mask; i++) /* bound: RT_XFER_CAP */
-			r->cell[i].seq = 0;
-		for (size_t i = 0; i < kept; i++) { /* bound: RT_XFER_CAP */
-			r->cell[i].chain = chains[i];
-			r->cell[i].seq = 1; /* position i + 1 - i: published */
-		}
-		r->take = 0;
-		r->put = kept;
+			cells[i] = i < kept ? cell_make(cell_chain(found[i]), i + 1, i) : 0;
+		xfer_pos[c].take = 0;
+		xfer_pos[c].put = kept;
 		parked += kept * xfer_batch_bytes(c);
 	}
 	xfer_parked = parked;
