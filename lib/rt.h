@@ -315,7 +315,7 @@ struct rt_arena {
 	/* Pages moved by this arena's operations, only grows: the tests bound
 	 * one call's work with the difference (arena.c). */
 	uint64_t steps;
-};
+} __attribute__((aligned(64))); /* whole cache lines: arenas share none (rt_g) */
 #define RT_EMPTY_KEEP 8 /* idle small pages an arena keeps (S4, arena.c) */
 
 /* The statistics region's class counts (stats.h) end in one entry for every
@@ -403,7 +403,9 @@ struct rt_global {
 	uintptr_t link_key;    /* free-list links: rt_link_*(), random per process */
 	/* cold */
 	unsigned narenas;
-	struct rt_arena arenas[RT_MAX_ARENAS];
+	/* each on lines of its own: a lock taken or a counter moved must not
+	 * take the hot line above from every other thread's fast paths */
+	struct rt_arena arenas[RT_MAX_ARENAS] __attribute__((aligned(64)));
 	struct rt_options opt;
 	int init_state;        /* RT_INIT_*, atomic */
 	bool user_memory;      /* the pool is caller memory: no OS calls on it */
@@ -417,6 +419,8 @@ struct rt_global {
 } __attribute__((aligned(64)));
 
 extern struct rt_global rt_g RT_HIDDEN;
+_Static_assert(offsetof(struct rt_global, arenas) == 64 && sizeof(struct rt_arena) % 64 == 0,
+	       "the fast paths' line of rt_g holds no field an arena operation writes");
 
 /* ---- free blocks: links and stamps ------------------------------------------
  *
@@ -645,7 +649,7 @@ RT_HIDDEN void rt_tcache_counters(const struct rt_tcache *tc, struct rt_tcounter
  * for class c and one more in turn (c = 0: every class), and publish st +
  * fold to the thread's slot (rt_stats_publish_thread). */
 RT_HIDDEN void rt_tcache_publish(struct rt_tcache *tc, unsigned c);
-/* Blocks parked in the transfer slots (tcache.c), for tests and statistics. */
+/* Blocks parked in the transfer rings (tcache.c), for tests and statistics. */
 RT_HIDDEN size_t rt_tcache_xfer_blocks(void);
 /* Every batch parked there back to its arena (before an allocation fails). */
 RT_HIDDEN void rt_tcache_xfer_drain(void);

@@ -15,22 +15,20 @@
  * the batch; thread exit flushes at most RT_NCLASS lists of at most
  * rt_tcache_limit(c) blocks.
  *
- * Transfer slots: a thread whose list of a class is full and one whose list
+ * Transfer rings: a thread whose list of a class is full and one whose list
  * is empty often meet in the arena (a pipeline: one thread allocates, another
  * frees), and with more threads than cores its lock becomes a convoy.  So a
  * whole batch (a chain of exactly tc_limit/2 blocks, as on a thread's list:
- * encoded links, RT_STAMP_CACHED, ending in NULL) is first offered to one of
- * RT_XFER_SLOTS slots of its class with one compare-and-swap each, and a
- * refill first takes one with an exchange: no lock, no ABA (a slot only
- * goes NULL -> chain by CAS and chain -> NULL by exchange).  Bound: at most
- * RT_XFER_SLOTS atomic operations either way.  Only threads with their full
- * limits use the slots (their batches are the slots' size), and only with
+ * encoded links, RT_STAMP_CACHED, ending in NULL) is first offered to its
+ * class's ring, a bounded lock-free queue of batches, and a refill first
+ * takes one from it: no lock, no ABA (each cell's sequence number says whose
+ * turn it is).  Bound: at most RT_XFER_TRIES compare-and-swaps either way,
+ * and the atomic adds of the bytes parked.  Only threads with their full
+ * limits use the rings (their batches are the rings' size), and only with
  * one arena (a chain may hold blocks of several arenas otherwise).  The
- * large classes have RT_XFER_BIG_SLOTS slots each, on only in pools where
- * they take at most a quarter of the budget.  The slots' memory (at most
- * RT_XFER_SLOTS batches of every class up to 32 KiB, RT_XFER_BIG_SLOTS of
- * every larger one) comes out of the cache budget, and goes back to the
- * arena before any request fails.
+ * rings' memory (at most xfer_limit bytes over all classes, a sixteenth of
+ * the budget) comes out of the cache budget, and goes back to the arena
+ * before any request fails.
  *
  * Memory held in caches is bounded twice: per thread (tc_limit: 383 KiB of
  * the classes up to 32 KiB, 2.25 MiB of the large classes, 64 KiB .. 1 MiB)
@@ -38,9 +36,10 @@
  * thread takes its share of the classes up to 32 KiB at set-up (the whole
  * 383 KiB while the budget has it, else its limits halved until they fit
  * what is left, down to caching nothing), and its share of the large
- * classes (2.25 MiB, or halved likewise) at its first malloc or free of one
- * of them (or in rtalloc_thread_prepare): threads that never use large
- * blocks leave that part of the budget to the others.  It gives both back
+ * classes (2.25 MiB, or halved likewise; all large shares together at most
+ * half the budget) at its first malloc or free of one of them (or in
+ * rtalloc_thread_prepare): threads that never use large blocks leave that
+ * part of the budget to the others.  It gives both back
  * at exit.  So threads that freed everything and never call again hold at
  * most an eighth of the pool, however many they are.
  *
@@ -98,44 +97,91 @@ static inline uint32_t limit_of(const struct rt_tcache *tc, unsigned c)
 static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
 
 /* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift),
- * and the transfer slots (RT_XFER_BYTES, when they are on). */
+ * and the transfer rings (xfer_limit, when they are on). */
 static size_t cache_used;
 
 static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
 
-#define RT_XFER_SLOTS 4
-#define RT_XFER_BYTES (RT_XFER_SLOTS * RT_TC_FULL / 2)
-/* The large classes have one slot each: a batch of each (2 of 64 KiB, 1 of
- * each larger class) is 2 MiB. */
-#define RT_XFER_BIG_SLOTS 1
-#define RT_XFER_BIG_BYTES ((size_t)RT_XFER_BIG_SLOTS * (2u << 20))
-static inline unsigned xfer_slots(unsigned c) { return c <= RT_NMED ? RT_XFER_SLOTS : RT_XFER_BIG_SLOTS; }
+/* The transfer rings: one per class, a bounded queue of whole batches
+ * (Vyukov's bounded MPMC queue: each cell has a sequence number that says
+ * whose turn it is; a put or take claims a position with one
+ * compare-and-swap, then publishes the cell with one release store).  A
+ * pipeline's freer often lets go of many batches before the allocating
+ * thread runs again (more threads than cores): 4 slots overflowed, and most
+ * batches took the arena lock (bench/rtbench classic xmalloc: 4 producers,
+ * 4 consumers on 2 CPUs, 5x glibc's time).  A ring holds up to xfer_cap(c)
+ * batches, and all rings together at most xfer_limit bytes (a sixteenth of
+ * the cache budget, taken from it when the rings are turned on: with the
+ * large shares' half, 9 threads keep their full small-class shares in a
+ * 64 MiB pool), counted in xfer_parked.  A put or take tries at most
+ * RT_XFER_TRIES positions, then goes to the arena; a thread preempted
+ * between its claim and its publication only makes the others go to the
+ * arena (for that cell), never wait. */
+#define RT_XFER_CAP 128     /* batches in a ring of a small class (a power of 2) */
+#define RT_XFER_MED_CAP 16  /* of a medium class: 16 batches of 32 or 64 KiB */
+#define RT_XFER_BIG_CAP 2   /* of a large class (2: the least the queue works with) */
+#define RT_XFER_TRIES 4     /* positions a put or a take tries before the arena */
+#define RT_XFER_CELLS (RT_NSMALL * RT_XFER_CAP + (RT_NMED - RT_NSMALL) * RT_XFER_MED_CAP + \
+		       (RT_NCLASS - RT_NMED) * RT_XFER_BIG_CAP)
+static inline size_t xfer_cap(unsigned c)
+{
+	return c <= RT_NSMALL ? RT_XFER_CAP : c <= RT_NMED ? RT_XFER_MED_CAP : RT_XFER_BIG_CAP;
+}
+/* Where class c's cells begin in xfer_cell. */
+static inline size_t xfer_first(unsigned c)
+{
+	if (c <= RT_NSMALL)
+		return (c - 1) * RT_XFER_CAP;
+	if (c <= RT_NMED)
+		return RT_NSMALL * RT_XFER_CAP + (c - RT_NSMALL - 1) * RT_XFER_MED_CAP;
+	return RT_NSMALL * RT_XFER_CAP + (RT_NMED - RT_NSMALL) * RT_XFER_MED_CAP +
+	       (c - RT_NMED - 1) * RT_XFER_BIG_CAP;
+}
 /* Blocks of a full batch of class c (a thread with its full limits). */
 static inline unsigned xfer_batch(unsigned c) { return tc_limit[c] > 1 ? tc_limit[c] / 2u : 1u; }
-/* One cache line of slots per class: classes never share a line. */
+static inline size_t xfer_batch_bytes(unsigned c) { return (size_t)xfer_batch(c) * rt_class_size(c); }
+
+/* A cell is one word: the chain's offset from rt_g.base / 16 above bit 16
+ * (spaces up to 2^43 bytes: 39 bits), and below it the cell's sequence
+ * number, minus its index, mod 2^16, so that the zeroed ring is the empty
+ * one (cell i's first turn is position i).  A put at position pos finds the
+ * number pos, a take pos + 1 (both mod 2^16: positions in flight differ by
+ * at most a ring; a stale match fails its compare-and-swap on the full
+ * 64-bit position).  A take reads the chain from the word it matched: once
+ * its position is claimed, no put writes that cell until it is handed back. */
+#define RT_XFER_SEQ 0xffffu
+_Static_assert(RT_XFER_CAP * 4 <= RT_XFER_SEQ, "sequence numbers tell a ring's turns apart");
+static uint64_t xfer_cell[RT_XFER_CELLS] __attribute__((aligned(64)));
 static struct {
-	void *slot[RT_XFER_SLOTS];
-} __attribute__((aligned(64))) xfer[RT_NCLASS + 1];
-/* 0: not decided yet; 1: on up to 32 KiB; 3: on for the large classes too;
- * 2: off (small pool, or several arenas). */
+	size_t put __attribute__((aligned(64)));  /* next position to put at; own cache line */
+	size_t take __attribute__((aligned(64))); /* next position to take from */
+} xfer_pos[RT_NCLASS + 1];
+static size_t xfer_parked __attribute__((aligned(64))); /* bytes in the rings */
+static size_t xfer_limit; /* bytes the rings may hold; set once, before xfer_state */
+/* 0: not decided yet; 1: on; 2: off (small pool, or several arenas). */
 static int xfer_state;
 
-static size_t xfer_bytes(int state)
+static inline uint64_t cell_make(const void *chain, size_t seq, size_t i)
 {
-	return (state & 1 ? RT_XFER_BYTES : 0) + (state == 3 ? RT_XFER_BIG_BYTES : 0);
+	uint64_t off = chain ? ((uintptr_t)chain - rt_g.base) >> 4 : 0;
+	return off << 16 | ((seq - i) & RT_XFER_SEQ);
 }
+static inline size_t cell_seq(uint64_t cell, size_t i) { return (size_t)(cell + i) & RT_XFER_SEQ; }
+static inline void *cell_chain(uint64_t cell) { return (void *)(rt_g.base + ((cell >> 16) << 4)); }
 
-/* Decided once, at the first thread's set-up: on when the budget holds the
- * slots twice over (pools of 16 MiB and more), for the large classes when
- * their slots take at most a quarter of it (64 MiB and more). */
+static size_t xfer_bytes(int state) { return state == 1 ? xfer_limit : 0; }
+
+/* Decided once, at the first thread's set-up: on in pools of 16 MiB and
+ * more (a budget of 2 MiB: the rings may hold 128 KiB). */
 static void xfer_decide(void)
 {
 	if (__atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE))
 		return;
-	int want = rt_g.narenas == 1 && cache_budget() >= 2 * RT_XFER_BYTES ? 1 : 2;
-	if (want == 1 && cache_budget() >= 4 * RT_XFER_BIG_BYTES)
-		want = 3;
+	size_t limit = cache_budget() / 16;
+	int want = rt_g.narenas == 1 && cache_budget() >= ((size_t)2 << 20) ? 1 : 2;
 	int expected = 0;
+	if (want == 1)
+		__atomic_store_n(&xfer_limit, limit, __ATOMIC_RELAXED); /* the winner's value: the same */
 	if (__atomic_compare_exchange_n(&xfer_state, &expected, want, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE))
 		__atomic_fetch_add(&cache_used, xfer_bytes(want), __ATOMIC_RELAXED);
@@ -143,70 +189,154 @@ static void xfer_decide(void)
 
 static inline bool xfer_ok(const struct rt_bin *bin, unsigned c)
 {
-	int state = __atomic_load_n(&xfer_state, __ATOMIC_RELAXED);
-	return bin->limit == tc_limit[c] && (c <= RT_NMED ? state & 1 : state == 3);
+	return bin->limit == tc_limit[c] && __atomic_load_n(&xfer_state, __ATOMIC_ACQUIRE) == 1;
 }
 
-/* Offer the chain first .. last (a full batch) to a slot: true if taken. */
+/* Offer the chain first .. last (a full batch) to class c's ring: true if
+ * taken.  Bound: RT_XFER_TRIES compare-and-swaps, two atomic adds. */
 static bool xfer_put(unsigned c, void *first, void *last)
 {
-	rt_link_set(last, NULL); /* a chain of its own from now on */
-	for (unsigned i = 0; i < xfer_slots(c); i++) { /* bound: RT_XFER_SLOTS */
-		void *expected = NULL;
-		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) == NULL &&
-		    __atomic_compare_exchange_n(&xfer[c].slot[i], &expected, first, false,
-						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
-			return true;
+	size_t bytes = xfer_batch_bytes(c);
+	if (__atomic_fetch_add(&xfer_parked, bytes, __ATOMIC_RELAXED) + bytes >
+	    __atomic_load_n(&xfer_limit, __ATOMIC_RELAXED)) {
+		__atomic_fetch_sub(&xfer_parked, bytes, __ATOMIC_RELAXED);
+		return false;
 	}
+	rt_link_set(last, NULL); /* a chain of its own from now on */
+	uint64_t *cells = &xfer_cell[xfer_first(c)];
+	size_t *put = &xfer_pos[c].put;
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(put, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
+		size_t i = pos & mask;
+		size_t seq = cell_seq(__atomic_load_n(&cells[i], __ATOMIC_ACQUIRE), i);
+		int16_t ahead = (int16_t)(seq - pos);
+		if (ahead == 0) {
+			if (__atomic_compare_exchange_n(put, &pos, pos + 1, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				__atomic_store_n(&cells[i], cell_make(first, pos + 1, i), __ATOMIC_RELEASE);
+				return true;
+			} /* else pos is the position another put took meanwhile */
+		} else if (ahead < 0) {
+			break; /* full: the cell's last batch is not taken yet */
+		} else {
+			pos = __atomic_load_n(put, __ATOMIC_RELAXED);
+		}
+	}
+	__atomic_fetch_sub(&xfer_parked, bytes, __ATOMIC_RELAXED);
 	return false;
 }
 
-/* A full batch of class c from a slot, or NULL. */
+/* A full batch of class c from its ring, or NULL.  Bound: RT_XFER_TRIES
+ * compare-and-swaps, one atomic add. */
 static void *xfer_take(unsigned c)
 {
-	for (unsigned i = 0; i < xfer_slots(c); i++) /* bound: RT_XFER_SLOTS */
-		if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED) != NULL) {
-			void *chain = __atomic_exchange_n(&xfer[c].slot[i], NULL, __ATOMIC_ACQUIRE);
-			if (chain)
-				return chain;
+	uint64_t *cells = &xfer_cell[xfer_first(c)];
+	size_t *take = &xfer_pos[c].take;
+	size_t mask = xfer_cap(c) - 1, pos = __atomic_load_n(take, __ATOMIC_RELAXED);
+	for (unsigned t = 0; t < RT_XFER_TRIES; t++) { /* bound: RT_XFER_TRIES */
+		size_t i = pos & mask;
+		uint64_t cell = __atomic_load_n(&cells[i], __ATOMIC_ACQUIRE);
+		int16_t ahead = (int16_t)(cell_seq(cell, i) - (pos + 1));
+		if (ahead == 0) {
+			if (__atomic_compare_exchange_n(take, &pos, pos + 1, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED)) {
+				__atomic_store_n(&cells[i], cell_make(NULL, pos + mask + 1, i), __ATOMIC_RELEASE);
+				__atomic_fetch_sub(&xfer_parked, xfer_batch_bytes(c), __ATOMIC_RELAXED);
+				return cell_chain(cell);
+			}
+		} else if (ahead < 0) {
+			return NULL; /* empty (or its next batch not published yet) */
+		} else {
+			pos = __atomic_load_n(take, __ATOMIC_RELAXED);
 		}
+	}
 	return NULL;
 }
 
 /* Every parked batch back to the arena (the pool ran out).  Bound:
- * RT_NCLASS * RT_XFER_SLOTS flushes. */
+ * RT_NCLASS * RT_XFER_CAP flushes. */
 void rt_tcache_xfer_drain(void)
 {
-	for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
-		for (void *chain; (chain = xfer_take(c)) != NULL;) /* bound: RT_XFER_SLOTS */
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		void *chain;
+		for (size_t k = 0; k < xfer_cap(c) && (chain = xfer_take(c)) != NULL; k++) /* bound: RT_XFER_CAP */
 			rt_arena_flush(c, chain, xfer_batch(c));
+	}
 }
 
 size_t rt_tcache_xfer_blocks(void)
 {
 	size_t n = 0;
-	for (unsigned c = 1; c <= RT_NCLASS; c++)
-		for (unsigned i = 0; i < xfer_slots(c); i++)
-			if (__atomic_load_n(&xfer[c].slot[i], __ATOMIC_RELAXED))
-				n += xfer_batch(c);
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		size_t put = __atomic_load_n(&xfer_pos[c].put, __ATOMIC_RELAXED);
+		size_t take = __atomic_load_n(&xfer_pos[c].take, __ATOMIC_RELAXED);
+		size_t k = put - take;
+		n += (k > xfer_cap(c) ? xfer_cap(c) : k) * xfer_batch(c);
+	}
 	return n;
 }
 
+/* In the child of fork: a thread that is gone may have claimed a position
+ * and not published it, which would stop the ring there for good.  Keep the
+ * published batches (those of the claims are lost, as the other threads'
+ * caches are), and make each ring anew with them.  Not when this thread
+ * forked from a signal handler inside a slow path: it may be in a put or a
+ * take itself, which it finishes when the handler returns.  Bound:
+ * RT_NCLASS * RT_XFER_CAP cells. */
+static void xfer_fork_child(void)
+{
+	size_t parked = 0;
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		uint64_t *cells = &xfer_cell[xfer_first(c)];
+		size_t put = xfer_pos[c].put, take = xfer_pos[c].take;
+		size_t mask = xfer_cap(c) - 1, kept = 0;
+		uint64_t found[RT_XFER_CAP];
+		for (size_t pos = take; pos != put && kept <= mask; pos++) { /* bound: RT_XFER_CAP */
+			size_t i = pos & mask;
+			if (cell_seq(cells[i], i) == ((pos + 1) & RT_XFER_SEQ))
+				found[kept++] = cells[i];
+		}
+		for (size_t i = 0; i <= mask; i++) /* bound: RT_XFER_CAP */
+			cells[i] = i < kept ? cell_make(cell_chain(found[i]), i + 1, i) : 0;
+		xfer_pos[c].take = 0;
+		xfer_pos[c].put = kept;
+		parked += kept * xfer_batch_bytes(c);
+	}
+	xfer_parked = parked;
+}
+
+/* Bytes of the budget the live threads' large-class shares hold: at most
+ * half the budget (checked before each share is taken; two threads taking
+ * theirs at once may pass it by one share, never the budget itself, which
+ * cache_used bounds exactly).  rtalloc_thread_prepare takes the large share
+ * at once, and every real-time thread calls it: without this cap the first
+ * threads' 2.25 MiB each left the later ones a fraction of their small-class
+ * limits (and batches too small for the transfer rings). */
+static size_t big_used;
 
 /* Take a share of the budget for limits of full bytes: the smallest shift
- * (at most shift_max: nothing cached) whose full >> shift still fits; the
- * bytes taken.  The limits >> shift hold at most full >> shift bytes. */
-static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out)
+ * (at most shift_max: nothing cached) whose full >> shift still fits, in the
+ * budget and, with part, in part_max - *part (added to *part); the bytes
+ * taken.  The limits >> shift hold at most full >> shift bytes. */
+static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out, size_t *part,
+			 size_t part_max)
 {
 	size_t used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
 	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then nothing cached */
 		size_t budget = cache_budget(), left = budget > used ? budget - used : 0;
+		if (part) {
+			size_t p = __atomic_load_n(part, __ATOMIC_RELAXED);
+			size_t part_left = part_max > p ? part_max - p : 0;
+			left = left < part_left ? left : part_left;
+		}
 		unsigned shift = 0;
 		while (shift < shift_max && (full >> shift) > left) /* bound: shift_max, at most 7 */
 			shift++;
 		size_t take = shift < shift_max ? full >> shift : 0;
 		if (__atomic_compare_exchange_n(&cache_used, &used, used + take, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED)) {
+			if (part)
+				__atomic_fetch_add(part, take, __ATOMIC_RELAXED);
 			*shift_out = (uint8_t)shift;
 			return take;
 		}
@@ -217,7 +347,7 @@ static size_t share_take(size_t full, unsigned shift_max, uint8_t *shift_out)
 
 /* This thread's share of the classes up to 32 KiB: its limits are
  * tc_limit >> shift. */
-static void quota_take(struct rt_tcache *tc) { tc->quota = share_take(RT_TC_FULL, RT_TC_SHIFT_MAX, &tc->shift); }
+static void quota_take(struct rt_tcache *tc) { tc->quota = share_take(RT_TC_FULL, RT_TC_SHIFT_MAX, &tc->shift, NULL, 0); }
 
 /* Its share of the large classes, at their first use: a live thread not
  * bound to a heap, once.  Bound: RT_NCLASS - RT_NMED limits set. */
@@ -225,7 +355,8 @@ static void big_take(struct rt_tcache *tc)
 {
 	if (tc->big_taken || tc->state != RT_TC_LIVE || tc->heap)
 		return;
-	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift);
+	tc->big_quota = share_take(RT_TC_BIG, RT_BIG_SHIFT_MAX, &tc->big_shift, &big_used,
+				    cache_budget() / 2);
 	tc->big_taken = 1;
 	if (!rt_g.relock_child) /* else rt_tcache_relocked sets them */
 		for (unsigned c = RT_NMED + 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS - RT_NMED */
@@ -235,6 +366,7 @@ static void big_take(struct rt_tcache *tc)
 static void quota_give_back(struct rt_tcache *tc)
 {
 	__atomic_fetch_sub(&cache_used, tc->quota + tc->big_quota, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&big_used, tc->big_quota, __ATOMIC_RELAXED);
 	tc->quota = 0;
 	tc->big_quota = 0;
 	tc->big_taken = 0;
@@ -299,6 +431,9 @@ void rt_tcache_fork_child(void)
 			 (tc->state == RT_TC_LIVE ? tc->quota + tc->big_quota : 0) +
 				 xfer_bytes(__atomic_load_n(&xfer_state, __ATOMIC_RELAXED)),
 			 __ATOMIC_RELAXED);
+	__atomic_store_n(&big_used, tc->state == RT_TC_LIVE ? tc->big_quota : 0, __ATOMIC_RELAXED);
+	if (!tc->in_slow)
+		xfer_fork_child();
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;
@@ -365,8 +500,8 @@ static void *huge_alloc(struct rt_tcache *tc, uint32_t pages)
 }
 
 /* Before an allocation fails: the memory this thread's own lists hold and
- * the batches parked in the transfer slots go back to the arenas.  Bound:
- * RT_NCLASS flushes and RT_NCLASS * RT_XFER_SLOTS flushes.  True if the
+ * the batches parked in the transfer rings go back to the arenas.  Bound:
+ * RT_NCLASS flushes and RT_NCLASS * RT_XFER_CAP flushes.  True if the
  * thread may try again. */
 static bool reclaim(struct rt_tcache *tc)
 {
