@@ -30,6 +30,7 @@ __attribute__((destructor)) static void stats_at_exit(void)
 	if (rt_tc.state == RT_TC_LIVE)
 		rt_tcache_publish(&rt_tc, 0);
 	rt_stats_report();
+	rt_profile_save(); /* RTALLOC_PROFILE_SAVE (profile.c) */
 	rt_stats_remove();
 }
 
