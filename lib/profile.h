@@ -18,7 +18,7 @@
  *   thread "NAME" class SIZE peak N         per thread name (at most 15 bytes)
  *   heap "NAME" bytes N peak N              a heap's size and high-water mark
  * Names are written between double quotes; '"', '\' and bytes below 0x20 or
- * from 0x7f as \xHH.  Numbers are decimal, at most 2^63 - 1 (peaks: 2^31 - 1).
+ * from 0x7f as \xHH.  Numbers are decimal, at most 2^63 - 1 (a thread's peaks: 2^31 - 1).
  */
 #ifndef RT_PROFILE_H
 #define RT_PROFILE_H

@@ -237,11 +237,15 @@ static const char *parse_line(struct in *in, struct rt_pf *p)
 		if ((e = number(in, NUM_MAX, &p->large_peak)))
 			return e;
 	} else if (word(in, "class")) {
-		if ((e = class_num(in, &c)) || (e = peak(in, &v)))
+		if ((e = class_num(in, &c)))
+			return e;
+		if (!word(in, "peak"))
+			return "'peak' expected";
+		if ((e = number(in, NUM_MAX, &v))) /* a sum over threads */
 			return e;
 		p->class_peak[c] = v;
 	} else if (word(in, "thread")) {
-		char nm[RT_PROFILE_NAME];
+		char nm[RT_PROFILE_NAME] = {0};
 		if ((e = name(in, nm, RT_PROFILE_NAME - 1)) || (e = class_size(in, &c)) || (e = peak(in, &v)))
 			return e;
 		struct rt_pf_thread *t = (struct rt_pf_thread *)rt_pf_thread(p, nm);
