@@ -242,7 +242,7 @@ static unsigned no_threads(void *ctx, unsigned i, unsigned nth, struct rt_tcount
 	return 0;
 }
 
-/* At exit (report.c): the file, written whole under a temporary name and
+/* At exit (report.c, after the exiting thread published its peaks): the file, written whole under a temporary name and
  * renamed over PATH, so that a reader never sees half of one.  One line when
  * it cannot be written. */
 void rt_profile_save(void)
@@ -250,8 +250,6 @@ void rt_profile_save(void)
 	const struct rt_stats_region *r = rt_stats;
 	if (!save_path[0] || !r || !rt_ready())
 		return;
-	if (rt_tc.state == RT_TC_LIVE)
-		rt_profile_publish(&rt_tc);
 	const struct rt_sr_source src = {no_threads, NULL, 1, NULL};
 	static struct rt_sr_figures f;
 	rt_sr_read(r, &src, &f);

@@ -282,10 +282,13 @@ const char *rt_pf_parse(const char *text, size_t len, struct rt_pf *p, unsigned 
 	const char *s = text, *end = text + len;
 	bool first = true;
 	while (s < end) { /* bound: the text, one line a round */
-		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		const char *le = nl ? nl : end;
-		if (memchr(s, '\0', (size_t)(le - s)))
-			return "a NUL byte (not a text file)";
+		const char *le = s;
+		while (le < end && *le != '\n') { /* bound: the text */
+			if (*le == '\0')
+				return "a NUL byte (not a text file)";
+			le++;
+		}
+		const char *nl = le < end ? le : NULL;
 		struct in in = {s, le};
 		if (le > s && le[-1] == '\r')
 			in.end--;
