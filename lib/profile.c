@@ -60,8 +60,21 @@ size_t rt_profile_cache_extra;
 static char save_path[256];
 static char load_path[256];
 static bool loaded;
-static struct rt_pf prof;         /* the profile read at start-up */
-static char text[RT_PF_TEXT_MAX]; /* its file; the file written at exit */
+/* Mapped when a profile is read or written, never before (no memory of a
+ * process that uses none: RLIMIT_DATA counts a library's BSS), and kept. */
+static struct scratch {
+	struct rt_pf prof;         /* the profile read at start-up, or collected at exit */
+	char text[RT_PF_TEXT_MAX]; /* its file; the file written at exit */
+	struct rt_sr_figures f;
+	struct rt_stats_heap heaps[RT_STATS_HEAPS];
+} *sc;
+
+static bool scratch(void)
+{
+	if (!sc)
+		sc = rt_os_map(sizeof(*sc));
+	return sc != NULL;
+}
 
 static void refuse(const char *path, unsigned line, const char *why)
 {
@@ -71,17 +84,21 @@ static void refuse(const char *path, unsigned line, const char *why)
 /* Read the file into text and parse it into prof: true if it is usable. */
 static bool load(const char *path)
 {
-	long n = rt_os_read_file(path, text, sizeof(text));
+	if (!scratch()) {
+		rt_say("RTALLOC_PROFILE=\"%s\": no memory to read it; the profile is ignored", path);
+		return false;
+	}
+	long n = rt_os_read_file(path, sc->text, sizeof(sc->text));
 	if (n < 0) {
 		rt_say("RTALLOC_PROFILE=\"%s\": cannot open it (%s); the profile is ignored", path,
 		       strerrorname_np(errno));
 		return false;
 	}
 	unsigned line;
-	const char *why = rt_pf_parse(text, (size_t)n, &prof, &line);
+	const char *why = rt_pf_parse(sc->text, (size_t)n, &sc->prof, &line);
 	if (why) {
 		refuse(path, line, why);
-		memset(&prof, 0, sizeof(prof));
+		memset(&sc->prof, 0, sizeof(sc->prof));
 		return false;
 	}
 	return true;
@@ -123,8 +140,8 @@ void rt_profile_apply(struct rt_options *o, const struct rtalloc_config *cfg)
 	if (!load(load_path))
 		return;
 	loaded = true;
-	rt_profile_cache_extra = cache_bytes(&prof);
-	uint64_t peak = prof.pool_peak;
+	rt_profile_cache_extra = cache_bytes(&sc->prof);
+	uint64_t peak = sc->prof.pool_peak;
 	uint64_t want = peak + peak / 100 * RT_PROFILE_MARGIN_PCT + (peak % 100) * RT_PROFILE_MARGIN_PCT / 100;
 	want = (want + MIB - 1) & ~(uint64_t)(MIB - 1);
 	if (want < MIB)
@@ -152,7 +169,7 @@ bool rt_profile_wanted(uint32_t want[RT_NCLASS + 1])
 		return false;
 	char name[RT_PROFILE_NAME];
 	rt_os_thread_name(name);
-	const struct rt_pf_thread *t = rt_pf_thread(&prof, name);
+	const struct rt_pf_thread *t = rt_pf_thread(&sc->prof, name);
 	if (!t)
 		return false;
 	want[0] = 0;
@@ -250,20 +267,22 @@ void rt_profile_save(void)
 	const struct rt_stats_region *r = rt_stats;
 	if (!save_path[0] || !r || !rt_ready())
 		return;
+	if (!scratch()) {
+		rt_say("RTALLOC_PROFILE_SAVE=\"%s\": no memory to write it; no profile", save_path);
+		return;
+	}
 	const struct rt_sr_source src = {no_threads, NULL, 1, NULL};
-	static struct rt_sr_figures f;
-	rt_sr_read(r, &src, &f);
-	static struct rt_stats_heap heaps[RT_STATS_HEAPS];
+	rt_sr_read(r, &src, &sc->f);
 	bool torn = false;
-	unsigned nheaps = rt_sr_heaps(r, heaps, &torn);
-	rt_pf_collect(&r->profile, rt_sr_high_water(&f), heaps, nheaps, &prof);
+	unsigned nheaps = rt_sr_heaps(r, sc->heaps, &torn);
+	rt_pf_collect(&r->profile, rt_sr_high_water(&sc->f), sc->heaps, nheaps, &sc->prof);
 	char comment[96];
 	rt_fmt(comment, sizeof(comment), "written by librtalloc %s at the exit of process %d",
 	       RTALLOC_VERSION_STRING, rt_os_getpid());
-	size_t n = rt_pf_format(&prof, comment, text, sizeof(text));
-	if (n >= sizeof(text)) {
+	size_t n = rt_pf_format(&sc->prof, comment, sc->text, sizeof(sc->text));
+	if (n >= sizeof(sc->text)) {
 		rt_say("RTALLOC_PROFILE_SAVE=\"%s\": the profile is longer than %zu bytes; not written", save_path,
-		       sizeof(text) - 1);
+		       sizeof(sc->text) - 1);
 		return;
 	}
 	char tmp[sizeof(save_path) + 16];
@@ -274,7 +293,7 @@ void rt_profile_save(void)
 		       strerrorname_np(errno));
 		return;
 	}
-	int e = rt_os_write_all(fd, text, n);
+	int e = rt_os_write_all(fd, sc->text, n);
 	rt_os_close(fd);
 	if (e != 0 || rt_os_rename(tmp, save_path) != 0) {
 		rt_say("RTALLOC_PROFILE_SAVE=\"%s\": cannot write it (%s); no profile", save_path,

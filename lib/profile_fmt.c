@@ -251,7 +251,7 @@ static const char *parse_line(struct in *in, struct rt_pf *p)
 		struct rt_pf_thread *t = (struct rt_pf_thread *)rt_pf_thread(p, nm);
 		if (!t) {
 			if (p->nthreads == RT_PROFILE_THREADS)
-				return "more thread names than the 64 a profile holds";
+				return "more thread names than the 32 a profile holds";
 			t = &p->threads[p->nthreads++];
 			memcpy(t->name, nm, sizeof(nm));
 		}

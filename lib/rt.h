@@ -361,7 +361,8 @@ struct rt_tcache {
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_rt; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
-	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget),
+			  * or raised by a profile (tcache.c's profile_fill) */
 	uint8_t big_shift; /* the same for the large classes, once big_taken */
 	uint8_t big_taken; /* the large classes' share taken (their first use, or prepare) */
 	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */

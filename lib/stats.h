@@ -164,7 +164,7 @@ struct rt_stats_faults {
  * every word is read whole; two records of one name (a race to claim) are
  * merged by the readers (their maximum). */
 #define RT_PROFILE_VERSION 1
-#define RT_PROFILE_THREADS 64
+#define RT_PROFILE_THREADS 32
 #define RT_PROFILE_CLASSES 18 /* index c = class 1 .. 17 (16 B .. 1 MiB); 0 unused */
 #define RT_PROFILE_NAME 16    /* the kernel's thread names: 15 bytes and a NUL */
 enum { RT_PROF_FREE = 0, RT_PROF_CLAIMED = 1, RT_PROF_NAMED = 2 };

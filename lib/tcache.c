@@ -44,6 +44,14 @@
  * at exit.  So threads that freed everything and never call again hold at
  * most an eighth of the pool, however many they are.
  *
+ * A recorded profile (RTALLOC_PROFILE, profile.c): rtalloc_thread_prepare in
+ * a thread named in it raises the thread's limits to its recorded peaks (at
+ * most RT_PROFILE_BLOCKS_MAX blocks a class), the bytes beyond its share
+ * taken from the profile's reserve (rt_profile_cache_extra: its peaks'
+ * bytes) or else the budget, and fills its lists to them; batches stay at
+ * most RT_BATCH_MAX.  The peaks themselves are noted at refills
+ * (peak_note), off the fast paths.
+ *
  * Counters: the thread's statistics are counted here only (the fast paths'
  * in the bins, the slow paths' and real-time sections' in st), folded here
  * (rt_tcache_publish) and handed to stats.c, which writes the slot: one
@@ -309,6 +317,7 @@ void rt_tcache_fork_child(void)
 			 (tc->state == RT_TC_LIVE ? tc->quota + tc->big_quota : 0) +
 				 xfer_bytes(__atomic_load_n(&xfer_state, __ATOMIC_RELAXED)),
 			 __ATOMIC_RELAXED);
+	__atomic_store_n(&profile_used, tc->state == RT_TC_LIVE ? tc->profile_quota : 0, __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;

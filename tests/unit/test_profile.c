@@ -118,11 +118,11 @@ static void test_bad(void **state)
 	REFUSED("rtalloc-profile 1\npool_peak 1\n", 2, "unknown line");
 	REFUSED("rtalloc-profile 1\npool_peak_bytes 1 2\n", 2, "end of the line");
 	REFUSED("rtalloc-profile 1\npool_peak_bytes 1\0\n", 2, "NUL");
-	/* 65 thread names: one more than a profile holds */
+	/* 33 thread names: one more than a profile holds */
 	size_t n = (size_t)snprintf(buf, sizeof(buf), "rtalloc-profile 1\n");
-	for (int i = 0; i < 65; i++) /* bound: 65 */
+	for (int i = 0; i < 33; i++) /* bound: 33 */
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "thread \"t%d\" class 16 peak 1\n", i);
-	refused(buf, n, 66, "more thread names");
+	refused(buf, n, 34, "more thread names");
 	n = (size_t)snprintf(buf, sizeof(buf), "rtalloc-profile 1\n");
 	for (int i = 0; i < 17; i++) /* bound: 17 */
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "heap \"h%d\" bytes 1 peak 1\n", i);
