@@ -135,12 +135,12 @@ void rt_profile_apply(struct rt_options *o, const struct rtalloc_config *cfg)
 	copy_path("RTALLOC_PROFILE_SAVE", rt_options_env("RTALLOC_PROFILE_SAVE"), save_path, sizeof(save_path));
 	if (!copy_path("RTALLOC_PROFILE", rt_options_env("RTALLOC_PROFILE"), load_path, sizeof(load_path)))
 		return;
-	if (cfg && cfg->memory)
-		return; /* the caller's memory: its size is given */
 	if (!load(load_path))
 		return;
 	loaded = true;
 	rt_profile_cache_extra = cache_bytes(&sc->prof);
+	if (cfg && cfg->memory)
+		return; /* the caller's memory: its size is given */
 	uint64_t peak = sc->prof.pool_peak;
 	uint64_t want = peak + peak / 100 * RT_PROFILE_MARGIN_PCT + (peak % 100) * RT_PROFILE_MARGIN_PCT / 100;
 	want = (want + MIB - 1) & ~(uint64_t)(MIB - 1);
