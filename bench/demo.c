@@ -16,7 +16,10 @@
  * preloaded allocator is librtalloc (found with dlsym, never linked), the
  * task calls rtalloc_thread_prepare() before its loop and marks each cycle's
  * work as a real-time section (rtalloc_rt_begin/rtalloc_rt_end), as a real
- * program would, so that rtalloc-stat shows the loop's sections.
+ * program would, so that rtalloc-stat shows the loop's sections, and reads
+ * rtalloc_stats() after the first FIRST_CYCLES cycles: the slow-path entries
+ * inside their sections (rt_slow_first; bench/demo shows them without and
+ * with a recorded profile, RTALLOC_PROFILE).
  *
  * Results are "R<TAB>demo<TAB>metric<TAB>value" lines, and histograms
  * "H<TAB>kind<TAB>ns<TAB>count" (kind: calls, late, work; ns the lower end
@@ -26,6 +29,7 @@
 #define _GNU_SOURCE /* mallopt, RUSAGE_THREAD, MAP_POPULATE, RTLD_DEFAULT, ... */
 #endif
 #include "rtb_common.h"
+#include "../include/rtalloc.h" /* struct rtalloc_stats only: nothing is linked */
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,6 +40,7 @@
 #include <string.h>
 
 #define MARKER_ID 16 /* strace markers of the periodic loop */
+#define FIRST_CYCLES 10 /* rt_slow_first: slow-path entries in these cycles' sections */
 
 struct block {
 	unsigned char *p;
@@ -55,6 +60,8 @@ struct demo {
 	int (*thread_prepare)(void);
 	void (*rt_begin)(void);
 	void (*rt_end)(void);
+	int (*stats)(struct rtalloc_stats *);
+	uint64_t rt_slow0, rt_slow_first; /* rtalloc_stats().rt_slow before the loop, then of the first cycles */
 };
 
 static void parse_args(struct demo *d, int argc, char **argv)
@@ -113,6 +120,15 @@ static void find_rtalloc(struct demo *d)
 	memcpy(&d->rt_end, &sym, sizeof d->rt_end);
 	if (!d->rt_begin || !d->rt_end)
 		d->rt_begin = d->rt_end = NULL;
+	sym = dlsym(RTLD_DEFAULT, "rtalloc_stats");
+	memcpy(&d->stats, &sym, sizeof d->stats);
+}
+
+/* Slow-path entries inside real-time sections so far (0 without librtalloc). */
+static uint64_t rt_slow_now(struct demo *d)
+{
+	struct rtalloc_stats s = {.size = sizeof(s)};
+	return d->stats && d->stats(&s) == 0 ? s.rt_slow : 0;
 }
 
 static void fill(unsigned char *p, size_t n)
@@ -191,6 +207,8 @@ static void periodic_loop(struct demo *d, uint64_t cycles)
 		rtb_samples_add(&d->work, rtb_ticks() - t0);
 		if (d->rt_end)
 			d->rt_end();
+		if (c + 1 == FIRST_CYCLES || (c + 1 == cycles && cycles < FIRST_CYCLES))
+			d->rt_slow_first = rt_slow_now(d) - d->rt_slow0;
 	}
 }
 
@@ -243,6 +261,7 @@ int main(int argc, char **argv)
 		churn_once(&d);
 	d.calls.n = 0; /* start-up calls are not part of the loop */
 
+	d.rt_slow0 = rt_slow_now(&d);
 	rtb_faults f0 = rtb_faults_self();
 	rtb_marker(MARKER_ID, false);
 	periodic_loop(&d, cycles);
@@ -266,6 +285,7 @@ int main(int argc, char **argv)
 	rtb_emit("demo", "faults_minor", (double)(f1.minor - f0.minor));
 	rtb_emit("demo", "faults_major", (double)(f1.major - f0.major));
 	rtb_emit("demo", "fails", (double)d.fails);
+	rtb_emit("demo", "rt_slow_first", (double)d.rt_slow_first);
 	/* The addresses of the strace markers, for bench/demo to find them. */
 	printf("R\tdemo\tmarker_begin\t%#lx\n", RTB_MARK_BASE + ((2ul * MARKER_ID) << 12));
 	printf("R\tdemo\tmarker_end\t%#lx\n", RTB_MARK_BASE + ((2ul * MARKER_ID + 1) << 12));

@@ -83,6 +83,7 @@ int rt_init(const struct rtalloc_config *cfg)
 	bool retry = false;
 	uint64_t started = rt_os_now_ns();
 	rt_options_read(&rt_g.opt, cfg);
+	rt_profile_apply(&rt_g.opt, cfg); /* RTALLOC_PROFILE: the pool's size (profile.c) */
 	rt_g.key = rt_os_random() | 1; /* odd: never a block address */
 	rt_g.link_key = rt_os_random();
 	int e = rt_os_key_create(&rt_g.thread_key, rt_tcache_thread_exit);

@@ -13,10 +13,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
@@ -284,6 +286,16 @@ void rt_os_futex_wake(uint32_t *word, int n, bool shared)
 
 int rt_os_getpid(void) { return (int)getpid(); }
 int rt_os_gettid(void) { return (int)gettid(); }
+
+void rt_os_thread_name(char name[16])
+{
+	int saved = errno;
+	memset(name, 0, 16);
+	if (prctl(PR_GET_NAME, (unsigned long)name, 0, 0, 0) != 0)
+		name[0] = '\0';
+	name[15] = '\0';
+	errno = saved;
+}
 
 bool rt_os_pid_alive(int pid)
 {

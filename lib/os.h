@@ -154,6 +154,9 @@ RT_HIDDEN void rt_os_futex_wake(uint32_t *word, int n, bool shared);
 
 RT_HIDDEN int rt_os_getpid(void);
 RT_HIDDEN int rt_os_gettid(void);
+/* The calling thread's name (prctl PR_GET_NAME: the kernel's comm, at most
+ * 15 bytes), NUL-terminated; "" when it cannot be read.  errno preserved. */
+RT_HIDDEN void rt_os_thread_name(char name[16]);
 /* Does process pid still exist (kill(pid, 0))?  errno preserved. */
 RT_HIDDEN bool rt_os_pid_alive(int pid);
 RT_HIDDEN uid_t rt_os_uid(void);

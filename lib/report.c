@@ -30,6 +30,9 @@ __attribute__((destructor)) static void stats_at_exit(void)
 	if (rt_tc.state == RT_TC_LIVE)
 		rt_tcache_publish(&rt_tc, 0);
 	rt_stats_report();
+	if (rt_tc.state == RT_TC_LIVE)
+		rt_profile_publish(&rt_tc); /* the exiting thread's peaks, under its name */
+	rt_profile_save(); /* RTALLOC_PROFILE_SAVE (profile.c) */
 	rt_stats_remove();
 }
 

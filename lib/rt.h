@@ -341,7 +341,11 @@ struct rt_bin {
 	uint64_t allocs; /* blocks handed out by rt_malloc_fast, only grows */
 	uint64_t frees;  /* blocks taken back by rt_free_fast, only grows */
 	uint64_t folded_allocs, folded_frees; /* what rt_tcache_publish has added to tc->fold */
-	uintptr_t pad;
+	/* For profile.c's peaks: blocks of this class the slow path took back
+	 * from the program, less those it handed out off the list (a large
+	 * class the thread does not cache): allocs - frees - slow_back blocks
+	 * are out. */
+	int64_t slow_back;
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct rt_bin) == 64, "a bin is one cache line, indexed with one shift");
 
@@ -367,12 +371,18 @@ struct rt_tcache {
 	uint8_t arena; /* arena of this thread's node */
 	uint8_t in_section; /* inside rtalloc_rt_begin() .. rtalloc_rt_end() */
 	uint8_t in_slow; /* inside a slow path (tcache.c): entering another is fatal */
-	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget) */
+	uint8_t shift;   /* the thread's limits are the full ones >> shift (cache budget),
+			  * or raised by a profile (tcache.c's profile_fill) */
 	uint8_t big_shift; /* the same for the large classes, once big_taken */
 	uint8_t big_taken; /* the large classes' share taken (their first use, or prepare) */
 	size_t quota;    /* bytes of the cache budget this thread holds (tcache.c) */
 	size_t big_quota; /* bytes of the budget for the large classes (0 until big_taken) */
 	void *heap;    /* rtalloc_thread_use_heap: malloc draws from this heap (limits 0) */
+	/* profile.c: per class, the most blocks this thread needed cached at
+	 * once (measured at refills, tcache.c); a peak grew since published */
+	uint32_t peak[RT_NCLASS + 1];
+	uint8_t peak_dirty;
+	size_t profile_quota; /* bytes of the profile's reserve its raised limits hold (tcache.c) */
 };
 
 extern __thread struct rt_tcache rt_tc __attribute__((tls_model("initial-exec"))) RT_HIDDEN;
@@ -702,6 +712,25 @@ RT_HIDDEN void rt_stats_failure(void);
 RT_HIDDEN void rt_stats_report_setup(void); /* at init: where RTALLOC_REPORT goes */
 RT_HIDDEN void rt_stats_report(void);       /* at exit */
 extern struct rt_stats_region *rt_stats RT_HIDDEN;
+
+/* ---- profile.c: RTALLOC_PROFILE, RTALLOC_PROFILE_SAVE ----------------------
+ * rt_profile_apply: at initialisation, after rt_options_read and before the
+ * pool is sized (the paths, the file read and checked, the pool's size).
+ * The others are profile.c's hooks for tcache.c and report.c. */
+#define RT_PROFILE_BLOCKS_MAX 512 /* the most blocks of a class a profile fills in */
+RT_HIDDEN void rt_profile_apply(struct rt_options *o, const struct rtalloc_config *cfg);
+/* The calling thread's recorded peaks (its name is in the loaded profile):
+ * true, want[c] blocks of class c (at most RT_PROFILE_BLOCKS_MAX). */
+RT_HIDDEN bool rt_profile_wanted(uint32_t want[RT_NCLASS + 1]);
+/* The thread's peaks to its name's record in the region (a system call: the
+ * name); never on an allocation path. */
+RT_HIDDEN void rt_profile_publish(struct rt_tcache *tc);
+RT_HIDDEN void rt_profile_large(int delta); /* a huge block allocated (+1) or freed (-1) */
+RT_HIDDEN void rt_profile_save(void);       /* at exit: RTALLOC_PROFILE_SAVE */
+/* Bytes the loaded profile's threads cache at their peaks: a reserve beside
+ * the cache budget for their raised limits (tcache.c), so that a pool sized
+ * to the recorded peak still lets them fill. */
+extern size_t rt_profile_cache_extra RT_HIDDEN;
 
 /* ---- options.c ----------------------------------------------------------- */
 RT_HIDDEN void rt_options_read(struct rt_options *o, const struct rtalloc_config *cfg);

@@ -155,6 +155,38 @@ struct rt_stats_faults {
 	struct rt_fault_place places[RT_FAULTS_PLACES];
 };
 
+/* ---- the recorded profile (RTALLOC_PROFILE_SAVE, rtalloc-stat --profile) -------
+ *
+ * Per thread name, the most blocks of each cached class the threads of that
+ * name needed in their cache at once (lib/profile.c says how it is measured),
+ * and the process's large (huge) blocks live at once.  A record is claimed
+ * by one compare-and-swap of state (0 -> 1), named, then published
+ * (state 2); its peaks only grow, by atomic compare-and-swap maxima, written
+ * by the threads of that name when they publish (rtalloc_thread_prepare,
+ * rtalloc_rt_end after a refill, thread exit, process exit).  No seqlock:
+ * every word is read whole; two records of one name (a race to claim) are
+ * merged by the readers (their maximum). */
+#define RT_PROFILE_VERSION 1
+#define RT_PROFILE_THREADS 32
+#define RT_PROFILE_CLASSES 18 /* index c = class 1 .. 17 (16 B .. 1 MiB); 0 unused */
+#define RT_PROFILE_NAME 16    /* the kernel's thread names: 15 bytes and a NUL */
+enum { RT_PROF_FREE = 0, RT_PROF_CLAIMED = 1, RT_PROF_NAMED = 2 };
+struct rt_stats_pthread { /* 96 bytes */
+	uint32_t state; /* RT_PROF_* */
+	uint32_t pad;
+	char name[RT_PROFILE_NAME]; /* NUL-terminated once state is RT_PROF_NAMED */
+	uint32_t peak[RT_PROFILE_CLASSES];
+};
+struct rt_stats_profile {
+	uint32_t version; /* RT_PROFILE_VERSION */
+	uint32_t pad;
+	uint64_t large_live; /* huge blocks live now (atomic adds) */
+	uint64_t large_peak; /* the most live at once, only grows */
+	uint64_t reserved[5];
+	struct rt_stats_pthread threads[RT_PROFILE_THREADS];
+};
+_Static_assert(sizeof(struct rt_stats_pthread) == 96, "profile records are read in words");
+
 struct rt_stats_region {
 	uint64_t magic;     /* RT_STATS_MAGIC once the header is complete */
 	uint32_t version;   /* RT_STATS_VERSION */
@@ -182,6 +214,9 @@ struct rt_stats_region {
 	/* Appended after heaps (a region of the layout before ends at faults:
 	 * RT_STATS_REGION_V2_SIZE): located faults. */
 	struct rt_stats_faults faults;
+	/* Appended after faults (a region of the layout before ends at profile:
+	 * RT_STATS_REGION_V3_SIZE): what the program needed (lib/profile.c). */
+	struct rt_stats_profile profile;
 };
 
 enum {
@@ -197,6 +232,8 @@ _Static_assert(sizeof(struct rt_stats_heap) % 8 == 0, "heap records are read in 
 /* A region of the layout before located faults ends here. */
 #define RT_STATS_REGION_V2_SIZE offsetof(struct rt_stats_region, faults)
 _Static_assert(sizeof(struct rt_stats_faults) % 8 == 0, "the faults part is read in words");
+/* A region of the layout before the profile ends here. */
+#define RT_STATS_REGION_V3_SIZE offsetof(struct rt_stats_region, profile)
 _Static_assert(sizeof(struct rt_tcounters) <= 21 * 8, "counters fit a slot (21 words at most)");
 
 /* Seqlock writer (one writer per record: its owner, or its lock's holder):

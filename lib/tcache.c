@@ -43,6 +43,14 @@
  * at exit.  So threads that freed everything and never call again hold at
  * most an eighth of the pool, however many they are.
  *
+ * A recorded profile (RTALLOC_PROFILE, profile.c): rtalloc_thread_prepare in
+ * a thread named in it raises the thread's limits to its recorded peaks (at
+ * most RT_PROFILE_BLOCKS_MAX blocks a class), the bytes beyond its share
+ * taken from the profile's reserve (rt_profile_cache_extra: its peaks'
+ * bytes) or else the budget, and fills its lists to them; batches stay at
+ * most RT_BATCH_MAX.  The peaks themselves are noted at refills
+ * (peak_note), off the fast paths.
+ *
  * Counters: the thread's statistics are counted here only (the fast paths'
  * in the bins, the slow paths' and real-time sections' in st), folded here
  * (rt_tcache_publish) and handed to stats.c, which writes the slot: one
@@ -93,14 +101,21 @@ static inline uint32_t limit_of(const struct rt_tcache *tc, unsigned c)
 		return (uint32_t)tc_limit[c] >> tc->shift;
 	return tc->big_taken && c <= RT_NCLASS ? (uint32_t)tc_limit[c] >> tc->big_shift : 0;
 }
-/* Blocks a refill or flush moves: half the thread's limit of the class. */
-static inline unsigned batch_of(const struct rt_bin *bin) { return bin->limit > 1 ? bin->limit / 2u : 1u; }
+/* Blocks a refill or flush moves: half the thread's limit of the class, at
+ * most RT_BATCH_MAX (a profile raises limits beyond tc_limit: profile_fill). */
+static inline unsigned batch_of(const struct rt_bin *bin)
+{
+	return bin->limit > 2 * RT_BATCH_MAX ? RT_BATCH_MAX : bin->limit > 1 ? bin->limit / 2u : 1u;
+}
 
 /* Bytes of the cache budget the live threads hold (their RT_TC_FULL >> shift),
  * and the transfer rings (xfer_limit, when they are on). */
 static size_t cache_used;
 
 static size_t cache_budget(void) { return __atomic_load_n(&rt_g.pool_bytes, __ATOMIC_RELAXED) / 8; }
+/* Bytes of the loaded profile's reserve (rt_profile_cache_extra) the
+ * threads' raised limits hold (profile_fill). */
+static size_t profile_used;
 
 /* The transfer rings: one per class, a bounded queue of whole batches
  * (Vyukov's bounded MPMC queue: each cell has a sequence number that says
@@ -367,6 +382,8 @@ static void quota_give_back(struct rt_tcache *tc)
 {
 	__atomic_fetch_sub(&cache_used, tc->quota + tc->big_quota, __ATOMIC_RELAXED);
 	__atomic_fetch_sub(&big_used, tc->big_quota, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&profile_used, tc->profile_quota, __ATOMIC_RELAXED);
+	tc->profile_quota = 0;
 	tc->quota = 0;
 	tc->big_quota = 0;
 	tc->big_taken = 0;
@@ -381,6 +398,8 @@ void *rt_list_corrupt(const void *p)
 void rt_tcache_thread_exit(void *arg)
 {
 	struct rt_tcache *tc = arg;
+	if (tc->peak_dirty)
+		rt_profile_publish(tc); /* while the thread still has its name */
 	rt_tcache_flush_all(tc);
 	quota_give_back(tc);
 	tc->state = RT_TC_DEAD;
@@ -434,6 +453,7 @@ void rt_tcache_fork_child(void)
 	__atomic_store_n(&big_used, tc->state == RT_TC_LIVE ? tc->big_quota : 0, __ATOMIC_RELAXED);
 	if (!tc->in_slow)
 		xfer_fork_child();
+	__atomic_store_n(&profile_used, tc->state == RT_TC_LIVE ? tc->profile_quota : 0, __ATOMIC_RELAXED);
 	if (tc->state == RT_TC_LIVE && !tc->heap)
 		for (unsigned c = 1; c <= RT_NCLASS; c++) /* bound: RT_NCLASS */
 			tc->bin[c].limit = 0;
@@ -527,10 +547,24 @@ static void *out_of_memory(struct rt_tcache *tc, size_t n)
 	return NULL;
 }
 
-/* A slow path entered while the same thread is inside one: a signal handler
- * (or an asynchronous callback) that interrupted malloc or free calls them
- * again.  Going on would deadlock on the arena lock the interrupted call
- * holds, or corrupt the list it is changing: say why, and abort. */
+/* The profile's measure (profile.c): at a refill the list of class c is
+ * empty, so the blocks of c this thread has taken and not given back itself,
+ * plus the batch it now holds, bound what it has needed cached at once since
+ * its previous refill.  The slow path only: the fast paths count as ever. */
+static inline void peak_note(struct rt_tcache *tc, const struct rt_bin *bin, unsigned c, unsigned got)
+{
+	int64_t live = (int64_t)(bin->allocs - bin->frees) - bin->slow_back;
+	uint64_t need = (live > 0 ? (uint64_t)live : 0) + got;
+	if (need > RT_PROFILE_BLOCKS_MAX)
+		need = RT_PROFILE_BLOCKS_MAX;
+	if (need > tc->peak[c]) {
+		tc->peak[c] = (uint32_t)need;
+		tc->peak_dirty = 1;
+	}
+}
+
+/* malloc's slow path in a set-up library: refills, large and huge blocks,
+ * out of memory (alloc.c's rt_malloc_slow calls it under the re-entry guard). */
 void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 {
 	if (rt_unlikely(tc->state != RT_TC_LIVE) && thread_setup(tc) != 0) {
@@ -558,6 +592,11 @@ void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 			return out_of_memory(tc, n);
 		p[1] = NULL; /* its pages may have held free blocks: no stale stamp */
 		rt_probe2(large_alloc, (uint64_t)RT_PAGE_SIZE << order, 1ULL << order);
+		if (c <= RT_NCLASS) { /* a large class not cached: counted out for the profile */
+			tc->bin[c].slow_back--;
+			peak_note(tc, &tc->bin[c], c, 0);
+		}
+		rt_profile_large(1);
 		tc->st.mallocs++;
 		tc->st.bytes_allocated += (uint64_t)pages << RT_PAGE_SHIFT;
 		return p;
@@ -581,6 +620,8 @@ void *rt_tcache_malloc(struct rt_tcache *tc, size_t n)
 		tc->st.refills++;
 		rt_probe2(refill, c, got);
 		rt_tcache_publish(tc, c);
+		if (!single)
+			peak_note(tc, bin, c, got);
 		if (single) {
 			((void **)head)[1] = NULL;
 			tc->st.mallocs++;
@@ -612,9 +653,12 @@ void rt_tcache_free(struct rt_tcache *tc, void *ptr, struct rt_page *pg, const c
 	tc->st.frees++;
 	tc->st.bytes_freed += size;
 	tc->st.sect_slow += tc->in_section;
+	if (size <= RT_CACHE_MAX)
+		tc->bin[rt_class_of(size)].slow_back++; /* the profile's count of what came back */
 	if (rt_load(&pg->cls) == RT_CLS_HUGE) {
 		rt_probe1(large_free, size);
 		rt_arena_huge_free(ptr, pg);
+		rt_profile_large(-1);
 		return;
 	}
 	unsigned c = rt_class_of(size);
@@ -760,6 +804,8 @@ void rt_tcache_section_end(void)
 	rt_probe2(rt_end, tc->st.sections, minflt - tc->sect_minflt_at);
 	tc->in_section = 0;
 	rt_tcache_publish(tc, 0);
+	if (tc->peak_dirty)
+		rt_profile_publish(tc); /* a refill in the section raised a peak */
 }
 
 const char *rt_tcache_check(void)
@@ -783,6 +829,72 @@ const char *rt_tcache_check(void)
 	return NULL;
 }
 
+
+/* Raise class c's limit to want blocks: the bytes beyond the thread's
+ * share come from the cache budget (all or nothing), given back with its
+ * quota at exit.  rt_tcache_restore_limits (after a reclaim, or fork) sets
+ * the budget's limits again. */
+static void limit_raise(struct rt_tcache *tc, unsigned c, uint32_t want)
+{
+	struct rt_bin *bin = &tc->bin[c];
+	if (want <= bin->limit)
+		return;
+	size_t extra = (size_t)(want - bin->limit) * rt_class_size(c);
+	/* the profile's reserve first, then the budget */
+	size_t used = __atomic_load_n(&profile_used, __ATOMIC_RELAXED);
+	for (int tries = 0; tries < 64; tries++) /* bound: 64 attempts */
+		if (used + extra <= rt_profile_cache_extra &&
+		    __atomic_compare_exchange_n(&profile_used, &used, used + extra, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			tc->profile_quota += extra;
+			bin->limit = want;
+			return;
+		}
+	used = __atomic_load_n(&cache_used, __ATOMIC_RELAXED);
+	for (int tries = 0; tries < 64; tries++) { /* bound: 64 attempts, then not raised */
+		if (used + extra > cache_budget())
+			return;
+		if (__atomic_compare_exchange_n(&cache_used, &used, used + extra, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			if (c <= RT_NMED)
+				tc->quota += extra;
+			else
+				tc->big_quota += extra;
+			bin->limit = want;
+			return;
+		}
+	}
+}
+
+/* Fill the lists to the thread's recorded peaks (RTALLOC_PROFILE): its
+ * limits raised, then refills of at most RT_BATCH_MAX blocks each.  What it
+ * filled counts as its peaks, so a run with the profile records them again. */
+static void profile_fill(struct rt_tcache *tc, const uint32_t want[RT_NCLASS + 1])
+{
+	for (unsigned c = 1; c <= RT_NCLASS; c++) { /* bound: RT_NCLASS */
+		struct rt_bin *bin = &tc->bin[c];
+		limit_raise(tc, c, want[c]);
+		uint32_t target = want[c] < bin->limit ? want[c] : bin->limit;
+		/* bound: RT_PROFILE_BLOCKS_MAX refills (each at least one block) */
+		for (unsigned i = 0; bin->count < target && i < RT_PROFILE_BLOCKS_MAX; i++) {
+			unsigned ask = target - bin->count < RT_BATCH_MAX ? target - bin->count : RT_BATCH_MAX;
+			void *head;
+			unsigned got = refill(tc, c, ask, &head);
+			if (!got)
+				break;
+			void **last = head;
+			for (unsigned k = 1; k < got; k++) /* bound: RT_BATCH_MAX */
+				last = rt_link_get(last);
+			rt_link_set(last, bin->head);
+			bin->head = head;
+			bin->count += got;
+		}
+		if (want[c] && bin->count > tc->peak[c]) {
+			tc->peak[c] = bin->count;
+			tc->peak_dirty = 1;
+		}
+	}
+}
 
 int rt_tcache_prepare(void)
 {
@@ -810,5 +922,10 @@ int rt_tcache_prepare(void)
 		bin->head = head;
 		bin->count += got;
 	}
+	uint32_t want[RT_NCLASS + 1];
+	if (rt_profile_wanted(want)) /* the thread's name is in RTALLOC_PROFILE */
+		profile_fill(tc, want);
+	if (tc->peak_dirty)
+		rt_profile_publish(tc);
 	return 0;
 }

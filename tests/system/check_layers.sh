@@ -13,7 +13,7 @@ shift
 # file -> layer (0 = bottom).  Files of one layer may call each other.
 declare -A layer=(
 	[os]=0 [glue]=0 [say]=0 [lock]=0 [options]=0
-	[buddy]=1 [stats]=1 [statread]=1 [faults]=1 [faults_sym]=1
+	[buddy]=1 [stats]=1 [statread]=1 [profile]=1 [profile_fmt]=1 [faults]=1 [faults_sym]=1
 	[arena]=2
 	[pool]=3 [limits]=3 [mlock]=3
 	[tcache]=4

@@ -6,6 +6,7 @@
  *   rtalloc-stat [--json] -w SECONDS [-c N] PID a row of changes per interval
  *   rtalloc-stat [--json] -- CMD [ARGS...]      run CMD under librtalloc, report at its exit
  *   rtalloc-stat [--json] -l                    this user's processes running librtalloc
+ *   rtalloc-stat --profile PID                  its recorded profile (lib/profile.h)
  *
  * Sources: the process's statistics region (lib/stats.h: a file
  * rtalloc-<uid>-<pid>.stats in its $XDG_RUNTIME_DIR, else /dev/shm, mapped
@@ -44,6 +45,7 @@ static void help(void)
 	       "       " PROG " [--json] -w SECONDS [-c COUNT] PID\n"
 	       "       " PROG " [--json] -- COMMAND [ARGS...]\n"
 	       "       " PROG " [--json] -l\n"
+	       "       " PROG " --profile PID\n"
 	       "Show the statistics of a process running librtalloc: page faults (process, per thread,\n"
 	       "since initialisation, inside real-time sections), pool use and high-water mark, size\n"
 	       "classes, pool growths, failed allocations and whether memory is locked.\n"
@@ -58,6 +60,8 @@ static void help(void)
 	       "                      the stale files of processes that no longer exist (never removed)\n"
 	       "      --clean         with -l: remove those stale files that are this user's own\n"
 	       "  -j, --json          JSON: one object (one per line with -w)\n"
+	       "      --profile       the process's recorded profile (what RTALLOC_PROFILE_SAVE\n"
+	       "                      writes at exit) on standard output\n"
 	       "  -h, --help          this help\n"
 	       "  -V, --version       the version\n"
 	       "\n"
@@ -82,10 +86,10 @@ int main(int argc, char **argv)
 		{"watch", required_argument, NULL, 'w'}, {"count", required_argument, NULL, 'c'},
 		{"list", no_argument, NULL, 'l'},        {"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
-		{"clean", no_argument, NULL, 'C'},
+		{"clean", no_argument, NULL, 'C'},       {"profile", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	bool json = false, list = false, watch = false, clean = false;
+	bool json = false, list = false, watch = false, clean = false, profile = false;
 	double interval = 0;
 	long count = 0;
 	opterr = 0;
@@ -106,6 +110,7 @@ int main(int argc, char **argv)
 		}
 		case 'l': list = true; break;
 		case 'C': clean = true; break;
+		case 'P': profile = true; break;
 		case 'j': json = true; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': printf(PROG " (librtalloc) %s\n", RTALLOC_STAT_VERSION); return EXIT_OK;
@@ -123,6 +128,8 @@ int main(int argc, char **argv)
 		usage_error("-c goes with -w");
 	if (clean && !list)
 		usage_error("--clean goes with -l");
+	if (profile && (dashdash || list || watch || json))
+		usage_error("--profile takes one PID and no other option");
 	if (dashdash) {
 		if (list || watch)
 			usage_error("-- COMMAND cannot be combined with -l or -w");
@@ -140,6 +147,8 @@ int main(int argc, char **argv)
 	pid_t pid;
 	if (!parse_pid(argv[optind], &pid))
 		usage_error("'%s' is not a process ID (to run a command: " PROG " -- COMMAND)", argv[optind]);
+	if (profile)
+		return cmd_profile(pid);
 	return watch ? cmd_watch(pid, interval, count, json) : cmd_snapshot(pid, json);
 }
 

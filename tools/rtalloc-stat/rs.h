@@ -16,6 +16,7 @@
  *   watch.c     -w: a row of changes per interval
  *   run.c       -- CMD: run a command under librtalloc, report at its exit
  *   list.c      -l: this user's processes running librtalloc
+ *   profile.c   --profile PID: the recorded profile (lib/profile.h)
  *   main.c      options
  *
  * Everything read from a region, a shared heap's object or /proc is another
@@ -215,6 +216,8 @@ void j_rt_faults(const struct snap *s);
 void j_lock_waits(const struct snap *s);
 void j_events(const struct snap *s, uint64_t ref_ns, const char *ago_key_grow, const char *ago_key_fail);
 int cmd_snapshot(pid_t pid, bool json);
+/* ---- profile.c: --profile PID, the recorded profile on stdout ---- */
+int cmd_profile(pid_t pid);
 
 /* ---- places.c: RTALLOC_FAULTS=locate's places (pid: to name them) ---- */
 void text_fault_places(pid_t pid, const struct snap *s);
