@@ -396,8 +396,8 @@ static void *prep_thread(void *arg)
 {
 	unsigned i = (unsigned)(uintptr_t)arg;
 	rtalloc_thread_prepare();
-	prep_limit[i] = rt_tc.bin[3].limit; /* 64 B: 64 with the full share */
-	prep_big[i] = rt_tc.bin[FIRST_BIG].limit;
+	__atomic_store_n(&prep_big[i], rt_tc.bin[FIRST_BIG].limit, __ATOMIC_RELEASE);
+	__atomic_store_n(&prep_limit[i], rt_tc.bin[3].limit, __ATOMIC_RELEASE); /* 64 B: 64 with the full share */
 	pthread_barrier_wait(&prep_done); /* each holds its share until all have one */
 	return NULL;
 }

@@ -218,9 +218,25 @@ static int child_takes_parked(void *arg)
 	return rtalloc_check() == 0 ? 0 : 6;
 }
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#endif
+
 static void parked_batches_survive_fork(void **state)
 {
 	UNUSED_STATE(state);
+#ifdef UNDER_TSAN
+	/* ThreadSanitizer does not model a lock the pthread_atfork prepare
+	 * handler takes and the child handler makes anew (fork.c): it reports
+	 * a double lock at the child's next arena operation.  The other builds
+	 * run this test. */
+	skip();
+#endif
 	rt_tcache_xfer_drain();
 	flush_my_cache();
 	for (int i = 0; i < N; i++) {

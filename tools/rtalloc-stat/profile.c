@@ -12,6 +12,10 @@
 #include "profile.h"
 #include "rs.h"
 
+#ifndef RTALLOC_STAT_VERSION /* built into the fuzz target without the tool's flags */
+#define RTALLOC_STAT_VERSION "unknown"
+#endif
+
 /* The region's profile part, if its size covers it: copied into *out. */
 static bool profile_part(const struct region *r, struct rt_stats_profile *out)
 {
